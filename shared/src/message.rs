@@ -1,0 +1,316 @@
+//! The v1 queue message: one JSON object per SQS message, whoever produced it.
+//!
+//! ```json
+//! {"version":1,"reportId":"...","userId":"...","bureau":"experian","score":812,
+//!  "reportedAt":"2026-11-28T10:00:00Z","source":"api","receivedAt":"2026-11-28T10:00:01Z"}
+//! ```
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+use crate::domain::{
+    format_utc_millis, Bureau, FieldError, ReportId, ReportedAt, Score, ScoreReport, UserId,
+    ValidationErrors,
+};
+use crate::json_fields::{parse_object, BodyError, FieldReader};
+
+/// The only contract version this build understands.
+pub const MESSAGE_VERSION: u64 = 1;
+
+/// The SQS message attribute carrying the correlation id end to end.
+pub const CORRELATION_ID_ATTRIBUTE: &str = "correlationId";
+
+const FIELDS: [&str; 8] = [
+    "version",
+    "reportId",
+    "userId",
+    "bureau",
+    "score",
+    "reportedAt",
+    "source",
+    "receivedAt",
+];
+
+/// The v1 message as it appears on the wire. Producers in other languages validate against
+/// the JSON Schema generated from this type.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ScoreMessageV1 {
+    /// Contract version; always 1.
+    pub version: u64,
+    /// Idempotency key: the same reportId for the same user always maps to one table item.
+    pub report_id: String,
+    pub user_id: String,
+    pub bureau: String,
+    pub score: u64,
+    /// RFC 3339; at most 5 minutes in the future.
+    pub reported_at: String,
+    /// `api`, or `batch:<producer-name>`.
+    pub source: String,
+    /// When the producer received the score (RFC 3339); optional for batch producers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub received_at: Option<String>,
+}
+
+/// Who put a message on the queue: the HTTP API, or a named batch producer.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum MessageSource {
+    Api,
+    Batch(String),
+}
+
+impl MessageSource {
+    pub fn parse(value: &str) -> Result<Self, FieldError> {
+        if value == "api" {
+            return Ok(Self::Api);
+        }
+        match value.strip_prefix("batch:") {
+            Some(name)
+                if !name.is_empty()
+                    && name.len() <= 64
+                    && name
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b)) =>
+            {
+                Ok(Self::Batch(name.to_owned()))
+            }
+            _ => Err(FieldError::new(
+                "source",
+                "must be \"api\" or \"batch:<producer-name>\" (1..64 of [A-Za-z0-9_.-])",
+            )),
+        }
+    }
+}
+
+impl fmt::Display for MessageSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Api => f.write_str("api"),
+            Self::Batch(name) => write!(f, "batch:{name}"),
+        }
+    }
+}
+
+/// A validated queue message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScoreMessage {
+    pub report: ScoreReport,
+    pub source: MessageSource,
+    pub received_at: Option<OffsetDateTime>,
+}
+
+/// Why a message body is not a valid v1 message. All of these are permanent: retrying the
+/// same bytes can never succeed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MessageError {
+    #[error("{0}")]
+    Body(#[from] BodyError),
+    #[error("unsupported message version {0}; this worker understands version 1")]
+    UnknownVersion(String),
+    #[error("contract violation: {0}")]
+    Invalid(#[from] ValidationErrors),
+}
+
+impl MessageError {
+    /// A short stable code for DLQ attributes and metrics.
+    pub fn reason_code(&self) -> &'static str {
+        match self {
+            Self::Body(BodyError::Empty) => "empty_body",
+            Self::Body(BodyError::NotJson(_)) => "invalid_json",
+            Self::Body(BodyError::NotAnObject) => "not_an_object",
+            Self::UnknownVersion(_) => "unknown_version",
+            Self::Invalid(_) => "contract_violation",
+        }
+    }
+}
+
+impl ScoreMessage {
+    /// Parses and validates one message body. `now` bounds `reportedAt`.
+    pub fn parse(body: &str, now: OffsetDateTime) -> Result<Self, MessageError> {
+        let object = parse_object(body.as_bytes())?;
+        match object.get("version") {
+            Some(serde_json::Value::Number(n)) if n.as_u64() == Some(MESSAGE_VERSION) => {}
+            Some(other) => {
+                let shown: String = other.to_string().chars().take(32).collect();
+                return Err(MessageError::UnknownVersion(shown));
+            }
+            None => {
+                return Err(ValidationErrors::single("version", "is required").into());
+            }
+        }
+        let mut r = FieldReader::new(&object);
+        r.reject_unknown(&FIELDS);
+        let report_id = r
+            .required_str("reportId")
+            .and_then(|v| ReportId::parse(v).map_err(|e| r.push(e)).ok());
+        let user_id = r
+            .required_str("userId")
+            .and_then(|v| UserId::parse(v).map_err(|e| r.push(e)).ok());
+        let bureau = r
+            .required_str("bureau")
+            .and_then(|v| Bureau::parse(v).map_err(|e| r.push(e)).ok());
+        let raw_score = r.required_u64("score");
+        let score = match (bureau, raw_score) {
+            (Some(b), Some(s)) => Score::parse(b, s).map_err(|e| r.push(e)).ok(),
+            _ => None,
+        };
+        let reported_at = r
+            .required_str("reportedAt")
+            .and_then(|v| ReportedAt::parse(v, now).map_err(|e| r.push(e)).ok());
+        let source = r
+            .required_str("source")
+            .and_then(|v| MessageSource::parse(v).map_err(|e| r.push(e)).ok());
+        let received_at = match r.optional_str("receivedAt") {
+            Some(v) => match OffsetDateTime::parse(v, &Rfc3339) {
+                Ok(t) => Some(t),
+                Err(_) => {
+                    r.push(FieldError::new(
+                        "receivedAt",
+                        "must be an RFC 3339 timestamp",
+                    ));
+                    None
+                }
+            },
+            None => None,
+        };
+        match (report_id, user_id, bureau, score, reported_at, source) {
+            (
+                Some(report_id),
+                Some(user_id),
+                Some(bureau),
+                Some(score),
+                Some(reported_at),
+                Some(source),
+            ) if !r.has_errors() => Ok(Self {
+                report: ScoreReport {
+                    report_id,
+                    user_id,
+                    bureau,
+                    score,
+                    reported_at,
+                },
+                source,
+                received_at,
+            }),
+            _ => Err(r
+                .finish()
+                .err()
+                .unwrap_or_else(|| ValidationErrors::single("message", "is incomplete"))
+                .into()),
+        }
+    }
+
+    pub fn to_wire(&self) -> ScoreMessageV1 {
+        ScoreMessageV1 {
+            version: MESSAGE_VERSION,
+            report_id: self.report.report_id.to_string(),
+            user_id: self.report.user_id.to_string(),
+            bureau: self.report.bureau.to_string(),
+            score: u64::from(self.report.score.value()),
+            reported_at: self.report.reported_at.to_string(),
+            source: self.source.to_string(),
+            received_at: self.received_at.map(format_utc_millis),
+        }
+    }
+
+    /// The message body to send.
+    pub fn to_json(&self) -> String {
+        // Serialising a struct of strings and integers cannot fail.
+        serde_json::to_string(&self.to_wire()).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    const NOW: OffsetDateTime = datetime!(2026-11-28 10:00:00 UTC);
+
+    fn valid() -> serde_json::Value {
+        serde_json::json!({"version":1,"reportId":"r-1","userId":"alice","bureau":"experian",
+            "score":812,"reportedAt":"2026-11-28T09:00:00Z","source":"api",
+            "receivedAt":"2026-11-28T09:00:01Z"})
+    }
+
+    #[test]
+    fn parses_the_documented_example() {
+        let m = ScoreMessage::parse(&valid().to_string(), NOW).unwrap();
+        assert_eq!(m.report.user_id.as_str(), "alice");
+        assert_eq!(m.report.score.value(), 812);
+        assert_eq!(m.source, MessageSource::Api);
+    }
+
+    #[test]
+    fn round_trips_through_json() {
+        let m = ScoreMessage::parse(&valid().to_string(), NOW).unwrap();
+        assert_eq!(ScoreMessage::parse(&m.to_json(), NOW), Ok(m));
+    }
+
+    #[test]
+    fn received_at_is_optional_for_producers() {
+        let mut v = valid();
+        v.as_object_mut().map(|o| o.remove("receivedAt"));
+        v["source"] = "batch:bureau-import".into();
+        let m = ScoreMessage::parse(&v.to_string(), NOW).unwrap();
+        assert_eq!(m.received_at, None);
+        assert_eq!(m.source, MessageSource::Batch("bureau-import".into()));
+    }
+
+    #[test]
+    fn unknown_version_is_its_own_failure() {
+        let mut v = valid();
+        v["version"] = 2.into();
+        let err = ScoreMessage::parse(&v.to_string(), NOW).unwrap_err();
+        assert_eq!(err.reason_code(), "unknown_version");
+        v["version"] = "1".into();
+        let err = ScoreMessage::parse(&v.to_string(), NOW).unwrap_err();
+        assert_eq!(err.reason_code(), "unknown_version");
+    }
+
+    #[test]
+    fn names_every_violated_field() {
+        let body = r#"{"version":1,"reportId":"a b","userId":"","bureau":"fico","score":-1,
+            "reportedAt":"soon","source":"ftp","extra":1}"#;
+        let err = ScoreMessage::parse(body, NOW).unwrap_err();
+        let MessageError::Invalid(errors) = &err else {
+            panic!("expected a contract violation, got {err:?}");
+        };
+        let mut fields: Vec<&str> = errors.fields().collect();
+        fields.sort_unstable();
+        assert_eq!(
+            fields,
+            [
+                "bureau",
+                "extra",
+                "reportId",
+                "reportedAt",
+                "score",
+                "source",
+                "userId"
+            ]
+        );
+        assert_eq!(err.reason_code(), "contract_violation");
+    }
+
+    #[test]
+    fn classifies_non_json_bodies() {
+        assert_eq!(
+            ScoreMessage::parse("not json", NOW)
+                .unwrap_err()
+                .reason_code(),
+            "invalid_json"
+        );
+        assert_eq!(
+            ScoreMessage::parse("[]", NOW).unwrap_err().reason_code(),
+            "not_an_object"
+        );
+        assert_eq!(
+            ScoreMessage::parse("", NOW).unwrap_err().reason_code(),
+            "empty_body"
+        );
+    }
+}
