@@ -1,0 +1,113 @@
+//! Sending poison messages to the dead-letter queue with the reason they failed.
+
+use std::collections::HashMap;
+
+use anyhow::Context;
+use async_trait::async_trait;
+use aws_sdk_sqs::types::MessageAttributeValue;
+use shared::message::CORRELATION_ID_ATTRIBUTE;
+
+/// Attribute names on dead-lettered messages; operators filter and count by them.
+pub const REASON_ATTRIBUTE: &str = "failureReason";
+pub const DETAIL_ATTRIBUTE: &str = "failureDetail";
+pub const ORIGINAL_MESSAGE_ID_ATTRIBUTE: &str = "originalMessageId";
+pub const FAILED_AT_ATTRIBUTE: &str = "failedAt";
+
+/// SQS rejects an empty body; a message that had none is kept visible as such.
+const EMPTY_BODY_PLACEHOLDER: &str = "<empty body>";
+const MAX_DETAIL_CHARS: usize = 1024;
+
+/// A message that can never succeed, with why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetter {
+    pub original_message_id: String,
+    pub body: String,
+    pub reason_code: &'static str,
+    pub detail: String,
+    pub correlation_id: Option<String>,
+}
+
+#[async_trait]
+pub trait DeadLetterQueue: Send + Sync {
+    /// Sends one message to the DLQ; only an acknowledged send counts as done.
+    async fn send(&self, letter: &DeadLetter) -> anyhow::Result<()>;
+}
+
+/// [`DeadLetterQueue`] on an SQS queue.
+pub struct SqsDeadLetterQueue {
+    pub client: aws_sdk_sqs::Client,
+    pub queue_url: String,
+}
+
+/// SQS accepts only some characters in attribute values; details may quote field names
+/// from the bad message, so anything unusual is replaced.
+fn sanitize(text: &str) -> String {
+    text.chars()
+        .take(MAX_DETAIL_CHARS)
+        .map(|c| if c.is_control() && c != '\n' { '?' } else { c })
+        .collect()
+}
+
+fn string_attribute(value: &str) -> anyhow::Result<MessageAttributeValue> {
+    Ok(MessageAttributeValue::builder()
+        .data_type("String")
+        .string_value(value)
+        .build()?)
+}
+
+#[async_trait]
+impl DeadLetterQueue for SqsDeadLetterQueue {
+    async fn send(&self, letter: &DeadLetter) -> anyhow::Result<()> {
+        let body = if letter.body.is_empty() {
+            EMPTY_BODY_PLACEHOLDER
+        } else {
+            letter.body.as_str()
+        };
+        let mut attributes = HashMap::from([
+            (
+                REASON_ATTRIBUTE.to_owned(),
+                string_attribute(letter.reason_code)?,
+            ),
+            (
+                DETAIL_ATTRIBUTE.to_owned(),
+                string_attribute(&sanitize(&letter.detail))?,
+            ),
+            (
+                ORIGINAL_MESSAGE_ID_ATTRIBUTE.to_owned(),
+                string_attribute(&sanitize(&letter.original_message_id))?,
+            ),
+            (
+                FAILED_AT_ATTRIBUTE.to_owned(),
+                string_attribute(&shared::domain::format_utc_millis(
+                    time::OffsetDateTime::now_utc(),
+                ))?,
+            ),
+        ]);
+        if let Some(id) = letter.correlation_id.as_deref().filter(|id| !id.is_empty()) {
+            attributes.insert(
+                CORRELATION_ID_ATTRIBUTE.to_owned(),
+                string_attribute(&sanitize(id))?,
+            );
+        }
+        self.client
+            .send_message()
+            .queue_url(&self.queue_url)
+            .message_body(body)
+            .set_message_attributes(Some(attributes))
+            .send()
+            .await
+            .context("sending a poison message to the DLQ")?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sanitizes_control_characters_and_bounds_length() {
+        assert_eq!(sanitize("bad\u{0}field"), "bad?field");
+        assert_eq!(sanitize(&"x".repeat(5000)).len(), MAX_DETAIL_CHARS);
+    }
+}

@@ -1,0 +1,112 @@
+//! One SQS message, decoded on its own: a bad record never fails its batch.
+
+use std::collections::HashMap;
+
+use shared::item::StoredReport;
+use shared::message::MessageError;
+use shared::ScoreMessage;
+use time::OffsetDateTime;
+
+/// An SQS message as the worker sees it, whether it came in a Lambda event or from polling.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboundMessage {
+    pub message_id: String,
+    pub body: Option<String>,
+    /// When SQS accepted the message; stands in for `receivedAt` when a producer left it out.
+    pub sent_at: Option<OffsetDateTime>,
+    /// How often SQS has handed this message out, this time included.
+    pub receive_count: u32,
+    /// String message attributes (the correlation id travels here).
+    pub attributes: HashMap<String, String>,
+}
+
+/// Why a record did not make it, and whether trying again can help.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    /// The message itself is wrong; it goes to the DLQ with this reason.
+    #[error(transparent)]
+    Permanent(#[from] MessageError),
+    /// The message is fine but could not be written yet; SQS redelivers it.
+    #[error("not written yet: {0}")]
+    Retryable(String),
+}
+
+impl RecordError {
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::Retryable(_))
+    }
+}
+
+/// Decodes and validates one message into the report to store. Pure: no I/O.
+pub fn process_record(
+    message: &InboundMessage,
+    now: OffsetDateTime,
+) -> Result<StoredReport, RecordError> {
+    let body = message.body.as_deref().unwrap_or_default();
+    let parsed = ScoreMessage::parse(body, now)?;
+    Ok(StoredReport {
+        received_at: parsed.received_at.or(message.sent_at).unwrap_or(now),
+        source: parsed.source.to_string(),
+        report: parsed.report,
+    })
+}
+
+/// Parses SQS's `SentTimestamp` attribute (epoch milliseconds).
+pub fn parse_sent_timestamp(value: &str) -> Option<OffsetDateTime> {
+    let millis: i128 = value.parse().ok()?;
+    OffsetDateTime::from_unix_timestamp_nanos(millis.checked_mul(1_000_000)?).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    const NOW: OffsetDateTime = datetime!(2026-11-28 10:00:00 UTC);
+
+    fn message(body: &str) -> InboundMessage {
+        InboundMessage {
+            message_id: "m-1".into(),
+            body: Some(body.into()),
+            sent_at: parse_sent_timestamp("1764320000000"),
+            receive_count: 1,
+            attributes: HashMap::new(),
+        }
+    }
+
+    #[test]
+    fn falls_back_to_the_sqs_sent_timestamp_when_received_at_is_absent() {
+        let body = r#"{"version":1,"reportId":"r1","userId":"u1","bureau":"equifax","score":700,
+            "reportedAt":"2026-11-28T09:00:00Z","source":"batch:nightly"}"#;
+        let stored = process_record(&message(body), NOW).unwrap();
+        assert_eq!(
+            Some(stored.received_at),
+            parse_sent_timestamp("1764320000000")
+        );
+        assert_eq!(stored.source, "batch:nightly");
+    }
+
+    #[test]
+    fn malformed_bodies_are_permanent_failures() {
+        for body in ["", "{", "[]", r#"{"version":9}"#, r#"{"version":1}"#] {
+            let err = process_record(&message(body), NOW).unwrap_err();
+            assert!(!err.is_retryable(), "{body}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_missing_body_is_a_permanent_failure_not_a_panic() {
+        let mut m = message("");
+        m.body = None;
+        assert!(matches!(
+            process_record(&m, NOW),
+            Err(RecordError::Permanent(_))
+        ));
+    }
+
+    #[test]
+    fn sent_timestamp_parsing_rejects_garbage() {
+        assert_eq!(parse_sent_timestamp("soon"), None);
+        assert_eq!(parse_sent_timestamp("99999999999999999999999999999"), None);
+    }
+}

@@ -1,0 +1,101 @@
+//! Worker configuration, from the environment.
+
+use std::time::Duration;
+
+use shared::settings::{millis, parsed, required, SettingsError, Source};
+
+use crate::processor::ProcessorConfig;
+
+#[derive(Debug, Clone)]
+pub struct WorkerSettings {
+    /// Needed by the poller only; under Lambda the event source mapping reads the queue.
+    pub queue_url: Option<String>,
+    pub dlq_url: String,
+    pub table_name: String,
+    pub processor: ProcessorConfig,
+    /// Time kept back from the deadline so the response reaches SQS/Lambda in time.
+    pub deadline_margin: Duration,
+    pub dynamodb_attempt_timeout: Duration,
+    pub receive_loops: usize,
+    /// First visibility delay for a failed message in poller mode; doubles per receive.
+    pub failure_visibility_base: Duration,
+}
+
+impl WorkerSettings {
+    pub fn from_source(source: &dyn Source) -> Result<Self, SettingsError> {
+        let write_concurrency = parsed(source, "WRITE_CONCURRENCY", 4usize)?;
+        if write_concurrency == 0 {
+            return Err(SettingsError::Invalid {
+                name: "WRITE_CONCURRENCY",
+                reason: "must be at least 1".into(),
+            });
+        }
+        let receive_loops = parsed(source, "POLLER_RECEIVE_LOOPS", 2usize)?;
+        if receive_loops == 0 {
+            return Err(SettingsError::Invalid {
+                name: "POLLER_RECEIVE_LOOPS",
+                reason: "must be at least 1".into(),
+            });
+        }
+        Ok(Self {
+            queue_url: source.get("QUEUE_URL"),
+            dlq_url: required(source, "DLQ_URL")?,
+            table_name: required(source, "TABLE_NAME")?,
+            processor: ProcessorConfig {
+                write_concurrency,
+                retry_base_delay: millis(source, "RETRY_BASE_DELAY_MS", Duration::from_millis(50))?,
+                retry_max_delay: millis(source, "RETRY_MAX_DELAY_MS", Duration::from_secs(5))?,
+            },
+            deadline_margin: millis(source, "DEADLINE_MARGIN_MS", Duration::from_secs(2))?,
+            dynamodb_attempt_timeout: millis(
+                source,
+                "DYNAMODB_ATTEMPT_TIMEOUT_MS",
+                Duration::from_secs(5),
+            )?,
+            receive_loops,
+            failure_visibility_base: Duration::from_secs(parsed(
+                source,
+                "FAILURE_VISIBILITY_BASE_SECONDS",
+                5u64,
+            )?),
+        })
+    }
+
+    pub fn require_queue_url(&self) -> Result<&str, SettingsError> {
+        self.queue_url
+            .as_deref()
+            .ok_or(SettingsError::Missing("QUEUE_URL"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_the_missing_table() {
+        let env = [("DLQ_URL", "http://q")];
+        let err = WorkerSettings::from_source(&env).unwrap_err();
+        assert_eq!(err, SettingsError::Missing("TABLE_NAME"));
+    }
+
+    #[test]
+    fn rejects_zero_concurrency() {
+        let env = [
+            ("DLQ_URL", "http://q"),
+            ("TABLE_NAME", "t"),
+            ("WRITE_CONCURRENCY", "0"),
+        ];
+        assert!(WorkerSettings::from_source(&env).is_err());
+    }
+
+    #[test]
+    fn the_poller_needs_a_queue_url() {
+        let env = [("DLQ_URL", "http://q"), ("TABLE_NAME", "t")];
+        let settings = WorkerSettings::from_source(&env).unwrap();
+        assert_eq!(
+            settings.require_queue_url(),
+            Err(SettingsError::Missing("QUEUE_URL"))
+        );
+    }
+}
