@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Lints infra/template.yaml with pinned tools, twice:
+#   1. cfn-lint on the SAM template itself (cfn-lint checks SAM resources against SAM schemas);
+#   2. the AWS SAM translator expands it offline (as `sam deploy` would, minus uploads) and
+#      cfn-lint checks the resulting plain CloudFormation, so a template SAM cannot expand, or
+#      that expands into something invalid, fails here and not at deploy time.
+# Tools go into the repo's tools venv (.venv-tools), installed when missing or at another
+# version, so a fresh machine needs only python3 and access to PyPI. Any finding, including
+# informational ones, fails the script: the template must lint clean.
+set -euo pipefail
+
+CFN_LINT_VERSION=1.58.0
+SAM_TRANSLATOR_VERSION=1.115.0
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+venv="$root/.venv-tools"
+template="$root/infra/template.yaml"
+
+if [[ ! -x "$venv/bin/python" ]]; then
+  echo "lint: creating $venv" >&2
+  python3 -m venv "$venv"
+fi
+installed() { # NAME VERSION -> true when exactly that version is in the venv
+  [[ "$("$venv/bin/python" -m pip show "$1" 2>/dev/null | sed -n 's/^Version: //p')" == "$2" ]]
+}
+if ! installed cfn-lint "$CFN_LINT_VERSION" || ! installed aws-sam-translator "$SAM_TRANSLATOR_VERSION"; then
+  echo "lint: installing cfn-lint $CFN_LINT_VERSION and aws-sam-translator $SAM_TRANSLATOR_VERSION into $venv" >&2
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
+    "cfn-lint==$CFN_LINT_VERSION" "aws-sam-translator==$SAM_TRANSLATOR_VERSION"
+fi
+
+expanded=$(mktemp --suffix=.json)
+trap 'rm -f "$expanded"' EXIT
+
+echo "lint: cfn-lint $CFN_LINT_VERSION on $template" >&2
+"$venv/bin/cfn-lint" --include-checks I -- "$template"
+
+echo "lint: expanding the SAM transform (aws-sam-translator $SAM_TRANSLATOR_VERSION) and linting the result" >&2
+"$venv/bin/python" "$root/infra/sam_transform.py" "$template" "$expanded"
+"$venv/bin/cfn-lint" --include-checks I -- "$expanded"
+
+echo "lint: clean"

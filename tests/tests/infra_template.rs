@@ -1,0 +1,818 @@
+//! Invariants of the deployable stack, `infra/template.yaml` (AWS SAM), that the code and the
+//! operations docs rely on. cfn-lint (`infra/lint.sh`) checks that the template is valid; this
+//! checks that it is the template we mean: queue timing, partial batch failures, the DLQ, the
+//! table's keys, least-privilege IAM, the runtime, the alarms.
+//!
+//! The template is parsed with `serde_yaml_ng`, which keeps CloudFormation's short-form tags:
+//! `!Ref X`, `!GetAtt X.Arn`, `!Sub "..."` become `Value::Tagged`. Values the checks compare
+//! (timeouts, retention) must be literals in the template, and the tests say so when not.
+
+use std::collections::BTreeSet;
+
+use serde_yaml_ng::{Mapping, Value};
+
+/// Embedded at compile time, so editing the template re-runs these tests.
+const TEMPLATE: &str = include_str!("../../infra/template.yaml");
+const TEMPLATE_PATH: &str = "infra/template.yaml";
+
+const INGEST: &str = "IngestFunction";
+const WORKER: &str = "WorkerFunction";
+
+/// The table shape shared/src/item.rs derives keys for.
+const PARTITION_KEY: &str = "pk";
+const SORT_KEY: &str = "sk";
+const LOCAL_INDEXES: [(&str, &str); 2] =
+    [("byReportedAt", "lsi1sk"), ("byBureauReportedAt", "lsi2sk")];
+
+// ------------------------------------------------------------------ reading the template
+
+fn template() -> Value {
+    serde_yaml_ng::from_str(TEMPLATE)
+        .unwrap_or_else(|e| panic!("{TEMPLATE_PATH} is not valid YAML: {e}"))
+}
+
+fn resources(t: &Value) -> &Mapping {
+    t.get("Resources")
+        .and_then(Value::as_mapping)
+        .unwrap_or_else(|| panic!("{TEMPLATE_PATH} has no Resources section"))
+}
+
+fn resource<'a>(t: &'a Value, id: &str) -> &'a Value {
+    resources(t)
+        .get(id)
+        .unwrap_or_else(|| panic!("{TEMPLATE_PATH} has no resource `{id}`"))
+}
+
+fn resource_type(r: &Value) -> &str {
+    r.get("Type").and_then(Value::as_str).unwrap_or("")
+}
+
+/// `Properties.<path...>` of a resource, if present.
+fn prop<'a>(r: &'a Value, path: &[&str]) -> Option<&'a Value> {
+    path.iter()
+        .try_fold(r.get("Properties")?, |v, key| v.get(*key))
+}
+
+/// A function property, falling back to `Globals.Function` as SAM does.
+fn function_prop<'a>(t: &'a Value, function: &str, key: &str) -> Option<&'a Value> {
+    prop(resource(t, function), &[key]).or_else(|| t.get("Globals")?.get("Function")?.get(key))
+}
+
+/// A literal whole number (YAML number or numeric string); `what` names it in the failure.
+fn literal_int(v: Option<&Value>, what: &str) -> i64 {
+    let v = v.unwrap_or_else(|| panic!("{what} is not set in {TEMPLATE_PATH}"));
+    v.as_i64()
+        .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+        .unwrap_or_else(|| {
+            panic!("{what} must be a literal whole number so this test can check it, found {v:?}")
+        })
+}
+
+fn literal_str<'a>(v: Option<&'a Value>, what: &str) -> &'a str {
+    let v = v.unwrap_or_else(|| panic!("{what} is not set in {TEMPLATE_PATH}"));
+    v.as_str()
+        .unwrap_or_else(|| panic!("{what} must be a literal string, found {v:?}"))
+}
+
+fn is_true(v: Option<&Value>) -> bool {
+    matches!(v, Some(Value::Bool(true))) || v.and_then(Value::as_str) == Some("true")
+}
+
+/// The logical id behind `!Ref X` or `{Ref: X}`.
+fn ref_target(v: &Value) -> Option<&str> {
+    match v {
+        Value::Tagged(tagged) if tagged.tag == "Ref" => tagged.value.as_str(),
+        Value::Mapping(m) if m.len() == 1 => m.get("Ref").and_then(Value::as_str),
+        _ => None,
+    }
+}
+
+/// `(logical id, attribute)` behind `!GetAtt X.Attr`, `!GetAtt [X, Attr]` or `{Fn::GetAtt: ...}`.
+fn getatt_target(v: &Value) -> Option<(String, String)> {
+    let arg = match v {
+        Value::Tagged(tagged) if tagged.tag == "GetAtt" => &tagged.value,
+        Value::Mapping(m) if m.len() == 1 => m.get("Fn::GetAtt")?,
+        _ => return None,
+    };
+    match arg {
+        Value::String(s) => {
+            let (id, attr) = s.split_once('.')?;
+            Some((id.to_owned(), attr.to_owned()))
+        }
+        Value::Sequence(parts) => match parts.as_slice() {
+            [id, attr] => Some((id.as_str()?.to_owned(), attr.as_str()?.to_owned())),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// A scalar or a list of scalars as a list (IAM's `Action` and `Resource` take either).
+fn one_or_many(v: &Value) -> Vec<&Value> {
+    match v {
+        Value::Sequence(items) => items.iter().collect(),
+        other => vec![other],
+    }
+}
+
+/// Every literal string anywhere inside `v`, including inside tags such as `!Sub` or `!If`.
+fn strings_within(v: &Value) -> Vec<&str> {
+    match v {
+        Value::String(s) => vec![s.as_str()],
+        Value::Sequence(items) => items.iter().flat_map(strings_within).collect(),
+        Value::Mapping(m) => m.values().flat_map(strings_within).collect(),
+        Value::Tagged(tagged) => strings_within(&tagged.value),
+        _ => Vec::new(),
+    }
+}
+
+/// Every IAM statement in the template (role policies, SAM inline policies, trust policies):
+/// any mapping with an `Effect` and an `Action` or `NotAction`.
+fn iam_statements(v: &Value) -> Vec<&Mapping> {
+    let mut found = Vec::new();
+    match v {
+        Value::Mapping(m) => {
+            if m.contains_key("Effect") && (m.contains_key("Action") || m.contains_key("NotAction"))
+            {
+                found.push(m);
+            }
+            found.extend(m.values().flat_map(iam_statements));
+        }
+        Value::Sequence(items) => found.extend(items.iter().flat_map(iam_statements)),
+        Value::Tagged(tagged) => found.extend(iam_statements(&tagged.value)),
+        _ => {}
+    }
+    found
+}
+
+/// A readable name for an IAM `Resource` entry: `Queue.Arn` for `!GetAtt Queue.Arn`, the
+/// pattern for `!Sub`, the literal otherwise.
+fn resource_name(v: &Value) -> String {
+    if let Some((id, attr)) = getatt_target(v) {
+        return format!("{id}.{attr}");
+    }
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Tagged(tagged) if tagged.tag == "Sub" => strings_within(&tagged.value)
+            .first()
+            .map_or_else(|| format!("{v:?}"), |s| (*s).to_owned()),
+        other => format!("{other:?}"),
+    }
+}
+
+/// The role a function runs as: the logical id of its `Role: !GetAtt X.Arn`.
+fn function_role(t: &Value, function: &str) -> String {
+    let role = prop(resource(t, function), &["Role"]).unwrap_or_else(|| {
+        panic!("{function} has no explicit Role: SAM would then create one and attach broad managed policies")
+    });
+    match getatt_target(role) {
+        Some((id, attr)) if attr == "Arn" => id,
+        _ => panic!(
+            "{function}.Role should be `!GetAtt <role in this template>.Arn`, found {role:?}"
+        ),
+    }
+}
+
+/// Every `(action, resource)` pair a role's own policies allow.
+fn allowed_pairs(t: &Value, role_id: &str) -> BTreeSet<(String, String)> {
+    let role = resource(t, role_id);
+    assert_eq!(
+        resource_type(role),
+        "AWS::IAM::Role",
+        "{role_id} should be an AWS::IAM::Role"
+    );
+    let policies = prop(role, &["Policies"])
+        .map(one_or_many)
+        .unwrap_or_default();
+    let mut pairs = BTreeSet::new();
+    for policy in policies {
+        let statements = policy
+            .get("PolicyDocument")
+            .and_then(|d| d.get("Statement"))
+            .unwrap_or_else(|| panic!("a policy of {role_id} has no PolicyDocument.Statement"));
+        for statement in one_or_many(statements) {
+            if statement.get("Effect").and_then(Value::as_str) != Some("Allow") {
+                continue;
+            }
+            let actions = statement.get("Action").map(one_or_many).unwrap_or_default();
+            let targets = statement
+                .get("Resource")
+                .map(one_or_many)
+                .unwrap_or_default();
+            for action in &actions {
+                let action = action.as_str().unwrap_or_else(|| {
+                    panic!("{role_id} has a non-literal Action {action:?}: write actions out")
+                });
+                for target in &targets {
+                    pairs.insert((action.to_owned(), resource_name(target)));
+                }
+            }
+        }
+    }
+    pairs
+}
+
+fn pairs(expected: &[(&str, &str)]) -> BTreeSet<(String, String)> {
+    expected
+        .iter()
+        .map(|(a, r)| ((*a).to_owned(), (*r).to_owned()))
+        .collect()
+}
+
+fn assert_grants_exactly(t: &Value, function: &str, expected: &[(&str, &str)]) {
+    let role = function_role(t, function);
+    let actual = allowed_pairs(t, &role);
+    let expected = pairs(expected);
+    let extra: Vec<_> = actual.difference(&expected).collect();
+    let missing: Vec<_> = expected.difference(&actual).collect();
+    assert!(
+        extra.is_empty() && missing.is_empty(),
+        "{role} (the role of {function}) should allow exactly what the code needs.\n  \
+         allowed but not needed: {extra:?}\n  needed but not allowed: {missing:?}"
+    );
+    assert!(
+        prop(resource(t, &role), &["ManagedPolicyArns"]).is_none(),
+        "{role} must not attach managed policies: they grant more than the code needs"
+    );
+}
+
+/// The single SQS event source of the worker: `(event properties, queue logical id)`.
+fn worker_sqs_event(t: &Value) -> (&Value, String) {
+    let events = prop(resource(t, WORKER), &["Events"])
+        .and_then(Value::as_mapping)
+        .unwrap_or_else(|| panic!("{WORKER} has no Events"));
+    let sqs: Vec<&Value> = events
+        .values()
+        .filter(|e| e.get("Type").and_then(Value::as_str) == Some("SQS"))
+        .collect();
+    let [event] = sqs.as_slice() else {
+        panic!(
+            "{WORKER} should have exactly one SQS event source, found {}",
+            sqs.len()
+        );
+    };
+    let props = event
+        .get("Properties")
+        .unwrap_or_else(|| panic!("the SQS event of {WORKER} has no Properties"));
+    let queue = props
+        .get("Queue")
+        .and_then(getatt_target)
+        .map(|(id, _)| id)
+        .unwrap_or_else(|| {
+            panic!("the SQS event of {WORKER} should name its queue with !GetAtt <Queue>.Arn")
+        });
+    (props, queue)
+}
+
+/// The dead-letter queue the worker's queue redrives to.
+fn dead_letter_queue(t: &Value) -> String {
+    let (_, queue) = worker_sqs_event(t);
+    let target = prop(
+        resource(t, &queue),
+        &["RedrivePolicy", "deadLetterTargetArn"],
+    )
+    .unwrap_or_else(|| panic!("queue {queue} has no RedrivePolicy.deadLetterTargetArn"));
+    getatt_target(target).map(|(id, _)| id).unwrap_or_else(|| {
+        panic!("{queue}'s deadLetterTargetArn should be !GetAtt <dead-letter queue>.Arn, found {target:?}")
+    })
+}
+
+fn environment<'a>(t: &'a Value, function: &str) -> &'a Value {
+    function_prop(t, function, "Environment")
+        .and_then(|e| e.get("Variables"))
+        .unwrap_or_else(|| panic!("{function} has no Environment.Variables"))
+}
+
+// ------------------------------------------------------------------ queue and worker
+
+#[test]
+fn queue_visibility_timeout_is_at_least_six_times_the_worker_timeout() {
+    let t = template();
+    let (_, queue) = worker_sqs_event(&t);
+    let visibility = literal_int(
+        prop(resource(&t, &queue), &["VisibilityTimeout"]),
+        &format!("{queue}.VisibilityTimeout"),
+    );
+    let timeout = literal_int(
+        function_prop(&t, WORKER, "Timeout"),
+        &format!("{WORKER}.Timeout"),
+    );
+    assert!(
+        visibility >= 6 * timeout,
+        "{queue}.VisibilityTimeout is {visibility} s but must be at least 6 x {WORKER}.Timeout \
+         ({timeout} s) = {} s, or batches are redelivered while the worker still holds them",
+        6 * timeout
+    );
+}
+
+#[test]
+fn worker_event_source_reports_batch_item_failures() {
+    let t = template();
+    let (event, _) = worker_sqs_event(&t);
+    let types: Vec<&str> = event
+        .get("FunctionResponseTypes")
+        .map(one_or_many)
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        types.contains(&"ReportBatchItemFailures"),
+        "the SQS event of {WORKER} must have FunctionResponseTypes [ReportBatchItemFailures], \
+         or one failed record makes SQS redeliver the whole batch; found {types:?}"
+    );
+}
+
+#[test]
+fn worker_event_source_batches_records_and_caps_concurrency_with_a_parameter() {
+    let t = template();
+    let (event, _) = worker_sqs_event(&t);
+    let batch = literal_int(event.get("BatchSize"), "the SQS event's BatchSize");
+    assert!(
+        (1..=10_000).contains(&batch),
+        "SQS BatchSize {batch} is outside 1..=10000"
+    );
+    if batch > 10 {
+        let window = literal_int(
+            event.get("MaximumBatchingWindowInSeconds"),
+            "the SQS event's MaximumBatchingWindowInSeconds (required when BatchSize > 10)",
+        );
+        assert!(
+            window >= 1,
+            "BatchSize {batch} > 10 needs MaximumBatchingWindowInSeconds >= 1, found {window}"
+        );
+    }
+    let concurrency = event
+        .get("ScalingConfig")
+        .and_then(|s| s.get("MaximumConcurrency"))
+        .unwrap_or_else(|| {
+            panic!("the SQS event of {WORKER} has no ScalingConfig.MaximumConcurrency")
+        });
+    let parameter = ref_target(concurrency).unwrap_or_else(|| {
+        panic!(
+            "ScalingConfig.MaximumConcurrency should be !Ref to a parameter, found {concurrency:?}"
+        )
+    });
+    assert!(
+        t.get("Parameters").and_then(|p| p.get(parameter)).is_some(),
+        "ScalingConfig.MaximumConcurrency refers to `{parameter}`, which is not a parameter"
+    );
+}
+
+#[test]
+fn queue_redrives_to_a_dead_letter_queue_after_max_receive_count() {
+    let t = template();
+    let (_, queue) = worker_sqs_event(&t);
+    let dlq = dead_letter_queue(&t);
+    assert_eq!(
+        resource_type(resource(&t, &dlq)),
+        "AWS::SQS::Queue",
+        "the redrive target {dlq} should be an SQS queue"
+    );
+    let count = prop(resource(&t, &queue), &["RedrivePolicy", "maxReceiveCount"])
+        .unwrap_or_else(|| panic!("{queue}.RedrivePolicy has no maxReceiveCount"));
+    if let Some(parameter) = ref_target(count) {
+        assert!(
+            t.get("Parameters").and_then(|p| p.get(parameter)).is_some(),
+            "maxReceiveCount refers to `{parameter}`, which is not a parameter"
+        );
+    } else {
+        let n = literal_int(Some(count), "maxReceiveCount");
+        assert!(n >= 1, "maxReceiveCount must be at least 1, found {n}");
+    }
+}
+
+#[test]
+fn dead_letter_queue_keeps_messages_for_fourteen_days_longer_than_the_queue() {
+    let t = template();
+    let (_, queue) = worker_sqs_event(&t);
+    let dlq = dead_letter_queue(&t);
+    let dlq_retention = literal_int(
+        prop(resource(&t, &dlq), &["MessageRetentionPeriod"]),
+        &format!("{dlq}.MessageRetentionPeriod"),
+    );
+    assert_eq!(
+        dlq_retention, 1_209_600,
+        "{dlq}.MessageRetentionPeriod should be 14 days (1209600 s)"
+    );
+    // A message keeps its original enqueue time when it moves to the DLQ, so the DLQ must
+    // keep messages longer than the source queue or they can expire on arrival.
+    let queue_retention = prop(resource(&t, &queue), &["MessageRetentionPeriod"])
+        .map_or(345_600, |v| {
+            literal_int(Some(v), &format!("{queue}.MessageRetentionPeriod"))
+        });
+    assert!(
+        queue_retention < dlq_retention,
+        "{queue} keeps messages {queue_retention} s, not less than its DLQ's {dlq_retention} s"
+    );
+}
+
+// ------------------------------------------------------------------ table
+
+#[test]
+fn table_is_on_demand_with_point_in_time_recovery_and_deletion_protection() {
+    let t = template();
+    let table = resource(&t, "Table");
+    assert_eq!(
+        resource_type(table),
+        "AWS::DynamoDB::Table",
+        "`Table` should be an AWS::DynamoDB::Table"
+    );
+    assert_eq!(
+        literal_str(prop(table, &["BillingMode"]), "Table.BillingMode"),
+        "PAY_PER_REQUEST",
+        "the table should be on demand (BillingMode PAY_PER_REQUEST)"
+    );
+    assert!(
+        is_true(prop(
+            table,
+            &[
+                "PointInTimeRecoverySpecification",
+                "PointInTimeRecoveryEnabled"
+            ]
+        )),
+        "the table needs PointInTimeRecoverySpecification.PointInTimeRecoveryEnabled: true"
+    );
+    assert!(
+        is_true(prop(table, &["DeletionProtectionEnabled"])),
+        "the table needs DeletionProtectionEnabled: true"
+    );
+}
+
+fn key_schema(v: Option<&Value>, what: &str) -> Vec<(String, String)> {
+    let v = v.unwrap_or_else(|| panic!("{what} has no KeySchema"));
+    one_or_many(v)
+        .into_iter()
+        .map(|k| {
+            (
+                literal_str(k.get("AttributeName"), &format!("{what} AttributeName")).to_owned(),
+                literal_str(k.get("KeyType"), &format!("{what} KeyType")).to_owned(),
+            )
+        })
+        .collect()
+}
+
+fn key(name: &str, kind: &str) -> (String, String) {
+    (name.to_owned(), kind.to_owned())
+}
+
+#[test]
+fn table_keys_and_local_secondary_indexes_match_what_the_code_derives() {
+    let t = template();
+    let table = resource(&t, "Table");
+
+    assert_eq!(
+        key_schema(prop(table, &["KeySchema"]), "Table"),
+        vec![key(PARTITION_KEY, "HASH"), key(SORT_KEY, "RANGE")],
+        "the table's key schema should be pk (HASH), sk (RANGE), as shared/src/item.rs derives keys"
+    );
+
+    let indexes = prop(table, &["LocalSecondaryIndexes"])
+        .map(one_or_many)
+        .unwrap_or_else(|| panic!("the table has no LocalSecondaryIndexes"));
+    let mut found = Vec::new();
+    for index in indexes {
+        let name = literal_str(
+            index.get("IndexName"),
+            "a local secondary index's IndexName",
+        );
+        found.push(name.to_owned());
+        let Some((_, sort)) = LOCAL_INDEXES.iter().find(|(n, _)| *n == name) else {
+            continue; // reported below as unexpected
+        };
+        assert_eq!(
+            key_schema(index.get("KeySchema"), name),
+            vec![key(PARTITION_KEY, "HASH"), key(sort, "RANGE")],
+            "local secondary index {name} should be keyed pk (HASH), {sort} (RANGE)"
+        );
+        assert_eq!(
+            literal_str(index.get("Projection").and_then(|p| p.get("ProjectionType")), name),
+            "ALL",
+            "local secondary index {name} should project ALL attributes (list reads return whole items)"
+        );
+    }
+    found.sort();
+    let mut expected: Vec<String> = LOCAL_INDEXES.iter().map(|(n, _)| (*n).to_owned()).collect();
+    expected.sort();
+    assert_eq!(
+        found, expected,
+        "the table's local secondary indexes differ from what the code queries"
+    );
+
+    // Every key attribute is declared as a string, and nothing else is declared (CloudFormation
+    // rejects attribute definitions that no key uses).
+    let mut declared: Vec<(String, String)> = prop(table, &["AttributeDefinitions"])
+        .map(one_or_many)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|a| {
+            (
+                literal_str(a.get("AttributeName"), "an AttributeName").to_owned(),
+                literal_str(a.get("AttributeType"), "an AttributeType").to_owned(),
+            )
+        })
+        .collect();
+    declared.sort();
+    let mut wanted: Vec<(String, String)> = [PARTITION_KEY, SORT_KEY]
+        .into_iter()
+        .chain(LOCAL_INDEXES.iter().map(|(_, sort)| *sort))
+        .map(|name| (name.to_owned(), "S".to_owned()))
+        .collect();
+    wanted.sort();
+    assert_eq!(
+        declared, wanted,
+        "the table's AttributeDefinitions should declare pk, sk, lsi1sk, lsi2sk as S"
+    );
+
+    assert!(
+        prop(table, &["GlobalSecondaryIndexes"]).is_none(),
+        "the table has GlobalSecondaryIndexes the code does not use"
+    );
+    assert!(
+        prop(table, &["TimeToLiveSpecification"]).is_none(),
+        "the table has a TTL, but credit reports must not expire"
+    );
+}
+
+// ------------------------------------------------------------------ IAM
+
+#[test]
+fn no_iam_action_uses_a_wildcard() {
+    let t = template();
+    let statements = iam_statements(&t);
+    assert!(
+        !statements.is_empty(),
+        "found no IAM statements in {TEMPLATE_PATH}"
+    );
+    for statement in statements {
+        for key in ["Action", "NotAction"] {
+            if let Some(actions) = statement.get(key) {
+                for action in strings_within(actions) {
+                    assert!(
+                        !action.contains('*'),
+                        "IAM {key} `{action}` uses a wildcard: name the actions"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn no_iam_resource_is_a_wildcard() {
+    let t = template();
+    for statement in iam_statements(&t) {
+        if let Some(targets) = statement.get("Resource") {
+            for target in strings_within(targets) {
+                // Log group ARNs come from !GetAtt (their `:*` covers the log streams Lambda
+                // names at run time), so no literal here needs a `*`.
+                assert!(
+                    !target.contains('*'),
+                    "IAM Resource `{target}` uses a wildcard: name the resource"
+                );
+            }
+        }
+        assert!(
+            statement.get("NotResource").is_none(),
+            "an IAM statement uses NotResource, which grants everything else"
+        );
+    }
+}
+
+#[test]
+fn ingest_may_only_enqueue_read_the_table_and_write_its_logs() {
+    let t = template();
+    let table_and_indexes = [
+        "Table.Arn",
+        "${Table.Arn}/index/byReportedAt",
+        "${Table.Arn}/index/byBureauReportedAt",
+    ];
+    let mut expected = vec![
+        ("logs:CreateLogStream", "IngestLogGroup.Arn"),
+        ("logs:PutLogEvents", "IngestLogGroup.Arn"),
+        ("sqs:SendMessage", "Queue.Arn"),
+    ];
+    for target in table_and_indexes {
+        expected.push(("dynamodb:GetItem", target));
+        expected.push(("dynamodb:Query", target));
+    }
+    assert_grants_exactly(&t, INGEST, &expected);
+}
+
+#[test]
+fn worker_may_only_consume_the_queue_write_the_table_and_send_to_the_dlq() {
+    let t = template();
+    let (_, queue) = worker_sqs_event(&t);
+    let dlq = dead_letter_queue(&t);
+    let queue_arn = format!("{queue}.Arn");
+    let dlq_arn = format!("{dlq}.Arn");
+    let expected = [
+        ("logs:CreateLogStream", "WorkerLogGroup.Arn"),
+        ("logs:PutLogEvents", "WorkerLogGroup.Arn"),
+        // What the SQS event source mapping does with the function's role.
+        ("sqs:ReceiveMessage", queue_arn.as_str()),
+        ("sqs:DeleteMessage", queue_arn.as_str()),
+        ("sqs:GetQueueAttributes", queue_arn.as_str()),
+        ("sqs:ChangeMessageVisibility", queue_arn.as_str()),
+        ("sqs:SendMessage", dlq_arn.as_str()),
+        ("dynamodb:BatchWriteItem", "Table.Arn"),
+        ("dynamodb:PutItem", "Table.Arn"),
+        ("dynamodb:UpdateItem", "Table.Arn"),
+    ];
+    assert_grants_exactly(&t, WORKER, &expected);
+}
+
+#[test]
+fn functions_carry_no_sam_policies_besides_their_own_role() {
+    let t = template();
+    for function in [INGEST, WORKER] {
+        function_role(&t, function); // panics with the reason when there is none
+        assert!(
+            function_prop(&t, function, "Policies").is_none(),
+            "{function} has SAM Policies; with an explicit Role they are ignored or widen access: \
+             grant through its role"
+        );
+    }
+}
+
+// ------------------------------------------------------------------ functions and API
+
+#[test]
+fn both_functions_are_arm64_on_provided_al2023() {
+    let t = template();
+    for function in [INGEST, WORKER] {
+        assert_eq!(
+            resource_type(resource(&t, function)),
+            "AWS::Serverless::Function",
+            "{function} should be an AWS::Serverless::Function"
+        );
+        assert_eq!(
+            literal_str(
+                function_prop(&t, function, "Runtime"),
+                &format!("{function}.Runtime")
+            ),
+            "provided.al2023",
+            "{function} should run on provided.al2023 (the Rust binary is the bootstrap)"
+        );
+        let architectures: Vec<&str> = function_prop(&t, function, "Architectures")
+            .map(one_or_many)
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(Value::as_str)
+            .collect();
+        assert_eq!(
+            architectures,
+            ["arm64"],
+            "{function}.Architectures should be [arm64]: infra/package.sh builds arm64 binaries"
+        );
+    }
+}
+
+#[test]
+fn functions_get_every_environment_variable_they_require() {
+    let t = template();
+    let required = [
+        (
+            INGEST,
+            &[
+                "QUEUE_URL",
+                "TABLE_NAME",
+                "USER_SERVICE_URL",
+                "AUTH_SERVICE_SCOPE",
+            ][..],
+        ),
+        (WORKER, &["QUEUE_URL", "DLQ_URL", "TABLE_NAME"][..]),
+    ];
+    for (function, names) in required {
+        let env = environment(&t, function);
+        for name in names {
+            assert!(
+                env.get(*name).is_some(),
+                "{function} is missing environment variable {name}"
+            );
+        }
+    }
+}
+
+#[test]
+fn ingest_ignores_the_api_stage_in_request_paths() {
+    let t = template();
+    let env = environment(&t, INGEST);
+    assert!(
+        is_true(env.get("AWS_LAMBDA_HTTP_IGNORE_STAGE_IN_PATH")),
+        "{INGEST} should set AWS_LAMBDA_HTTP_IGNORE_STAGE_IN_PATH=\"true\": lambda_http otherwise \
+         prefixes paths with /<stage> on any stage but $default and no route matches"
+    );
+}
+
+#[test]
+fn http_api_sends_every_request_to_ingest_on_the_default_stage() {
+    let t = template();
+    let events = function_prop(&t, INGEST, "Events")
+        .and_then(Value::as_mapping)
+        .unwrap_or_else(|| panic!("{INGEST} has no Events"));
+    let api_events: Vec<&Value> = events
+        .values()
+        .filter(|e| e.get("Type").and_then(Value::as_str) == Some("HttpApi"))
+        .collect();
+    assert!(!api_events.is_empty(), "{INGEST} has no HttpApi event");
+    for event in api_events {
+        let props = event.get("Properties");
+        let api = props
+            .and_then(|p| p.get("ApiId"))
+            .and_then(ref_target)
+            .unwrap_or_else(|| {
+                panic!("the HttpApi event of {INGEST} should have ApiId: !Ref <the HTTP API>")
+            });
+        let stage = prop(resource(&t, api), &["StageName"]).and_then(Value::as_str);
+        assert!(
+            stage.is_none() || stage == Some("$default"),
+            "HTTP API {api} uses stage {stage:?}; use $default so paths are not stage-prefixed"
+        );
+        // No Path and no Method: SAM's `$default` route, every path including `/`.
+        let path = props.and_then(|p| p.get("Path")).and_then(Value::as_str);
+        assert!(
+            path.is_none() || path == Some("/{proxy+}"),
+            "the HttpApi event of {INGEST} routes only {path:?}; the router needs every path"
+        );
+    }
+}
+
+// ------------------------------------------------------------------ alarms and outputs
+
+/// The alarms on `metric` whose QueueName dimension is `!GetAtt <queue>.QueueName`.
+fn queue_alarms<'a>(t: &'a Value, metric: &str, queue: &str) -> Vec<&'a Value> {
+    resources(t)
+        .values()
+        .filter(|r| resource_type(r) == "AWS::CloudWatch::Alarm")
+        .filter(|r| prop(r, &["MetricName"]).and_then(Value::as_str) == Some(metric))
+        .filter(|r| {
+            prop(r, &["Dimensions"])
+                .map(one_or_many)
+                .unwrap_or_default()
+                .into_iter()
+                .any(|d| {
+                    d.get("Name").and_then(Value::as_str) == Some("QueueName")
+                        && d.get("Value").and_then(getatt_target)
+                            == Some((queue.to_owned(), "QueueName".to_owned()))
+                })
+        })
+        .collect()
+}
+
+#[test]
+fn an_alarm_fires_as_soon_as_the_dead_letter_queue_holds_a_message() {
+    let t = template();
+    let dlq = dead_letter_queue(&t);
+    let alarms = queue_alarms(&t, "ApproximateNumberOfMessagesVisible", &dlq);
+    assert!(
+        alarms.iter().any(|a| {
+            prop(a, &["ComparisonOperator"]).and_then(Value::as_str) == Some("GreaterThanThreshold")
+                && prop(a, &["Threshold"]).and_then(Value::as_f64) == Some(0.0)
+        }),
+        "no alarm on {dlq} ApproximateNumberOfMessagesVisible > 0"
+    );
+}
+
+#[test]
+fn an_alarm_watches_the_age_of_the_oldest_queued_message() {
+    let t = template();
+    let (_, queue) = worker_sqs_event(&t);
+    assert!(
+        !queue_alarms(&t, "ApproximateAgeOfOldestMessage", &queue).is_empty(),
+        "no alarm on {queue} ApproximateAgeOfOldestMessage"
+    );
+}
+
+#[test]
+fn outputs_give_the_api_url_queue_url_and_table_name() {
+    let t = template();
+    let outputs = t
+        .get("Outputs")
+        .and_then(Value::as_mapping)
+        .unwrap_or_else(|| panic!("{TEMPLATE_PATH} has no Outputs"));
+    for name in ["ApiUrl", "QueueUrl", "TableName"] {
+        assert!(
+            outputs.get(name).is_some(),
+            "{TEMPLATE_PATH} has no output {name}"
+        );
+    }
+}
+
+#[test]
+fn parameters_cover_the_user_service_url_and_the_service_scope() {
+    let t = template();
+    let env = environment(&t, INGEST);
+    for variable in ["USER_SERVICE_URL", "AUTH_SERVICE_SCOPE"] {
+        let value = env
+            .get(variable)
+            .unwrap_or_else(|| panic!("{INGEST} does not set {variable}"));
+        let parameter = ref_target(value).unwrap_or_else(|| {
+            panic!("{INGEST}'s {variable} should be !Ref to a parameter, found {value:?}")
+        });
+        assert!(
+            t.get("Parameters").and_then(|p| p.get(parameter)).is_some(),
+            "{variable} refers to `{parameter}`, which is not a parameter"
+        );
+    }
+}
