@@ -1,0 +1,76 @@
+# Credit score pipeline: common tasks. GNU make. `make` alone lists them.
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+EMULATOR_PORT ?= 4566
+export EMULATOR_PORT
+# `make provision` targets the local emulator unless told otherwise;
+# `make provision AWS_ENDPOINT_URL=` (empty) provisions in real AWS.
+AWS_ENDPOINT_URL ?= http://127.0.0.1:$(EMULATOR_PORT)
+
+SHELL_SCRIPTS := localstack/start.sh localstack/stop.sh localstack/provision.sh \
+	scripts/lib.sh scripts/dev.sh scripts/test.sh .ci/run
+
+.PHONY: help dev dev-stop test lint lint-rust lint-sh fmt emulator-up emulator-down \
+	provision bench package clean distclean
+
+help: ## list the targets
+	@echo "Usage: make <target>"
+	@echo
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
+		awk 'BEGIN {FS = ":.*## "}; {printf "  %-14s %s\n", $$1, $$2}'
+	@echo
+	@echo "Variables: EMULATOR_PORT (4566), PORT (ingest, 4112), DEV_USER_SERVICE_PORT (4113),"
+	@echo "           DEV_DETACH=1 (make dev returns at once), TEST_ARGS (extra cargo test args)"
+
+dev: ## run the whole pipeline locally (emulator, ingest, worker, dev User Service); Ctrl-C stops it
+	@bash scripts/dev.sh
+
+dev-stop: ## stop what `DEV_DETACH=1 make dev` left running
+	@bash scripts/dev.sh stop
+
+test: ## all tests against the emulator (started and stopped if not running)
+	@bash scripts/test.sh
+
+lint: lint-rust lint-sh ## cargo fmt --check, clippy -D warnings, shellcheck (when installed)
+
+lint-rust:
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+lint-sh:
+	@if command -v shellcheck >/dev/null 2>&1; then \
+		echo "shellcheck -x $(SHELL_SCRIPTS)"; \
+		shellcheck -x $(SHELL_SCRIPTS); \
+	else \
+		echo "shellcheck not installed: skipping shell lint (apt-get install -y shellcheck)"; \
+	fi
+
+fmt: ## format the Rust code
+	cargo fmt --all
+
+emulator-up: ## start the AWS emulator (LocalStack with Docker, else moto) on 127.0.0.1:$EMULATOR_PORT
+	@bash localstack/start.sh
+
+emulator-down: ## stop the emulator that emulator-up started
+	@bash localstack/stop.sh
+
+provision: ## create queue, DLQ and table (in the local emulator unless AWS_ENDPOINT_URL says otherwise)
+	@AWS_ENDPOINT_URL='$(AWS_ENDPOINT_URL)' bash localstack/provision.sh
+
+bench: ## worker benchmarks (cargo bench -p worker)
+	cargo bench -p worker
+
+package: ## build the deployment zips (infra/package.sh)
+	@test -f infra/package.sh || { echo "infra/package.sh does not exist yet" >&2; exit 1; }
+	@bash infra/package.sh
+
+clean: ## stop local processes, remove build output and .run/
+	-@bash scripts/dev.sh stop
+	-@bash localstack/stop.sh
+	cargo clean
+	rm -rf .run
+
+distclean: clean ## clean, and remove the emulator virtualenv too
+	rm -rf .venv-emulator
