@@ -1,0 +1,417 @@
+//! Authentication and authorization, exactly as DESIGN.md says:
+//!
+//! 1. no or malformed `Authorization: Bearer` header: 401, the User Service is not called;
+//! 2. the User Service answers 200/204: valid; 401/403: passed back as they are; anything
+//!    else, a timeout or a refused connection: 503. Fail closed, never open;
+//! 3. the user id comes from the token's claims (validated upstream, so decoding suffices);
+//! 4. callers act only for themselves unless their token carries the service scope;
+//! 5. positive validations may be cached briefly, never past `exp`; negatives never.
+//!
+//! Tokens never reach a log: [`BearerToken`]'s `Debug` hides it and nothing formats it.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use axum::http::{header, HeaderMap, StatusCode};
+use base64::Engine;
+use sha2::{Digest, Sha256};
+use shared::UserId;
+
+use crate::error::ApiError;
+
+/// The raw bearer token of a request.
+#[derive(Clone)]
+pub struct BearerToken(String);
+
+impl fmt::Debug for BearerToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("BearerToken(<redacted>)")
+    }
+}
+
+impl BearerToken {
+    /// Reads `Authorization: Bearer <token>` (scheme case-insensitive, RFC 6750 token chars).
+    pub fn from_headers(headers: &HeaderMap) -> Result<Self, AuthError> {
+        let value = headers
+            .get(header::AUTHORIZATION)
+            .ok_or(AuthError::Missing)?
+            .to_str()
+            .map_err(|_| AuthError::Malformed)?;
+        let (scheme, token) = value.split_once(' ').ok_or(AuthError::Malformed)?;
+        let token = token.trim();
+        let well_formed = scheme.eq_ignore_ascii_case("bearer")
+            && !token.is_empty()
+            && token.len() <= 8192
+            && token
+                .trim_end_matches('=')
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-._~+/".contains(&b));
+        if well_formed {
+            Ok(Self(token.to_owned()))
+        } else {
+            Err(AuthError::Malformed)
+        }
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    fn fingerprint(&self) -> [u8; 32] {
+        Sha256::digest(self.0.as_bytes()).into()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("no Authorization: Bearer header")]
+    Missing,
+    #[error("the Authorization header is not a well-formed Bearer token")]
+    Malformed,
+    #[error("the token's claims cannot be decoded")]
+    Undecodable,
+    #[error("the User Service rejected the token with {0}")]
+    Rejected(StatusCode),
+    #[error("the User Service could not validate the token")]
+    Unavailable(#[source] anyhow::Error),
+}
+
+impl From<AuthError> for ApiError {
+    fn from(error: AuthError) -> Self {
+        match error {
+            AuthError::Missing => ApiError::Unauthorized("a Bearer token is required"),
+            AuthError::Malformed => ApiError::Unauthorized("the Authorization header is malformed"),
+            AuthError::Undecodable => ApiError::Unauthorized("the token cannot be decoded"),
+            AuthError::Rejected(StatusCode::FORBIDDEN) => {
+                ApiError::Forbidden("the User Service refused this token")
+            }
+            AuthError::Rejected(_) => ApiError::Unauthorized("the token is not valid"),
+            AuthError::Unavailable(source) => ApiError::Unavailable {
+                what: "the User Service",
+                source,
+            },
+        }
+    }
+}
+
+/// The claims we use. Other claims are ignored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claims {
+    pub subject: String,
+    pub scopes: Vec<String>,
+    /// Seconds since the epoch.
+    pub expires_at: Option<i64>,
+}
+
+/// Decodes a JWT's payload without checking its signature: the User Service validated it.
+pub fn decode_claims(token: &BearerToken, user_claim: &str) -> Result<Claims, AuthError> {
+    let mut parts = token.0.split('.');
+    let (Some(_header), Some(payload), Some(_signature), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(AuthError::Undecodable);
+    };
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .map_err(|_| AuthError::Undecodable)?;
+    let claims: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&bytes).map_err(|_| AuthError::Undecodable)?;
+    let subject = claims
+        .get(user_claim)
+        .and_then(|v| v.as_str())
+        .filter(|s| !s.is_empty())
+        .ok_or(AuthError::Undecodable)?
+        .to_owned();
+    // OAuth puts scopes in `scope` (space separated); some issuers use `scp` (a list).
+    let mut scopes: Vec<String> = claims
+        .get("scope")
+        .and_then(|v| v.as_str())
+        .map(|s| s.split_whitespace().map(str::to_owned).collect())
+        .unwrap_or_default();
+    if let Some(list) = claims.get("scp").and_then(|v| v.as_array()) {
+        scopes.extend(list.iter().filter_map(|s| s.as_str().map(str::to_owned)));
+    }
+    let expires_at = claims.get("exp").and_then(|v| v.as_i64());
+    Ok(Claims {
+        subject,
+        scopes,
+        expires_at,
+    })
+}
+
+/// Who the caller is, once authenticated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub subject: String,
+    pub is_service: bool,
+}
+
+impl Principal {
+    /// A user may act only for their own id; a service-scope caller for anyone.
+    pub fn authorize_for(&self, user: &UserId) -> Result<(), ApiError> {
+        if self.is_service || self.subject == user.as_str() {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden(
+                "the token does not belong to this user",
+            ))
+        }
+    }
+
+    pub fn require_service(&self) -> Result<(), ApiError> {
+        if self.is_service {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden("this endpoint needs the service scope"))
+        }
+    }
+}
+
+/// The port to whatever validates tokens.
+#[async_trait]
+pub trait TokenValidator: Send + Sync {
+    async fn validate(&self, token: &BearerToken) -> Result<(), AuthError>;
+}
+
+/// [`TokenValidator`] calling the User Service over HTTP with the caller's own header.
+pub struct UserServiceValidator {
+    pub client: reqwest::Client,
+    pub endpoint: String,
+}
+
+impl UserServiceValidator {
+    pub fn new(endpoint: String, timeout: Duration) -> anyhow::Result<Self> {
+        let client = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout)
+            .build()?;
+        Ok(Self { client, endpoint })
+    }
+}
+
+#[async_trait]
+impl TokenValidator for UserServiceValidator {
+    async fn validate(&self, token: &BearerToken) -> Result<(), AuthError> {
+        let response = self
+            .client
+            .get(&self.endpoint)
+            .bearer_auth(token.expose())
+            .send()
+            .await
+            // reqwest's error names the URL, never the header.
+            .map_err(|e| AuthError::Unavailable(anyhow::Error::new(e)))?;
+        match response.status() {
+            StatusCode::OK | StatusCode::NO_CONTENT => Ok(()),
+            status @ (StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) => {
+                Err(AuthError::Rejected(status))
+            }
+            other => Err(AuthError::Unavailable(anyhow::anyhow!(
+                "the User Service answered {other}"
+            ))),
+        }
+    }
+}
+
+const CACHE_CAPACITY: usize = 10_000;
+
+/// Positive validations, keyed by a hash of the token, each expiring at the sooner of the
+/// TTL and the token's own `exp`.
+#[derive(Default)]
+pub struct ValidationCache {
+    ttl: Duration,
+    entries: Mutex<HashMap<[u8; 32], Instant>>,
+}
+
+impl ValidationCache {
+    pub fn new(ttl: Duration) -> Self {
+        Self {
+            ttl,
+            entries: Mutex::default(),
+        }
+    }
+
+    fn is_valid(&self, token: &BearerToken) -> bool {
+        if self.ttl.is_zero() {
+            return false;
+        }
+        let Ok(entries) = self.entries.lock() else {
+            return false;
+        };
+        entries
+            .get(&token.fingerprint())
+            .is_some_and(|until| *until > Instant::now())
+    }
+
+    fn remember(&self, token: &BearerToken, expires_at: Option<i64>) {
+        if self.ttl.is_zero() {
+            return;
+        }
+        let mut lifetime = self.ttl;
+        if let Some(exp) = expires_at {
+            let left = exp.saturating_sub(time::OffsetDateTime::now_utc().unix_timestamp());
+            let left = Duration::from_secs(u64::try_from(left).unwrap_or(0));
+            lifetime = lifetime.min(left);
+        }
+        if lifetime.is_zero() {
+            return;
+        }
+        let Ok(mut entries) = self.entries.lock() else {
+            return;
+        };
+        if entries.len() >= CACHE_CAPACITY {
+            let now = Instant::now();
+            entries.retain(|_, until| *until > now);
+            if entries.len() >= CACHE_CAPACITY {
+                entries.clear();
+            }
+        }
+        entries.insert(token.fingerprint(), Instant::now() + lifetime);
+    }
+}
+
+/// Everything needed to turn request headers into a [`Principal`].
+pub struct Authenticator {
+    pub validator: Arc<dyn TokenValidator>,
+    pub cache: ValidationCache,
+    pub user_claim: String,
+    pub service_scope: String,
+}
+
+impl Authenticator {
+    pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Principal, AuthError> {
+        let token = BearerToken::from_headers(headers)?;
+        // Claims first: a token we cannot read can never be authorized, so the User
+        // Service is spared the call.
+        let claims = decode_claims(&token, &self.user_claim)?;
+        if !self.cache.is_valid(&token) {
+            self.validator.validate(&token).await?;
+            self.cache.remember(&token, claims.expires_at);
+        }
+        Ok(Principal {
+            is_service: claims.scopes.iter().any(|s| *s == self.service_scope),
+            subject: claims.subject,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn jwt(payload: serde_json::Value) -> String {
+        let enc = |v: &serde_json::Value| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
+        };
+        format!(
+            "{}.{}.sig",
+            enc(&serde_json::json!({"alg":"HS256"})),
+            enc(&payload)
+        )
+    }
+
+    fn headers(value: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(header::AUTHORIZATION, HeaderValue::from_str(value).unwrap());
+        h
+    }
+
+    #[test]
+    fn rejects_missing_and_malformed_headers() {
+        assert!(matches!(
+            BearerToken::from_headers(&HeaderMap::new()),
+            Err(AuthError::Missing)
+        ));
+        for bad in [
+            "Bearer",
+            "Bearer ",
+            "Basic abc",
+            "Bearer a b",
+            "Bearer ab\"c",
+            "token",
+        ] {
+            assert!(
+                matches!(
+                    BearerToken::from_headers(&headers(bad)),
+                    Err(AuthError::Malformed)
+                ),
+                "{bad}"
+            );
+        }
+        assert!(BearerToken::from_headers(&headers("bearer abc.def.ghi")).is_ok());
+    }
+
+    #[test]
+    fn debug_output_never_shows_the_token() {
+        let token = BearerToken::from_headers(&headers("Bearer secret-token")).unwrap();
+        assert!(!format!("{token:?}").contains("secret"));
+    }
+
+    #[test]
+    fn decodes_subject_scopes_and_expiry() {
+        let token = BearerToken(jwt(
+            serde_json::json!({"sub":"alice","scope":"a credit-scores:service","exp":42}),
+        ));
+        let claims = decode_claims(&token, "sub").unwrap();
+        assert_eq!(claims.subject, "alice");
+        assert_eq!(claims.scopes, ["a", "credit-scores:service"]);
+        assert_eq!(claims.expires_at, Some(42));
+    }
+
+    #[test]
+    fn reads_the_configured_user_claim() {
+        let token = BearerToken(jwt(serde_json::json!({"sub":"x","uid":"bob"})));
+        assert_eq!(decode_claims(&token, "uid").unwrap().subject, "bob");
+    }
+
+    #[test]
+    fn undecodable_payloads_are_rejected() {
+        for bad in ["abc", "a.b", "a.!!!.c", "a.b.c.d"] {
+            assert!(
+                decode_claims(&BearerToken(bad.into()), "sub").is_err(),
+                "{bad}"
+            );
+        }
+        let no_sub = BearerToken(jwt(serde_json::json!({"name":"x"})));
+        assert!(decode_claims(&no_sub, "sub").is_err());
+    }
+
+    #[test]
+    fn users_act_only_for_themselves_unless_service() {
+        let alice = UserId::parse("alice").unwrap();
+        let bob = UserId::parse("bob").unwrap();
+        let user = Principal {
+            subject: "alice".into(),
+            is_service: false,
+        };
+        assert!(user.authorize_for(&alice).is_ok());
+        assert!(user.authorize_for(&bob).is_err());
+        let service = Principal {
+            subject: "importer".into(),
+            is_service: true,
+        };
+        assert!(service.authorize_for(&bob).is_ok());
+    }
+
+    #[test]
+    fn cache_never_outlives_the_token() {
+        let cache = ValidationCache::new(Duration::from_secs(300));
+        let token = BearerToken("t".into());
+        let past = time::OffsetDateTime::now_utc().unix_timestamp() - 1;
+        cache.remember(&token, Some(past));
+        assert!(!cache.is_valid(&token));
+        cache.remember(&token, None);
+        assert!(cache.is_valid(&token));
+    }
+
+    #[test]
+    fn a_zero_ttl_disables_the_cache() {
+        let cache = ValidationCache::new(Duration::ZERO);
+        let token = BearerToken("t".into());
+        cache.remember(&token, None);
+        assert!(!cache.is_valid(&token));
+    }
+}

@@ -1,0 +1,171 @@
+//! The one place errors become HTTP: RFC 9457 problem details, logged once, here.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use shared::{FieldError, ValidationErrors};
+
+pub const PROBLEM_JSON: &str = "application/problem+json";
+/// Seconds a client should wait before retrying after a 503.
+pub const RETRY_AFTER_SECONDS: u32 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The request as a whole is unreadable (not JSON, a bad path or header value).
+    #[error("{detail}")]
+    BadRequest {
+        detail: String,
+        errors: Vec<FieldError>,
+    },
+    /// The body is JSON but its fields break the contract.
+    #[error("validation failed: {0}")]
+    Validation(#[from] ValidationErrors),
+    #[error("unauthorized: {0}")]
+    Unauthorized(&'static str),
+    #[error("forbidden: {0}")]
+    Forbidden(&'static str),
+    #[error("not found: {0}")]
+    NotFound(String),
+    #[error("the body is larger than the limit of {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    #[error("Content-Type must be application/json")]
+    UnsupportedMediaType,
+    /// A dependency (User Service, SQS, DynamoDB) failed; the client may retry.
+    #[error("{what} is unavailable")]
+    Unavailable {
+        what: &'static str,
+        #[source]
+        source: anyhow::Error,
+    },
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+impl ApiError {
+    pub fn bad_field(field: impl Into<String>, message: impl Into<String>) -> Self {
+        let error = FieldError::new(field, message);
+        Self::BadRequest {
+            detail: error.to_string(),
+            errors: vec![error],
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn slug(&self) -> &'static str {
+        match self {
+            Self::BadRequest { .. } => "bad-request",
+            Self::Validation(_) => "validation-error",
+            Self::Unauthorized(_) => "unauthorized",
+            Self::Forbidden(_) => "forbidden",
+            Self::NotFound(_) => "not-found",
+            Self::PayloadTooLarge { .. } => "payload-too-large",
+            Self::UnsupportedMediaType => "unsupported-media-type",
+            Self::Unavailable { .. } => "service-unavailable",
+            Self::Internal(_) => "internal-error",
+        }
+    }
+
+    fn title(&self) -> &'static str {
+        match self {
+            Self::BadRequest { .. } => "The request is malformed",
+            Self::Validation(_) => "The request failed validation",
+            Self::Unauthorized(_) => "Authentication is required",
+            Self::Forbidden(_) => "Not allowed",
+            Self::NotFound(_) => "Not found",
+            Self::PayloadTooLarge { .. } => "The body is too large",
+            Self::UnsupportedMediaType => "Unsupported media type",
+            Self::Unavailable { .. } => "Temporarily unavailable",
+            Self::Internal(_) => "Internal error",
+        }
+    }
+
+    /// What the client reads. 5xx never carry internals.
+    fn public_detail(&self) -> String {
+        match self {
+            Self::Unavailable { what, .. } => {
+                format!("{what} is unavailable; retry later with the same Idempotency-Key")
+            }
+            Self::Internal(_) => "an unexpected error occurred".to_owned(),
+            other => other.to_string(),
+        }
+    }
+}
+
+/// RFC 9457 problem details.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Problem {
+    /// A URI naming the kind of problem.
+    #[schema(example = "urn:credit-scores:problem:validation-error")]
+    #[serde(rename = "type")]
+    pub problem_type: String,
+    #[schema(example = "The request failed validation")]
+    pub title: String,
+    #[schema(example = 422)]
+    pub status: u16,
+    #[schema(example = "score: must be between 0 and 999 for bureau experian")]
+    pub detail: String,
+    /// For validation problems: each failing field and why.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if status.is_server_error() {
+            tracing::error!(status = status.as_u16(), error = %format!("{:#}", anyhow_chain(&self)), "request failed");
+        } else {
+            tracing::info!(status = status.as_u16(), error = %self, "request rejected");
+        }
+        let errors = match &self {
+            Self::Validation(v) => v.0.clone(),
+            Self::BadRequest { errors, .. } => errors.clone(),
+            _ => Vec::new(),
+        };
+        let problem = Problem {
+            problem_type: format!("urn:credit-scores:problem:{}", self.slug()),
+            title: self.title().to_owned(),
+            status: status.as_u16(),
+            detail: self.public_detail(),
+            errors,
+        };
+        let mut response = (status, axum::Json(problem)).into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        match self {
+            Self::Unauthorized(_) => {
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            Self::Unavailable { .. } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
+            }
+            _ => {}
+        }
+        response
+    }
+}
+
+/// The error with its whole source chain, for the log line.
+fn anyhow_chain(error: &ApiError) -> String {
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
