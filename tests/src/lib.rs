@@ -1,1 +1,180 @@
+//! Test-only helpers: emulator clients, per-test queues and tables, a User Service stub on
+//! loopback, development tokens, and `spawn_app()` for the ingest API on a real socket.
+//!
+//! Integration tests talk to a real AWS emulator over HTTP (`AWS_ENDPOINT_URL`, default
+//! `http://127.0.0.1:4566`); nothing here mocks AWS.
 
+pub mod dev_tokens;
+pub mod emulator;
+pub mod user_service_stub;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ingest::settings::IngestSettings;
+use serde_json::Value;
+
+pub use dev_tokens::DevTokens;
+pub use emulator::{Emulator, TestResources};
+pub use user_service_stub::{StubBehavior, UserServiceStub};
+
+/// A running ingest API on 127.0.0.1, with its own queue, DLQ and table in the emulator and
+/// its own User Service stub.
+pub struct TestApp {
+    pub address: SocketAddr,
+    pub http: reqwest::Client,
+    pub resources: TestResources,
+    pub user_service: UserServiceStub,
+    pub tokens: DevTokens,
+    pub emulator: Emulator,
+}
+
+/// Settings for a test ingest pointed at `resources` and `user_service`.
+pub fn ingest_settings(resources: &TestResources, user_service: &UserServiceStub) -> IngestSettings {
+    let env = [
+        ("QUEUE_URL", resources.queue_url.as_str()),
+        ("TABLE_NAME", resources.table_name.as_str()),
+        ("USER_SERVICE_URL", user_service.url.as_str()),
+        ("USER_SERVICE_TIMEOUT_MS", "500"),
+        ("SQS_SEND_TIMEOUT_MS", "3000"),
+    ];
+    IngestSettings::from_source(&env).expect("test settings are valid")
+}
+
+/// Starts ingest on an ephemeral port against fresh resources.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// Like [`spawn_app`], with a chance to adjust the settings first.
+pub async fn spawn_app_with(adjust: impl FnOnce(&mut IngestSettings)) -> TestApp {
+    let emulator = Emulator::connect().await;
+    let resources = emulator.create_resources().await;
+    let user_service = UserServiceStub::start().await;
+    let mut settings = ingest_settings(&resources, &user_service);
+    adjust(&mut settings);
+    let state = ingest::AppState::from_settings(&settings, &emulator.sdk)
+        .expect("ingest state builds");
+    let router = ingest::app(state);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind an ephemeral port");
+    let address = listener.local_addr().expect("local address");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    TestApp {
+        address,
+        http: reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("reqwest client"),
+        resources,
+        user_service,
+        tokens: DevTokens::default(),
+        emulator,
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.address, path)
+    }
+
+    /// A token for `user` (no service scope).
+    pub fn token_for(&self, user: &str) -> String {
+        self.tokens.mint(user, &[], Duration::from_secs(3600))
+    }
+
+    /// A token carrying the service scope.
+    pub fn service_token(&self) -> String {
+        self.tokens
+            .mint("batch-importer", &["credit-scores:service"], Duration::from_secs(3600))
+    }
+
+    /// POSTs a JSON body as `user`'s own token would.
+    pub async fn post_score(&self, user: &str, body: &Value) -> reqwest::Response {
+        self.post_score_raw(user, &self.token_for(user), "application/json", body.to_string())
+            .await
+    }
+
+    pub async fn post_score_raw(
+        &self,
+        user: &str,
+        token: &str,
+        content_type: &str,
+        body: String,
+    ) -> reqwest::Response {
+        self.http
+            .post(self.url(&format!("/v1/users/{user}/credit-scores")))
+            .bearer_auth(token)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .expect("request reaches ingest")
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> reqwest::Response {
+        self.http
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("request reaches ingest")
+    }
+
+    /// Every message now on this app's queue (received and left in flight).
+    pub async fn drain_queue(&self) -> Vec<aws_sdk_sqs::types::Message> {
+        self.emulator.receive_all(&self.resources.queue_url).await
+    }
+}
+
+/// A valid score body, reported an hour ago.
+pub fn score_body(bureau: &str, score: u64) -> Value {
+    let reported = time::OffsetDateTime::now_utc() - time::Duration::hours(1);
+    serde_json::json!({
+        "bureau": bureau,
+        "score": score,
+        "reportedAt": shared::domain::format_utc_millis(reported),
+    })
+}
+
+/// The absolute path of a workspace binary built next to this crate's own binaries.
+pub fn workspace_binary(name: &str) -> std::path::PathBuf {
+    // Test executables live in target/<profile>/deps; binaries one level up.
+    let exe = std::env::current_exe().expect("the test executable has a path");
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("the test executable sits in target/<profile>/deps");
+    let path = profile_dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: build the binaries first (`cargo build --workspace --bins`)",
+        path.display()
+    );
+    path
+}
+
+/// Waits (bounded) until `check` returns `Some`.
+pub async fn eventually<T, F, Fut>(timeout: Duration, mut check: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return Some(value);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Shared so a test may hand the same handle to several tasks.
+pub type Shared<T> = Arc<T>;
