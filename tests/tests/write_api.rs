@@ -39,11 +39,17 @@ async fn a_valid_score_is_accepted_and_put_on_the_queue_with_the_v1_contract() {
     let response = app.post_score("alice", &score_body("experian", 742)).await;
     assert_eq!(response.status(), 202);
     let location = response.headers()["location"].to_str().unwrap().to_owned();
-    let correlation = response.headers()["x-correlation-id"].to_str().unwrap().to_owned();
+    let correlation = response.headers()["x-correlation-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     let body: Value = response.json().await.unwrap();
     let report_id = body["reportId"].as_str().unwrap().to_owned();
     assert_eq!(body["status"], "accepted");
-    assert_eq!(location, format!("/v1/users/alice/credit-scores/{report_id}"));
+    assert_eq!(
+        location,
+        format!("/v1/users/alice/credit-scores/{report_id}")
+    );
 
     let messages = app.drain_queue().await;
     assert_eq!(messages.len(), 1, "exactly one message");
@@ -56,9 +62,15 @@ async fn a_valid_score_is_accepted_and_put_on_the_queue_with_the_v1_contract() {
     assert_eq!(raw["reportId"], report_id.as_str());
     assert!(raw["receivedAt"].is_string());
     let parsed = ScoreMessage::parse(messages[0].body().unwrap(), time::OffsetDateTime::now_utc());
-    assert!(parsed.is_ok(), "the worker's parser accepts what ingest sends: {parsed:?}");
+    assert!(
+        parsed.is_ok(),
+        "the worker's parser accepts what ingest sends: {parsed:?}"
+    );
     let attrs = messages[0].message_attributes().unwrap();
-    assert_eq!(attrs["correlationId"].string_value(), Some(correlation.as_str()));
+    assert_eq!(
+        attrs["correlationId"].string_value(),
+        Some(correlation.as_str())
+    );
     assert_eq!(app.user_service.calls(), 1);
 }
 
@@ -66,9 +78,17 @@ async fn a_valid_score_is_accepted_and_put_on_the_queue_with_the_v1_contract() {
 async fn the_callers_authorization_header_is_passed_to_the_user_service_unchanged() {
     let app = spawn_app().await;
     let token = app.token_for("alice");
-    app.post_score_raw("alice", &token, "application/json", score_body("equifax", 1).to_string())
-        .await;
-    assert_eq!(app.user_service.last_authorization(), Some(format!("Bearer {token}")));
+    app.post_score_raw(
+        "alice",
+        &token,
+        "application/json",
+        score_body("equifax", 1).to_string(),
+    )
+    .await;
+    assert_eq!(
+        app.user_service.last_authorization(),
+        Some(format!("Bearer {token}"))
+    );
 }
 
 #[tokio::test]
@@ -118,14 +138,26 @@ async fn missing_or_malformed_authorization_is_401_without_calling_the_user_serv
         .post_score_raw("alice", "not-a-jwt", "application/json", body)
         .await;
     assert_eq!(problem(undecodable).await.0, 401);
-    assert_eq!(app.user_service.calls(), 0, "the User Service is never called");
+    assert_eq!(
+        app.user_service.calls(),
+        0,
+        "the User Service is never called"
+    );
     assert!(app.drain_queue().await.is_empty());
 }
 
 #[tokio::test]
 async fn user_service_answers_map_to_client_statuses() {
     let app = spawn_app().await;
-    for (stub, expected) in [(401, 401), (403, 403), (500, 503), (404, 503), (302, 503), (200, 202), (204, 202)] {
+    for (stub, expected) in [
+        (401, 401),
+        (403, 403),
+        (500, 503),
+        (404, 503),
+        (302, 503),
+        (200, 202),
+        (204, 202),
+    ] {
         app.user_service.set(StubBehavior::Status(stub));
         let response = app.post_score("alice", &score_body("experian", 700)).await;
         let status = response.status().as_u16();
@@ -134,20 +166,32 @@ async fn user_service_answers_map_to_client_statuses() {
             assert_eq!(response.headers()["retry-after"], "1");
             let (_, body) = problem(response).await;
             let detail = body["detail"].as_str().unwrap();
-            assert!(!detail.contains("500") && !detail.contains("127.0.0.1"), "no internals: {detail}");
+            assert!(
+                !detail.contains("500") && !detail.contains("127.0.0.1"),
+                "no internals: {detail}"
+            );
         }
     }
-    assert_eq!(app.drain_queue().await.len(), 2, "only the two accepted writes were enqueued");
+    assert_eq!(
+        app.drain_queue().await.len(),
+        2,
+        "only the two accepted writes were enqueued"
+    );
 }
 
 #[tokio::test]
 async fn a_slow_user_service_is_503_within_the_timeout() {
     let app = spawn_app().await; // USER_SERVICE_TIMEOUT_MS=500 in tests
-    app.user_service.set(StubBehavior::Slow(Duration::from_secs(5), 204));
+    app.user_service
+        .set(StubBehavior::Slow(Duration::from_secs(5), 204));
     let started = Instant::now();
     let response = app.post_score("alice", &score_body("experian", 700)).await;
     assert_eq!(response.status(), 503);
-    assert!(started.elapsed() < Duration::from_secs(3), "fails closed at the timeout, took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "fails closed at the timeout, took {:?}",
+        started.elapsed()
+    );
     assert!(app.drain_queue().await.is_empty());
 }
 
@@ -164,7 +208,12 @@ async fn an_unreachable_user_service_is_503() {
 async fn a_token_for_another_user_is_403() {
     let app = spawn_app().await;
     let response = app
-        .post_score_raw("bob", &app.token_for("alice"), "application/json", score_body("experian", 700).to_string())
+        .post_score_raw(
+            "bob",
+            &app.token_for("alice"),
+            "application/json",
+            score_body("experian", 700).to_string(),
+        )
         .await;
     assert_eq!(problem(response).await.0, 403);
     assert!(app.drain_queue().await.is_empty());
@@ -174,7 +223,12 @@ async fn a_token_for_another_user_is_403() {
 async fn a_service_token_may_write_for_any_user() {
     let app = spawn_app().await;
     let response = app
-        .post_score_raw("bob", &app.service_token(), "application/json", score_body("experian", 700).to_string())
+        .post_score_raw(
+            "bob",
+            &app.service_token(),
+            "application/json",
+            score_body("experian", 700).to_string(),
+        )
         .await;
     assert_eq!(response.status(), 202);
 }
@@ -186,42 +240,118 @@ async fn each_invalid_field_is_a_4xx_naming_it_and_nothing_is_enqueued() {
     let future = shared::domain::format_utc_millis(now + time::Duration::minutes(10));
     let ok_time = shared::domain::format_utc_millis(now - time::Duration::hours(1));
     let cases: Vec<(&str, Value, u16, &str)> = vec![
-        ("unknown bureau", json!({"bureau":"fico","score":700,"reportedAt":ok_time}), 422, "bureau"),
-        ("experian above 999", json!({"bureau":"experian","score":1000,"reportedAt":ok_time}), 422, "score"),
-        ("transunion above 710", json!({"bureau":"transunion","score":711,"reportedAt":ok_time}), 422, "score"),
-        ("negative score", json!({"bureau":"equifax","score":-1,"reportedAt":ok_time}), 422, "score"),
-        ("fractional score", json!({"bureau":"equifax","score":700.5,"reportedAt":ok_time}), 422, "score"),
-        ("score as string", json!({"bureau":"equifax","score":"700","reportedAt":ok_time}), 422, "score"),
-        ("bad timestamp", json!({"bureau":"equifax","score":700,"reportedAt":"28/11/2026"}), 422, "reportedAt"),
-        ("future timestamp", json!({"bureau":"equifax","score":700,"reportedAt":future}), 422, "reportedAt"),
-        ("missing timestamp", json!({"bureau":"equifax","score":700}), 422, "reportedAt"),
-        ("unknown field", json!({"bureau":"equifax","score":700,"reportedAt":ok_time,"sccore":1}), 422, "sccore"),
-        ("bad report id", json!({"bureau":"equifax","score":700,"reportedAt":ok_time,"reportId":"a/b"}), 422, "reportId"),
-        ("bureau wrong type", json!({"bureau":["equifax"],"score":700,"reportedAt":ok_time}), 422, "bureau"),
+        (
+            "unknown bureau",
+            json!({"bureau":"fico","score":700,"reportedAt":ok_time}),
+            422,
+            "bureau",
+        ),
+        (
+            "experian above 999",
+            json!({"bureau":"experian","score":1000,"reportedAt":ok_time}),
+            422,
+            "score",
+        ),
+        (
+            "transunion above 710",
+            json!({"bureau":"transunion","score":711,"reportedAt":ok_time}),
+            422,
+            "score",
+        ),
+        (
+            "negative score",
+            json!({"bureau":"equifax","score":-1,"reportedAt":ok_time}),
+            422,
+            "score",
+        ),
+        (
+            "fractional score",
+            json!({"bureau":"equifax","score":700.5,"reportedAt":ok_time}),
+            422,
+            "score",
+        ),
+        (
+            "score as string",
+            json!({"bureau":"equifax","score":"700","reportedAt":ok_time}),
+            422,
+            "score",
+        ),
+        (
+            "bad timestamp",
+            json!({"bureau":"equifax","score":700,"reportedAt":"28/11/2026"}),
+            422,
+            "reportedAt",
+        ),
+        (
+            "future timestamp",
+            json!({"bureau":"equifax","score":700,"reportedAt":future}),
+            422,
+            "reportedAt",
+        ),
+        (
+            "missing timestamp",
+            json!({"bureau":"equifax","score":700}),
+            422,
+            "reportedAt",
+        ),
+        (
+            "unknown field",
+            json!({"bureau":"equifax","score":700,"reportedAt":ok_time,"sccore":1}),
+            422,
+            "sccore",
+        ),
+        (
+            "bad report id",
+            json!({"bureau":"equifax","score":700,"reportedAt":ok_time,"reportId":"a/b"}),
+            422,
+            "reportId",
+        ),
+        (
+            "bureau wrong type",
+            json!({"bureau":["equifax"],"score":700,"reportedAt":ok_time}),
+            422,
+            "bureau",
+        ),
         ("array body", json!([1, 2]), 400, "body"),
     ];
     for (name, body, status, field) in cases {
         let response = app.post_score("alice", &body).await;
         let (got, problem) = problem(response).await;
         assert_eq!(got, status, "{name}: {problem}");
-        assert!(named_fields(&problem).iter().any(|f| f == field), "{name} names {field}: {problem}");
+        assert!(
+            named_fields(&problem).iter().any(|f| f == field),
+            "{name} names {field}: {problem}"
+        );
     }
     for (name, raw) in [("empty body", ""), ("not JSON", "{\"bureau\":")] {
         let response = app
-            .post_score_raw("alice", &app.token_for("alice"), "application/json", raw.into())
+            .post_score_raw(
+                "alice",
+                &app.token_for("alice"),
+                "application/json",
+                raw.into(),
+            )
             .await;
         let (got, problem) = problem(response).await;
         assert_eq!(got, 400, "{name}");
         assert_eq!(named_fields(&problem), ["body"], "{name}");
     }
-    assert!(app.drain_queue().await.is_empty(), "nothing invalid was enqueued");
+    assert!(
+        app.drain_queue().await.is_empty(),
+        "nothing invalid was enqueued"
+    );
 }
 
 #[tokio::test]
 async fn a_bad_user_id_in_the_path_is_400_naming_it() {
     let app = spawn_app().await;
     let response = app
-        .post_score_raw("al%20ice", &app.service_token(), "application/json", score_body("experian", 1).to_string())
+        .post_score_raw(
+            "al%20ice",
+            &app.service_token(),
+            "application/json",
+            score_body("experian", 1).to_string(),
+        )
         .await;
     let (status, problem) = problem(response).await;
     assert_eq!(status, 400);
@@ -249,7 +379,12 @@ async fn a_bad_idempotency_key_is_400_naming_the_header() {
 async fn non_json_content_type_is_415() {
     let app = spawn_app().await;
     let response = app
-        .post_score_raw("alice", &app.token_for("alice"), "text/plain", score_body("experian", 1).to_string())
+        .post_score_raw(
+            "alice",
+            &app.token_for("alice"),
+            "text/plain",
+            score_body("experian", 1).to_string(),
+        )
         .await;
     assert_eq!(problem(response).await.0, 415);
 }
@@ -258,7 +393,8 @@ async fn non_json_content_type_is_415() {
 async fn bodies_over_64_kib_are_413() {
     let app = spawn_app().await;
     let padding = "x".repeat(70 * 1024);
-    let body = json!({"bureau":"experian","score":1,"reportedAt":"2026-01-01T00:00:00Z","pad":padding});
+    let body =
+        json!({"bureau":"experian","score":1,"reportedAt":"2026-01-01T00:00:00Z","pad":padding});
     let response = app.post_score("alice", &body).await;
     assert_eq!(problem(response).await.0, 413);
     assert!(app.drain_queue().await.is_empty());
