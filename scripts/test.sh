@@ -61,6 +61,10 @@ if [[ -n "${TEST_ARGS:-}" ]]; then
 fi
 args=("$@" "${extra[@]}")
 
+# End-to-end and Lambda-mode tests start the real binaries; build them first.
+log "cargo build --workspace --bins"
+cargo build --workspace --bins
+
 log "cargo test --workspace ${args[*]} (AWS_ENDPOINT_URL=$AWS_ENDPOINT_URL, AWS_REGION=$AWS_REGION)"
 status=0
 cargo test --workspace "${args[@]}" || status=$?
