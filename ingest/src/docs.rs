@@ -48,12 +48,23 @@ impl Modify for BearerSecurity {
 #[openapi(
     info(
         title = "Credit score pipeline",
-        description = "Accepts credit score writes (queued, then written by the worker) and serves reads. Errors are RFC 9457 problem details.",
+        description = "Accepts credit score writes (queued, then written by the worker) and serves reads. Errors are RFC 9457 problem details (`application/problem+json`); a 400 or 422 names every bad field or parameter. Lists are paged with an opaque, signed `nextCursor`.",
     ),
-    paths(crate::routes::submit_score, crate::routes::health),
+    paths(
+        crate::routes::submit_score,
+        crate::read_routes::list_scores,
+        crate::read_routes::latest_scores,
+        crate::read_routes::get_score,
+        crate::routes::health,
+        swagger_ui_page,
+        openapi_document,
+    ),
     components(schemas(
         ScoreWriteBody,
         crate::routes::Accepted,
+        crate::read_routes::ScoreReportView,
+        crate::read_routes::ScoreReportPage,
+        crate::read_routes::LatestScores,
         crate::routes::Health,
         crate::error::Problem,
         shared::FieldError,
@@ -63,11 +74,27 @@ impl Modify for BearerSecurity {
     tags(
         (name = "scores", description = "Credit score writes and reads"),
         (name = "operations", description = "Health"),
+        (name = "documentation", description = "This document and Swagger UI, served from the binary (no network needed)"),
     )
 )]
 pub struct ApiDoc;
 
 pub const SPEC_PATH: &str = "/docs/swagger.json";
+/// Swagger UI's page (`/docs` redirects here; its assets live under it).
+pub const UI_PATH: &str = "/docs/";
+
+/// Swagger UI for this document, from assets built into the binary: works with no network.
+/// `/docs` redirects here.
+#[utoipa::path(get, path = "/docs/", tag = "documentation",
+    responses((status = 200, description = "The Swagger UI page", content_type = "text/html", body = String)))]
+#[allow(dead_code)] // served by `SwaggerUi`; this function only describes it.
+fn swagger_ui_page() {}
+
+/// This OpenAPI 3.1 document.
+#[utoipa::path(get, path = "/docs/swagger.json", tag = "documentation",
+    responses((status = 200, description = "The OpenAPI document", content_type = "application/json", body = serde_json::Value)))]
+#[allow(dead_code)] // served by `SwaggerUi`; this function only describes it.
+fn openapi_document() {}
 
 /// `/docs` (Swagger UI) and `/docs/swagger.json` (the document).
 pub fn swagger_ui() -> SwaggerUi {

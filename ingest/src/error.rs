@@ -101,7 +101,7 @@ impl ApiError {
     fn public_detail(&self) -> String {
         match self {
             Self::Unavailable { what, .. } => {
-                format!("{what} is unavailable; retry later with the same Idempotency-Key")
+                format!("{what} is unavailable; retry later (a write retried with the same Idempotency-Key is stored once)")
             }
             Self::Internal(_) => "an unexpected error occurred".to_owned(),
             other => other.to_string(),

@@ -1,12 +1,15 @@
-//! The HTTP API: validate, authorize and enqueue credit score writes.
+//! The HTTP API: validate, authorize and enqueue credit score writes; serve reads and docs.
 //!
 //! [`app`] builds the router so tests call it without a socket; [`run`] serves it under
 //! Lambda (API Gateway REST v1 and HTTP API v2 events) or as a plain HTTP server.
 
 pub mod auth;
+pub mod cursor;
 pub mod docs;
 pub mod error;
 pub mod queue;
+pub mod read_routes;
+pub mod reads;
 pub mod routes;
 pub mod settings;
 pub mod write;
@@ -16,12 +19,16 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
+use axum::handler::Handler;
+use axum::routing::{on, MethodFilter, MethodRouter};
 use axum::Router;
+use http::Method;
 use time::OffsetDateTime;
 
 use crate::auth::{Authenticator, TokenValidator, UserServiceValidator, ValidationCache};
+use crate::cursor::{CursorCodec, CursorKey};
 use crate::queue::{ScoreQueue, SqsScoreQueue};
+use crate::reads::{DynamoScoreReader, ScoreReader};
 use crate::settings::IngestSettings;
 
 /// Largest body accepted (413 above it).
@@ -31,6 +38,9 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 pub struct AppState {
     pub auth: Arc<Authenticator>,
     pub queue: Arc<dyn ScoreQueue>,
+    pub reader: Arc<dyn ScoreReader>,
+    /// Signs and checks list cursors.
+    pub cursors: Arc<CursorCodec>,
     /// The clock, so tests can pin "now" for the future-timestamp rule.
     pub now: fn() -> OffsetDateTime,
 }
@@ -40,6 +50,8 @@ impl AppState {
         settings: &IngestSettings,
         validator: Arc<dyn TokenValidator>,
         queue: Arc<dyn ScoreQueue>,
+        reader: Arc<dyn ScoreReader>,
+        cursor_key: &CursorKey,
     ) -> Self {
         Self {
             auth: Arc::new(Authenticator {
@@ -49,11 +61,13 @@ impl AppState {
                 service_scope: settings.service_scope.clone(),
             }),
             queue,
+            reader,
+            cursors: Arc::new(CursorCodec::new(cursor_key)),
             now: OffsetDateTime::now_utc,
         }
     }
 
-    /// The production wiring: User Service over HTTP, SQS from one `SdkConfig`.
+    /// The production wiring: User Service over HTTP, SQS and DynamoDB from one `SdkConfig`.
     pub fn from_settings(
         settings: &IngestSettings,
         sdk: &aws_config::SdkConfig,
@@ -67,17 +81,101 @@ impl AppState {
             client: shared::aws::sqs_client_bounded(sdk, settings.sqs_send_timeout),
             queue_url: settings.queue_url.clone(),
         };
-        Ok(Self::new(settings, Arc::new(validator), Arc::new(queue)))
+        let reader = DynamoScoreReader {
+            client: shared::aws::dynamodb_client_bounded(sdk, settings.dynamodb_read_timeout),
+            table_name: settings.table_name.clone(),
+        };
+        let cursor_key = match &settings.cursor_signing_key {
+            Some(key) => key.clone(),
+            // Lambda runs many short-lived instances at once: with a key per instance, page 2
+            // would fail whenever it reached another one. Refuse to start instead.
+            None if shared::telemetry::running_in_lambda() => anyhow::bail!(
+                "environment variable CURSOR_SIGNING_KEY is required under Lambda: every \
+                 instance must sign list cursors with the same key (at least 32 bytes, e.g. \
+                 `openssl rand -base64 48`)"
+            ),
+            None => {
+                tracing::warn!(
+                    "CURSOR_SIGNING_KEY is not set: list cursors are signed with a random \
+                     per-process key, so they fail (400) on any other instance or after a restart"
+                );
+                CursorKey::random().context("generating a cursor signing key")?
+            }
+        };
+        Ok(Self::new(
+            settings,
+            Arc::new(validator),
+            Arc::new(queue),
+            Arc::new(reader),
+            &cursor_key,
+        ))
     }
 }
 
+/// One operation of the API: its method and path (as the OpenAPI document names them) and
+/// the handler serving it.
+pub struct ApiRoute {
+    pub method: Method,
+    pub path: &'static str,
+    handler: MethodRouter<AppState>,
+}
+
+fn route<H, T>(method: Method, path: &'static str, handler: H) -> ApiRoute
+where
+    H: Handler<T, AppState>,
+    T: 'static,
+{
+    // The methods below are all standard; this runs once at start-up, never per request.
+    let filter = MethodFilter::try_from(method.clone()).expect("a standard HTTP method");
+    ApiRoute {
+        method,
+        path,
+        handler: on(filter, handler),
+    }
+}
+
+/// Every operation the API serves. [`app`] registers exactly these, and a test checks that
+/// the OpenAPI document describes exactly these plus [`DOCS_ROUTES`]: add routes here, never
+/// with a separate `.route` call.
+pub fn api_routes() -> Vec<ApiRoute> {
+    const USER_SCORES: &str = "/v1/users/{userId}/credit-scores";
+    vec![
+        route(Method::GET, "/health", routes::health),
+        route(Method::POST, USER_SCORES, routes::submit_score),
+        route(Method::GET, USER_SCORES, read_routes::list_scores),
+        // A static segment outranks `{reportId}`, so `latest` is never taken for a report id.
+        route(
+            Method::GET,
+            "/v1/users/{userId}/credit-scores/latest",
+            read_routes::latest_scores,
+        ),
+        route(
+            Method::GET,
+            "/v1/users/{userId}/credit-scores/{reportId}",
+            read_routes::get_score,
+        ),
+    ]
+}
+
+/// Served by Swagger UI ([`docs::swagger_ui`]) and described in the document as well.
+pub const DOCS_ROUTES: [(Method, &str); 2] =
+    [(Method::GET, docs::UI_PATH), (Method::GET, docs::SPEC_PATH)];
+
+/// (method, path) of everything the router serves and the document must describe.
+pub fn route_table() -> Vec<(Method, &'static str)> {
+    api_routes()
+        .into_iter()
+        .map(|r| (r.method, r.path))
+        .chain(DOCS_ROUTES)
+        .collect()
+}
+
 pub fn app(state: AppState) -> Router {
-    Router::new()
-        .route("/health", get(routes::health))
-        .route(
-            "/v1/users/{userId}/credit-scores",
-            post(routes::submit_score),
-        )
+    let mut router = Router::new();
+    for api_route in api_routes() {
+        router = router.route(api_route.path, api_route.handler);
+    }
+    router
         .merge(docs::swagger_ui())
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed)

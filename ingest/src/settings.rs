@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use shared::settings::{http_url, millis, optional, parsed, required, SettingsError, Source};
 
+use crate::cursor::CursorKey;
+
 #[derive(Debug, Clone)]
 pub struct IngestSettings {
     pub queue_url: String,
@@ -19,6 +21,11 @@ pub struct IngestSettings {
     /// The scope that lets a caller act for any user and use the batch endpoint.
     pub service_scope: String,
     pub sqs_send_timeout: Duration,
+    /// Bounds every table read, SDK retries included; past it the client gets a 503.
+    pub dynamodb_read_timeout: Duration,
+    /// Signs list cursors (`CURSOR_SIGNING_KEY`, at least 32 bytes). Every instance behind
+    /// one API must share it; unset, a random per-process key is used (local runs only).
+    pub cursor_signing_key: Option<CursorKey>,
 }
 
 impl IngestSettings {
@@ -45,6 +52,19 @@ impl IngestSettings {
             user_claim: optional(source, "AUTH_USER_CLAIM", "sub"),
             service_scope: optional(source, "AUTH_SERVICE_SCOPE", "credit-scores:service"),
             sqs_send_timeout: millis(source, "SQS_SEND_TIMEOUT_MS", Duration::from_secs(3))?,
+            dynamodb_read_timeout: millis(
+                source,
+                "DYNAMODB_READ_TIMEOUT_MS",
+                Duration::from_secs(3),
+            )?,
+            cursor_signing_key: source
+                .get("CURSOR_SIGNING_KEY")
+                .map(|secret| CursorKey::from_secret(&secret))
+                .transpose()
+                .map_err(|reason| SettingsError::Invalid {
+                    name: "CURSOR_SIGNING_KEY",
+                    reason,
+                })?,
         })
     }
 
@@ -74,6 +94,26 @@ mod tests {
         assert_eq!(s.auth_cache_ttl, Duration::ZERO);
         assert_eq!(s.user_claim, "sub");
         assert_eq!(s.user_service_endpoint(), "http://127.0.0.1:4113/validate");
+    }
+
+    #[test]
+    fn a_short_cursor_signing_key_is_refused_without_echoing_it() {
+        let mut env = BASE.to_vec();
+        env.push(("CURSOR_SIGNING_KEY", "hunter2"));
+        let env: [(&str, &str); 4] = env.try_into().unwrap();
+        let err = IngestSettings::from_source(&env).unwrap_err();
+        assert!(matches!(
+            err,
+            SettingsError::Invalid {
+                name: "CURSOR_SIGNING_KEY",
+                ..
+            }
+        ));
+        assert!(!err.to_string().contains("hunter2"));
+        assert!(IngestSettings::from_source(&BASE)
+            .unwrap()
+            .cursor_signing_key
+            .is_none());
     }
 
     #[test]

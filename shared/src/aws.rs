@@ -51,3 +51,19 @@ pub fn sqs_client_bounded(config: &SdkConfig, operation_timeout: Duration) -> aw
         .build();
     aws_sdk_sqs::Client::from_conf(conf)
 }
+
+/// A DynamoDB client for the request path: its calls (SDK retries included) end within
+/// `operation_timeout`, so a slow table turns into a quick 503 rather than a hung request.
+pub fn dynamodb_client_bounded(
+    config: &SdkConfig,
+    operation_timeout: Duration,
+) -> aws_sdk_dynamodb::Client {
+    let conf = aws_sdk_dynamodb::config::Builder::from(config)
+        .timeout_config(
+            TimeoutConfig::builder()
+                .operation_timeout(operation_timeout)
+                .build(),
+        )
+        .build();
+    aws_sdk_dynamodb::Client::from_conf(conf)
+}

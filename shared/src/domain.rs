@@ -66,6 +66,8 @@ impl From<FieldError> for ValidationErrors {
 
 const ID_MAX_LEN: usize = 128;
 const REPORT_ID_MAX_LEN: usize = 64;
+/// Ids that name a route under `/v1/users/{userId}/credit-scores/`, never a report.
+pub const RESERVED_REPORT_IDS: [&str; 1] = ["latest"];
 
 fn check_key_safe(field: &str, value: &str, max_len: usize) -> Result<(), FieldError> {
     if value.is_empty() {
@@ -128,6 +130,13 @@ impl ReportId {
 
     pub fn parse_field(field: &str, value: &str) -> Result<Self, FieldError> {
         check_key_safe(field, value, REPORT_ID_MAX_LEN)?;
+        if RESERVED_REPORT_IDS.contains(&value) {
+            // `/credit-scores/latest` is a route: a report so named could never be fetched.
+            return Err(FieldError::new(
+                field,
+                format!("{value:?} is reserved; pick another id"),
+            ));
+        }
         Ok(Self(value.to_owned()))
     }
 
@@ -367,6 +376,14 @@ mod tests {
             ReportId::parse(&"r".repeat(65)).unwrap_err().field,
             "reportId"
         );
+    }
+
+    #[test]
+    fn rejects_report_id_that_names_the_latest_route() {
+        let err = ReportId::parse_field("Idempotency-Key", "latest").unwrap_err();
+        assert_eq!(err.field, "Idempotency-Key");
+        assert!(err.message.contains("reserved"), "{}", err.message);
+        assert!(ReportId::parse("Latest").is_ok() && ReportId::parse("latest-1").is_ok());
     }
 
     #[test]

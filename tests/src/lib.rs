@@ -42,6 +42,8 @@ pub fn ingest_settings(
         ("USER_SERVICE_URL", user_service.url.as_str()),
         ("USER_SERVICE_TIMEOUT_MS", "500"),
         ("SQS_SEND_TIMEOUT_MS", "3000"),
+        // The emulator is shared by parallel tests on small machines: allow for stalls.
+        ("DYNAMODB_READ_TIMEOUT_MS", "10000"),
     ];
     IngestSettings::from_source(&env).expect("test settings are valid")
 }

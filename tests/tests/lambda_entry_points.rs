@@ -30,6 +30,11 @@ async fn start_ingest_lambda() -> LambdaIngest {
     let mut env = resources.env(&emulator);
     env.extend(lambda_env(&runtime.address));
     env.push(("USER_SERVICE_URL".into(), stub.url.clone()));
+    // Required under Lambda: every instance signs list cursors with the same key.
+    env.push((
+        "CURSOR_SIGNING_KEY".into(),
+        "lambda-test-cursor-key-of-32-bytes-or-more".into(),
+    ));
     let process = spawn_binary("ingest", &[], &env);
     LambdaIngest {
         token: DevTokens::default().mint("alice", &[], Duration::from_secs(600)),
