@@ -1,7 +1,9 @@
 //! The OpenAPI document, generated from the handlers and types, and Swagger UI served from
 //! assets vendored into the binary (no network needed to view it).
 
+use utoipa::openapi::link::LinkBuilder;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::RefOr;
 use utoipa::{Modify, OpenApi, ToSchema};
 use utoipa_swagger_ui::SwaggerUi;
 
@@ -44,6 +46,43 @@ impl Modify for BearerSecurity {
     }
 }
 
+/// Links from an accepted write to where its report can be read (Swagger UI shows them, and
+/// schemathesis's stateful phase follows them).
+struct WriteLinks;
+
+impl Modify for WriteLinks {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let accepted = openapi
+            .paths
+            .paths
+            .get_mut("/v1/users/{userId}/credit-scores")
+            .and_then(|item| item.post.as_mut())
+            .and_then(|post| post.responses.responses.get_mut("202"));
+        let Some(RefOr::T(accepted)) = accepted else {
+            return;
+        };
+        accepted.links.insert(
+            "GetReport".into(),
+            LinkBuilder::new()
+                .operation_id("get_score")
+                .parameter("userId", "$request.path.userId")
+                .parameter("reportId", "$response.body#/reportId")
+                .description("The report, once the worker has written it (404 until then)")
+                .build()
+                .into(),
+        );
+        accepted.links.insert(
+            "ListReports".into(),
+            LinkBuilder::new()
+                .operation_id("list_scores")
+                .parameter("userId", "$request.path.userId")
+                .description("The user's reports, newest first")
+                .build()
+                .into(),
+        );
+    }
+}
+
 #[derive(OpenApi)]
 #[openapi(
     info(
@@ -70,7 +109,7 @@ impl Modify for BearerSecurity {
         shared::FieldError,
         shared::Bureau,
     )),
-    modifiers(&BearerSecurity),
+    modifiers(&BearerSecurity, &WriteLinks),
     tags(
         (name = "scores", description = "Credit score writes and reads"),
         (name = "operations", description = "Health"),
@@ -96,7 +135,39 @@ fn swagger_ui_page() {}
 #[allow(dead_code)] // served by `SwaggerUi`; this function only describes it.
 fn openapi_document() {}
 
+/// The document as served: [`ApiDoc`] in JSON, with link objects' keys spelt as OpenAPI
+/// spells them (utoipa 5 writes `operation_id`/`operation_ref`/`request_body`; fixed in 6).
+pub fn openapi_json() -> serde_json::Value {
+    let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+    if let Some(paths) = doc.get_mut("paths").and_then(|p| p.as_object_mut()) {
+        let responses = paths
+            .values_mut()
+            .filter_map(|item| item.as_object_mut())
+            .flat_map(|item| item.values_mut())
+            .filter_map(|op| op.get_mut("responses").and_then(|r| r.as_object_mut()))
+            .flat_map(|responses| responses.values_mut());
+        for response in responses {
+            let links = response.get_mut("links").and_then(|l| l.as_object_mut());
+            for link in links.into_iter().flat_map(|l| l.values_mut()) {
+                let Some(link) = link.as_object_mut() else {
+                    continue;
+                };
+                for (snake, camel) in [
+                    ("operation_id", "operationId"),
+                    ("operation_ref", "operationRef"),
+                    ("request_body", "requestBody"),
+                ] {
+                    if let Some(value) = link.remove(snake) {
+                        link.insert(camel.to_owned(), value);
+                    }
+                }
+            }
+        }
+    }
+    doc
+}
+
 /// `/docs` (Swagger UI) and `/docs/swagger.json` (the document).
 pub fn swagger_ui() -> SwaggerUi {
-    SwaggerUi::new("/docs").url(SPEC_PATH, ApiDoc::openapi())
+    SwaggerUi::new("/docs").external_url_unchecked(SPEC_PATH, openapi_json())
 }

@@ -86,7 +86,7 @@ pub fn correlation_id(headers: &HeaderMap) -> String {
 /// Validate, authorize and enqueue one score. 202 only once SQS has acknowledged it.
 #[utoipa::path(post, path = "/v1/users/{userId}/credit-scores", tag = "scores",
     params(
-        ("userId" = String, Path, description = "1..128 of [A-Za-z0-9_-]"),
+        ("userId" = String, Path, description = "1..128 of [A-Za-z0-9_-]", pattern = "^[A-Za-z0-9_-]{1,128}$", example = "alice"),
         ("Idempotency-Key" = Option<String>, Header, description = "Becomes the reportId; retry with the same key after a 503 and the score is stored once"),
         ("X-Correlation-Id" = Option<String>, Header, description = "Echoed back and carried through the queue"),
     ),
