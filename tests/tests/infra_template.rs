@@ -679,6 +679,7 @@ fn functions_get_every_environment_variable_they_require() {
                 "TABLE_NAME",
                 "USER_SERVICE_URL",
                 "AUTH_SERVICE_SCOPE",
+                "CURSOR_SIGNING_KEY",
             ][..],
         ),
         (WORKER, &["QUEUE_URL", "DLQ_URL", "TABLE_NAME"][..]),
@@ -815,4 +816,32 @@ fn parameters_cover_the_user_service_url_and_the_service_scope() {
             "{variable} refers to `{parameter}`, which is not a parameter"
         );
     }
+}
+
+#[test]
+fn the_cursor_signing_key_is_a_hidden_parameter_of_at_least_32_characters() {
+    let t = template();
+    let env = environment(&t, INGEST);
+    let value = env
+        .get("CURSOR_SIGNING_KEY")
+        .unwrap_or_else(|| panic!("{INGEST} does not set CURSOR_SIGNING_KEY"));
+    let parameter = ref_target(value).unwrap_or_else(|| {
+        panic!("CURSOR_SIGNING_KEY should be !Ref to a parameter, found {value:?}")
+    });
+    let declared = t
+        .get("Parameters")
+        .and_then(|p| p.get(parameter))
+        .unwrap_or_else(|| panic!("`{parameter}` is not a parameter"));
+    assert!(
+        is_true(declared.get("NoEcho")),
+        "{parameter} must be NoEcho"
+    );
+    assert!(
+        literal_int(declared.get("MinLength"), "MinLength") >= 32,
+        "{parameter} must require at least 32 characters (ingest refuses shorter keys)"
+    );
+    assert!(
+        declared.get("Default").is_none(),
+        "{parameter} must have no default"
+    );
 }
