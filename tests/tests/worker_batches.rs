@@ -209,3 +209,52 @@ async fn latest_never_moves_back_when_an_older_report_arrives_later() {
         "both reports are kept"
     );
 }
+
+#[tokio::test]
+async fn stale_and_fresh_latest_updates_in_one_batch_do_not_block_each_other() {
+    let h = harness().await;
+    let first = vec![
+        message(
+            "a1",
+            score("alice", "a-new", "experian", 800, "2026-11-10T00:00:00Z"),
+        ),
+        message(
+            "b1",
+            score("bob", "b-old", "experian", 500, "2026-11-01T00:00:00Z"),
+        ),
+    ];
+    h.processor.process_batch(&first, deadline()).await;
+    // alice's report is older than her latest (stale); bob's and carol's move forward.
+    let second = vec![
+        message(
+            "a2",
+            score("alice", "a-old", "experian", 400, "2026-11-02T00:00:00Z"),
+        ),
+        message(
+            "b2",
+            score("bob", "b-new", "experian", 650, "2026-11-12T00:00:00Z"),
+        ),
+        message(
+            "c2",
+            score("carol", "c-first", "experian", 700, "2026-11-05T00:00:00Z"),
+        ),
+    ];
+    let outcome = h.processor.process_batch(&second, deadline()).await;
+    assert!(outcome.failed.is_empty(), "{outcome:?}");
+    let mut latest: Vec<(String, String)> = h
+        .emulator
+        .latest_items(&h.resources.table_name)
+        .await
+        .into_iter()
+        .map(|s| (s.report.user_id.to_string(), s.report.report_id.to_string()))
+        .collect();
+    latest.sort();
+    assert_eq!(
+        latest,
+        [
+            ("alice".into(), "a-new".into()),
+            ("bob".into(), "b-new".into()),
+            ("carol".into(), "c-first".into())
+        ]
+    );
+}
