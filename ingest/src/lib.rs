@@ -125,13 +125,23 @@ where
     H: Handler<T, AppState>,
     T: 'static,
 {
-    // The methods below are all standard; this runs once at start-up, never per request.
-    let filter = MethodFilter::try_from(method.clone()).expect("a standard HTTP method");
     ApiRoute {
+        handler: method_router(&method, handler),
         method,
         path,
-        handler: on(filter, handler),
     }
+}
+
+/// `handler` serving exactly `method`.
+fn method_router<H, T, S>(method: &Method, handler: H) -> MethodRouter<S>
+where
+    H: Handler<T, S>,
+    T: 'static,
+    S: Clone + Send + Sync + 'static,
+{
+    // The methods of the table are all standard; this runs once at start-up, never per request.
+    let filter = MethodFilter::try_from(method.clone()).expect("a standard HTTP method");
+    on(filter, handler)
 }
 
 /// Every operation the API serves. [`app`] registers exactly these, and a test checks that
@@ -286,5 +296,42 @@ pub mod lambda {
         lambda_http::run(service(router))
             .await
             .map_err(|e| anyhow::anyhow!(e))
+    }
+}
+
+#[cfg(test)]
+mod route_table_tests {
+    use super::*;
+
+    async fn take_body(body: axum::body::Bytes) -> String {
+        body.len().to_string()
+    }
+
+    /// A route with its own layer (a body limit other than the router-wide one) fits in the
+    /// table as a layered handler, and its layer wins over the router's.
+    #[tokio::test]
+    async fn a_layered_handler_keeps_its_own_body_limit() {
+        use tower::ServiceExt;
+        let handler = method_router(&Method::POST, take_body.layer(DefaultBodyLimit::max(16)));
+        let router: Router = Router::new()
+            .route("/small", handler)
+            .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+            .with_state(());
+        let post = |bytes: usize| {
+            http::Request::post("/small")
+                .body(axum::body::Body::from(vec![b'x'; bytes]))
+                .unwrap()
+        };
+        let fits = router.clone().oneshot(post(16)).await.unwrap();
+        assert_eq!(fits.status(), http::StatusCode::OK);
+        let too_big = router.oneshot(post(17)).await.unwrap();
+        assert_eq!(too_big.status(), http::StatusCode::PAYLOAD_TOO_LARGE);
+    }
+
+    #[test]
+    fn no_operation_is_listed_twice() {
+        let table = route_table();
+        let unique: std::collections::HashSet<_> = table.iter().collect();
+        assert_eq!(unique.len(), table.len());
     }
 }
