@@ -87,7 +87,7 @@ pub fn correlation_id(headers: &HeaderMap) -> String {
 #[utoipa::path(post, path = "/v1/users/{userId}/credit-scores", tag = "scores",
     params(
         ("userId" = String, Path, description = "1..128 of [A-Za-z0-9_-]", pattern = "^[A-Za-z0-9_-]{1,128}$", example = "alice"),
-        ("Idempotency-Key" = Option<String>, Header, description = "Becomes the reportId; retry with the same key after a 503 and the score is stored once"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Becomes the reportId (1..64 of [A-Za-z0-9_-]; `latest` is reserved); retry with the same key after a 503 and the score is stored once", pattern = "^[A-Za-z0-9_-]{1,64}$", example = "bureau-file-2026-11-28-000042"),
         ("X-Correlation-Id" = Option<String>, Header, description = "Echoed back and carried through the queue"),
     ),
     request_body(content = crate::docs::ScoreWriteBody, content_type = "application/json"),
