@@ -4,6 +4,7 @@
 //! Lambda (API Gateway REST v1 and HTTP API v2 events) or as a plain HTTP server.
 
 pub mod auth;
+pub mod batch;
 pub mod docs;
 pub mod error;
 pub mod queue;
@@ -77,6 +78,12 @@ pub fn app(state: AppState) -> Router {
         .route(
             "/v1/users/{userId}/credit-scores",
             post(routes::submit_score),
+        )
+        // Its own, larger body limit (500 entries); it overrides the router-wide one below.
+        .route(
+            "/v1/credit-scores/batch",
+            post(batch::submit_batch)
+                .layer(DefaultBodyLimit::max(batch::MAX_BATCH_BODY_BYTES)),
         )
         .merge(docs::swagger_ui())
         .fallback(routes::not_found)
