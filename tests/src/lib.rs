@@ -7,6 +7,7 @@
 pub mod dev_tokens;
 pub mod emulator;
 pub mod user_service_stub;
+pub mod worker_harness;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
