@@ -80,6 +80,17 @@ pub async fn process_all(
     processor: &Processor,
 ) -> BatchOutcome {
     let messages = emulator.receive_all(queue_url).await;
+    process_messages(emulator, queue_url, &messages, processor).await
+}
+
+/// Processes messages already received from `queue_url` (batches of 10) and deletes those
+/// the processor finished.
+pub async fn process_messages(
+    emulator: &Emulator,
+    queue_url: &str,
+    messages: &[aws_sdk_sqs::types::Message],
+    processor: &Processor,
+) -> BatchOutcome {
     let mut total = BatchOutcome::default();
     for chunk in messages.chunks(10) {
         let inbound: Vec<_> = chunk.iter().map(inbound_from_sqs).collect();
