@@ -57,7 +57,9 @@ pub fn parse_batch_body(
         }
         Some(Value::Array(items)) => items,
         Some(_) => {
-            return Err(ValidationErrors::single("items", "must be an array of score entries").into())
+            return Err(
+                ValidationErrors::single("items", "must be an array of score entries").into(),
+            )
         }
     };
     if items.is_empty() {
@@ -360,10 +362,7 @@ mod tests {
         let rejected = parse_entry(&item, NOW).unwrap_err();
         let mut fields: Vec<&str> = rejected.errors.fields().collect();
         fields.sort_unstable();
-        assert_eq!(
-            fields,
-            ["bureau", "extra", "reportedAt", "score", "userId"]
-        );
+        assert_eq!(fields, ["bureau", "extra", "reportedAt", "score", "userId"]);
         assert_eq!(rejected.report_id.unwrap().as_str(), "keep-me");
     }
 
@@ -409,7 +408,12 @@ mod tests {
     #[test]
     fn assembles_accepted_rejected_and_failed_entries_in_order() {
         let verdicts = parse_batch_body(
-            &body(vec![entry("a", 1), entry("b", 5000), entry("c", 2), entry("d", 3)]),
+            &body(vec![
+                entry("a", 1),
+                entry("b", 5000),
+                entry("c", 2),
+                entry("d", 3),
+            ]),
             NOW,
         )
         .unwrap();

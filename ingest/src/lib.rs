@@ -82,8 +82,7 @@ pub fn app(state: AppState) -> Router {
         // Its own, larger body limit (500 entries); it overrides the router-wide one below.
         .route(
             "/v1/credit-scores/batch",
-            post(batch::submit_batch)
-                .layer(DefaultBodyLimit::max(batch::MAX_BATCH_BODY_BYTES)),
+            post(batch::submit_batch).layer(DefaultBodyLimit::max(batch::MAX_BATCH_BODY_BYTES)),
         )
         .merge(docs::swagger_ui())
         .fallback(routes::not_found)

@@ -101,7 +101,10 @@ fn contract_rules(schema: &mut schemars::Schema) {
         .get_mut("properties")
         .and_then(serde_json::Value::as_object_mut)
     {
-        for prop in props.values_mut().filter_map(serde_json::Value::as_object_mut) {
+        for prop in props
+            .values_mut()
+            .filter_map(serde_json::Value::as_object_mut)
+        {
             // schemars marks Rust integer widths (`uint64`); they are no JSON Schema format.
             if prop
                 .get("format")

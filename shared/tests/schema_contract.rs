@@ -81,7 +81,15 @@ fn schema_is_draft_2020_12_and_closed() {
     required.sort_unstable();
     assert_eq!(
         required,
-        ["bureau", "reportId", "reportedAt", "score", "source", "userId", "version"]
+        [
+            "bureau",
+            "reportId",
+            "reportedAt",
+            "score",
+            "source",
+            "userId",
+            "version"
+        ]
     );
 }
 
@@ -109,7 +117,11 @@ fn every_invalid_example_fails_the_schema_and_the_parser() {
     let validator = validator();
     let now = time::OffsetDateTime::now_utc();
     let invalid = examples("invalid");
-    assert!(invalid.len() >= 10, "too few invalid examples: {}", invalid.len());
+    assert!(
+        invalid.len() >= 10,
+        "too few invalid examples: {}",
+        invalid.len()
+    );
     for (name, text) in invalid {
         // Examples that are not even JSON are for the parser only: no schema can see them.
         if let Ok(value) = serde_json::from_str::<serde_json::Value>(&text) {

@@ -47,11 +47,7 @@ pub async fn run_poller_until_drained(
         deadline_margin: settings.deadline_margin,
         failure_visibility_base: settings.failure_visibility_base,
     };
-    let poller = Poller::new(
-        emulator.sqs.clone(),
-        processor(emulator, settings),
-        config,
-    );
+    let poller = Poller::new(emulator.sqs.clone(), processor(emulator, settings), config);
     let (stop, stopped) = watch::channel(false);
     let running = tokio::spawn(poller.run(stopped));
     let deadline = tokio::time::Instant::now() + timeout;
@@ -99,7 +95,12 @@ pub async fn process_messages(
         let done: Vec<DeleteMessageBatchRequestEntry> = chunk
             .iter()
             .enumerate()
-            .filter(|(_, m)| !outcome.failed.iter().any(|f| Some(f.as_str()) == m.message_id()))
+            .filter(|(_, m)| {
+                !outcome
+                    .failed
+                    .iter()
+                    .any(|f| Some(f.as_str()) == m.message_id())
+            })
             .map(|(i, m)| {
                 DeleteMessageBatchRequestEntry::builder()
                     .id(i.to_string())

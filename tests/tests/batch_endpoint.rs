@@ -65,7 +65,11 @@ async fn accepts_493_of_500_and_names_the_7_invalid_entries_with_reasons() {
     let app = spawn_app().await;
     let broken = broken_entries();
     let items: Vec<Value> = (0..500)
-        .map(|i| broken.get(&i).map_or_else(|| valid_entry(i), |(e, _)| e.clone()))
+        .map(|i| {
+            broken
+                .get(&i)
+                .map_or_else(|| valid_entry(i), |(e, _)| e.clone())
+        })
         .collect();
     let body = json!({ "items": items }).to_string();
     assert!(
@@ -114,7 +118,11 @@ async fn accepts_493_of_500_and_names_the_7_invalid_entries_with_reasons() {
     let started = std::time::Instant::now();
     let messages = app.drain_queue().await;
     eprintln!("queue drained in {:?}", started.elapsed());
-    assert_eq!(messages.len(), 493, "exactly the accepted entries are queued");
+    assert_eq!(
+        messages.len(),
+        493,
+        "exactly the accepted entries are queued"
+    );
     let now = time::OffsetDateTime::now_utc();
     let queued: BTreeSet<String> = messages
         .iter()
@@ -232,8 +240,14 @@ async fn reports_entries_the_queue_refused_with_the_sqs_code_and_no_retry_for_a_
     .await;
     assert_eq!(response.status().as_u16(), 207);
     let result: Value = response.json().await.unwrap();
-    assert_eq!((result["accepted"].as_u64(), result["rejected"].as_u64(), result["failed"].as_u64()),
-        (Some(0), Some(1), Some(3)));
+    assert_eq!(
+        (
+            result["accepted"].as_u64(),
+            result["rejected"].as_u64(),
+            result["failed"].as_u64()
+        ),
+        (Some(0), Some(1), Some(3))
+    );
     for i in [0, 1, 3] {
         let item = &result["items"][i];
         assert_eq!(item["status"], "failed", "{item}");

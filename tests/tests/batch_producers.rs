@@ -5,7 +5,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use pipeline_tests::worker_harness::{run_poller_until_drained, string_attributes, worker_settings};
+use pipeline_tests::worker_harness::{
+    run_poller_until_drained, string_attributes, worker_settings,
+};
 use pipeline_tests::{Emulator, TestResources};
 use serde_json::json;
 use shared::sqs_batch::OutgoingMessage;
@@ -47,7 +49,10 @@ fn message(i: usize) -> Sent {
             format!(r#"{{"version":1,"reportId":"{report_id}","score":"#),
             Some("invalid_json"),
         ),
-        7 => (with("score", json!(format!("{}", 700))), Some("contract_violation")),
+        7 => (
+            with("score", json!(format!("{}", 700))),
+            Some("contract_violation"),
+        ),
         8 => (
             // transunion tops out at 710
             {
@@ -93,7 +98,10 @@ async fn a_thousand_producer_messages_end_as_exactly_the_valid_items_and_the_inv
     });
     for results in futures::future::join_all(sends).await {
         assert_eq!(results.len(), PER_QUEUE);
-        assert!(results.iter().all(Result::is_ok), "the emulator took every message");
+        assert!(
+            results.iter().all(Result::is_ok),
+            "the emulator took every message"
+        );
     }
 
     let drains = sets.iter().map(|(resources, _)| {
@@ -110,7 +118,10 @@ async fn a_thousand_producer_messages_end_as_exactly_the_valid_items_and_the_inv
         }
     });
     assert!(
-        futures::future::join_all(drains).await.into_iter().all(|d| d),
+        futures::future::join_all(drains)
+            .await
+            .into_iter()
+            .all(|d| d),
         "every queue drained"
     );
 
@@ -128,7 +139,11 @@ async fn a_thousand_producer_messages_end_as_exactly_the_valid_items_and_the_inv
             .iter()
             .map(|r| r.report.report_id.to_string())
             .collect();
-        assert_eq!(stored.len(), expected_stored.len(), "one item per valid message");
+        assert_eq!(
+            stored.len(),
+            expected_stored.len(),
+            "one item per valid message"
+        );
         assert_eq!(
             stored.iter().cloned().collect::<BTreeSet<_>>(),
             expected_stored
@@ -139,7 +154,11 @@ async fn a_thousand_producer_messages_end_as_exactly_the_valid_items_and_the_inv
             .filter_map(|s| s.expected_reason.map(|r| (s.body.as_str(), r)))
             .collect();
         let dead = emulator.receive_all(&resources.dlq_url).await;
-        assert_eq!(dead.len(), expected_dead.len(), "one DLQ message per invalid one");
+        assert_eq!(
+            dead.len(),
+            expected_dead.len(),
+            "one DLQ message per invalid one"
+        );
         for m in &dead {
             let attributes = string_attributes(m);
             let body = m.body().unwrap_or_default();
@@ -187,19 +206,29 @@ async fn an_unknown_version_goes_to_the_dlq_with_its_reason_and_is_never_retried
 
     let settings = worker_settings(&resources);
     assert!(
-        run_poller_until_drained(&emulator, &settings, &resources.queue_url, Duration::from_secs(60))
-            .await
+        run_poller_until_drained(
+            &emulator,
+            &settings,
+            &resources.queue_url,
+            Duration::from_secs(60)
+        )
+        .await
     );
 
     let dead = emulator.receive_all(&resources.dlq_url).await;
     assert_eq!(dead.len(), 1, "dead-lettered once, not once per retry");
     let attributes = string_attributes(&dead[0]);
     assert_eq!(attributes[REASON_ATTRIBUTE], "unknown_version");
-    assert!(attributes[DETAIL_ATTRIBUTE].contains("version 2"), "{attributes:?}");
+    assert!(
+        attributes[DETAIL_ATTRIBUTE].contains("version 2"),
+        "{attributes:?}"
+    );
     assert_eq!(dead[0].body(), Some(v2.to_string().as_str()));
     let receives: u32 = dead[0]
         .attributes()
-        .and_then(|a| a.get(&aws_sdk_sqs::types::MessageSystemAttributeName::ApproximateReceiveCount))
+        .and_then(|a| {
+            a.get(&aws_sdk_sqs::types::MessageSystemAttributeName::ApproximateReceiveCount)
+        })
         .and_then(|v| v.parse().ok())
         .unwrap_or_default();
     assert_eq!(receives, 1, "the DLQ copy was read only by this test");

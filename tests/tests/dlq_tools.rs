@@ -86,8 +86,13 @@ async fn redrive_after_the_table_exists_stores_every_dead_lettered_message_exact
     let late_table = format!("{}-late", resources.table_name);
     broken.table_name = late_table.clone();
     assert!(
-        run_poller_until_drained(&emulator, &broken, &resources.queue_url, Duration::from_secs(120))
-            .await
+        run_poller_until_drained(
+            &emulator,
+            &broken,
+            &resources.queue_url,
+            Duration::from_secs(120)
+        )
+        .await
     );
     let tools = tools(&emulator, &resources);
     let stats = tools.stats(10_000).await.unwrap();
@@ -106,8 +111,13 @@ async fn redrive_after_the_table_exists_stores_every_dead_lettered_message_exact
     assert_eq!(emulator.queue_depth(&resources.dlq_url).await, (0, 0));
 
     assert!(
-        run_poller_until_drained(&emulator, &broken, &resources.queue_url, Duration::from_secs(120))
-            .await
+        run_poller_until_drained(
+            &emulator,
+            &broken,
+            &resources.queue_url,
+            Duration::from_secs(120)
+        )
+        .await
     );
     let stored = emulator.reports(&late_table).await;
     let stored_ids: Vec<String> = stored
@@ -176,16 +186,19 @@ async fn an_interrupted_redrive_rerun_loses_and_duplicates_nothing() {
     for m in &queued {
         let attributes = string_attributes(m);
         assert!(
-            attributes.keys().all(|k| !k.starts_with("failure")
-                && k != "failedAt"
-                && k != "originalMessageId"),
+            attributes
+                .keys()
+                .all(|k| !k.starts_with("failure") && k != "failedAt" && k != "originalMessageId"),
             "failure attributes dropped: {attributes:?}"
         );
         if attributes.contains_key("correlationId") {
             redriven_with_attributes += 1;
         }
     }
-    assert_eq!(redriven_with_attributes, 25, "the correlation id travels on");
+    assert_eq!(
+        redriven_with_attributes, 25,
+        "the correlation id travels on"
+    );
 
     let settings = worker_settings(&resources);
     let outcome = process_messages(
@@ -203,7 +216,11 @@ async fn an_interrupted_redrive_rerun_loses_and_duplicates_nothing() {
         .iter()
         .map(|r| r.report.report_id.to_string())
         .collect();
-    assert_eq!(stored.len(), 25, "the duplicate message rewrote the same item");
+    assert_eq!(
+        stored.len(),
+        25,
+        "the duplicate message rewrote the same item"
+    );
     assert_eq!(
         stored.into_iter().collect::<BTreeSet<_>>(),
         ids.into_iter().collect::<BTreeSet<_>>()
@@ -215,9 +232,27 @@ async fn an_interrupted_redrive_rerun_loses_and_duplicates_nothing() {
 async fn stats_peek_and_dry_run_report_reasons_and_consume_nothing() {
     let emulator = Emulator::connect().await;
     let resources = emulator.create_resources().await;
-    dead_letter(&emulator, &resources, &["{".into(), "x".into(), "[".into()], "invalid_json").await;
-    dead_letter(&emulator, &resources, &vec![r#"{"version":2}"#.to_owned(); 2], "unknown_version").await;
-    dead_letter(&emulator, &resources, &[r#"{"version":1}"#.into()], "contract_violation").await;
+    dead_letter(
+        &emulator,
+        &resources,
+        &["{".into(), "x".into(), "[".into()],
+        "invalid_json",
+    )
+    .await;
+    dead_letter(
+        &emulator,
+        &resources,
+        &vec![r#"{"version":2}"#.to_owned(); 2],
+        "unknown_version",
+    )
+    .await;
+    dead_letter(
+        &emulator,
+        &resources,
+        &[r#"{"version":1}"#.into()],
+        "contract_violation",
+    )
+    .await;
     // What the queue's redrive policy moves carries no reason.
     emulator
         .send_bodies(&resources.dlq_url, &[valid_body("a"), valid_body("b")])
@@ -249,7 +284,9 @@ async fn stats_peek_and_dry_run_report_reasons_and_consume_nothing() {
     assert_eq!(peeked.len(), 3);
     for m in &peeked {
         let line: serde_json::Value = serde_json::from_str(&m.to_json_line()).unwrap();
-        assert!(line["failureReason"].as_str().is_some_and(|r| !r.is_empty()));
+        assert!(line["failureReason"]
+            .as_str()
+            .is_some_and(|r| !r.is_empty()));
         assert_eq!(line["body"], m.body);
     }
     assert_eq!(emulator.queue_depth(&resources.dlq_url).await, (8, 0));

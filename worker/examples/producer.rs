@@ -42,12 +42,14 @@ async fn run() -> anyhow::Result<bool> {
         }
     }
     let path = path.ok_or_else(|| {
-        anyhow::anyhow!("usage: producer [--no-validate] FILE.ndjson (QUEUE_URL in the environment)")
+        anyhow::anyhow!(
+            "usage: producer [--no-validate] FILE.ndjson (QUEUE_URL in the environment)"
+        )
     })?;
     let queue_url = std::env::var("QUEUE_URL")
         .map_err(|_| anyhow::anyhow!("environment variable QUEUE_URL is required"))?;
-    let text = std::fs::read_to_string(&path)
-        .map_err(|e| anyhow::anyhow!("reading {path}: {e}"))?;
+    let text =
+        std::fs::read_to_string(&path).map_err(|e| anyhow::anyhow!("reading {path}: {e}"))?;
 
     let correlation_id = format!("producer-{}", ulid::Ulid::new());
     let now = time::OffsetDateTime::now_utc();
@@ -74,7 +76,10 @@ async fn run() -> anyhow::Result<bool> {
     for (line, result) in lines.iter().zip(&results) {
         if let Err(f) = result {
             failed += 1;
-            eprintln!("{path}:{line}: SQS did not take it: {} ({})", f.code, f.message);
+            eprintln!(
+                "{path}:{line}: SQS did not take it: {} ({})",
+                f.code, f.message
+            );
         }
     }
     println!(

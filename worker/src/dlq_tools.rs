@@ -94,7 +94,9 @@ impl DlqCommand {
 fn parse_limit(value: &str) -> Result<usize, String> {
     match value.parse::<usize>() {
         Ok(n) if n > 0 => Ok(n),
-        _ => Err(format!("--limit must be a whole number above 0, not {value:?}")),
+        _ => Err(format!(
+            "--limit must be a whole number above 0, not {value:?}"
+        )),
     }
 }
 
@@ -538,7 +540,10 @@ pub async fn run(args: &[String], shutdown: watch::Receiver<bool>) -> anyhow::Re
     use shared::settings::{required, Env, Source};
     use std::io::{IsTerminal, Write};
 
-    if matches!(args.first().map(String::as_str), None | Some("help" | "--help" | "-h")) {
+    if matches!(
+        args.first().map(String::as_str),
+        None | Some("help" | "--help" | "-h")
+    ) {
         println!("{DLQ_USAGE}");
         return Ok(());
     }
@@ -576,7 +581,13 @@ pub async fn run(args: &[String], shutdown: watch::Receiver<bool>) -> anyhow::Re
                 };
             };
             let report = tools
-                .redrive(dry_run, limit, shutdown, &RetryPolicy::default(), &mut progress)
+                .redrive(
+                    dry_run,
+                    limit,
+                    shutdown,
+                    &RetryPolicy::default(),
+                    &mut progress,
+                )
                 .await;
             if tty {
                 eprintln!();
@@ -732,7 +743,10 @@ mod tests {
             progress_line(12, 10, 1),
             "[####################] 12/12 redriven, 1 failed"
         );
-        assert_eq!(progress_line(0, 0, 0), "[####################] 0/0 redriven");
+        assert_eq!(
+            progress_line(0, 0, 0),
+            "[####################] 0/0 redriven"
+        );
     }
 
     #[test]

@@ -167,8 +167,7 @@ mod tests {
 
     #[tokio::test]
     async fn resends_only_retryable_failures_until_they_pass() {
-        let messages: Vec<OutgoingMessage> =
-            ["a", "b", "c"].map(OutgoingMessage::new).to_vec();
+        let messages: Vec<OutgoingMessage> = ["a", "b", "c"].map(OutgoingMessage::new).to_vec();
         let calls = AtomicUsize::new(0);
         let results = retry_failed_entries(&messages, &policy(), |batch| {
             let call = calls.fetch_add(1, Ordering::SeqCst);
