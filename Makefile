@@ -10,7 +10,7 @@ export EMULATOR_PORT
 AWS_ENDPOINT_URL ?= http://127.0.0.1:$(EMULATOR_PORT)
 
 SHELL_SCRIPTS := localstack/start.sh localstack/stop.sh localstack/provision.sh \
-	scripts/lib.sh scripts/dev.sh scripts/test.sh .ci/run
+	scripts/lib.sh scripts/dev.sh scripts/test.sh scripts/with-emulator.sh scripts/bench.sh .ci/run
 
 .PHONY: help dev dev-stop test lint lint-rust lint-sh fmt emulator-up emulator-down \
 	provision bench package clean distclean
@@ -59,8 +59,8 @@ emulator-down: ## stop the emulator that emulator-up started
 provision: ## create queue, DLQ and table (in the local emulator unless AWS_ENDPOINT_URL says otherwise)
 	@AWS_ENDPOINT_URL='$(AWS_ENDPOINT_URL)' bash localstack/provision.sh
 
-bench: ## worker benchmarks (cargo bench -p worker)
-	cargo bench -p worker
+bench: ## performance budgets against the emulator, release build (prints figures and ratios)
+	@bash scripts/bench.sh
 
 package: ## build the deployment zips (infra/package.sh)
 	@test -f infra/package.sh || { echo "infra/package.sh does not exist yet" >&2; exit 1; }

@@ -135,7 +135,7 @@ localstack_ready() {
 start_localstack() {
   local compose
   compose="$(compose_cmd)" || return 1
-  log "Docker engine found: starting LocalStack with $compose (port $PORT)"
+  log "Docker engine found: starting LocalStack with $compose (port $PORT; the first run pulls the image)"
   # Word splitting of $compose is intended ("docker compose").
   # shellcheck disable=SC2086
   if ! EMULATOR_PORT="$PORT" $compose -p "$COMPOSE_PROJECT" -f "$COMPOSE_FILE" up -d >"$LOG_FILE" 2>&1; then

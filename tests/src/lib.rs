@@ -6,6 +6,7 @@
 
 pub mod dev_tokens;
 pub mod emulator;
+pub mod runtime_api;
 pub mod user_service_stub;
 pub mod worker_harness;
 
@@ -32,7 +33,10 @@ pub struct TestApp {
 }
 
 /// Settings for a test ingest pointed at `resources` and `user_service`.
-pub fn ingest_settings(resources: &TestResources, user_service: &UserServiceStub) -> IngestSettings {
+pub fn ingest_settings(
+    resources: &TestResources,
+    user_service: &UserServiceStub,
+) -> IngestSettings {
     let env = [
         ("QUEUE_URL", resources.queue_url.as_str()),
         ("TABLE_NAME", resources.table_name.as_str()),
@@ -55,8 +59,8 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut IngestSettings)) -> TestApp
     let user_service = UserServiceStub::start().await;
     let mut settings = ingest_settings(&resources, &user_service);
     adjust(&mut settings);
-    let state = ingest::AppState::from_settings(&settings, &emulator.sdk)
-        .expect("ingest state builds");
+    let state =
+        ingest::AppState::from_settings(&settings, &emulator.sdk).expect("ingest state builds");
     let router = ingest::app(state);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -90,14 +94,22 @@ impl TestApp {
 
     /// A token carrying the service scope.
     pub fn service_token(&self) -> String {
-        self.tokens
-            .mint("batch-importer", &["credit-scores:service"], Duration::from_secs(3600))
+        self.tokens.mint(
+            "batch-importer",
+            &["credit-scores:service"],
+            Duration::from_secs(3600),
+        )
     }
 
     /// POSTs a JSON body as `user`'s own token would.
     pub async fn post_score(&self, user: &str, body: &Value) -> reqwest::Response {
-        self.post_score_raw(user, &self.token_for(user), "application/json", body.to_string())
-            .await
+        self.post_score_raw(
+            user,
+            &self.token_for(user),
+            "application/json",
+            body.to_string(),
+        )
+        .await
     }
 
     pub async fn post_score_raw(
@@ -179,3 +191,74 @@ where
 
 /// Shared so a test may hand the same handle to several tasks.
 pub type Shared<T> = Arc<T>;
+
+/// A workspace binary running as a child process, killed when dropped. Its output goes to a
+/// log file under `target/test-logs/` for post-mortems.
+pub struct RunningBinary {
+    pub child: std::process::Child,
+    pub log_path: std::path::PathBuf,
+}
+
+impl RunningBinary {
+    /// SIGKILL, no chance to clean up: what a crash or an OOM kill looks like.
+    pub fn kill_hard(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// The log so far, for assertion messages.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+}
+
+impl Drop for RunningBinary {
+    fn drop(&mut self) {
+        self.kill_hard();
+    }
+}
+
+/// Starts a workspace binary with exactly `env` on top of PATH/HOME (no inherited AWS
+/// settings leak in).
+pub fn spawn_binary(name: &str, args: &[&str], env: &[(String, String)]) -> RunningBinary {
+    let path = workspace_binary(name);
+    let log_dir = path
+        .parent()
+        .map(|p| p.join("test-logs"))
+        .expect("binaries live in a target directory");
+    std::fs::create_dir_all(&log_dir).expect("create target/test-logs");
+    let log_path = log_dir.join(format!("{name}-{}.log", ulid::Ulid::new()));
+    let log = std::fs::File::create(&log_path).expect("create a log file");
+    let mut command = std::process::Command::new(&path);
+    command
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("RUST_LOG", "info")
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdin(std::process::Stdio::null())
+        .stdout(log.try_clone().expect("clone log handle"))
+        .stderr(log);
+    let child = command
+        .spawn()
+        .unwrap_or_else(|e| panic!("starting {}: {e}", path.display()));
+    RunningBinary { child, log_path }
+}
+
+/// The environment the Lambda runtime gives a function, pointed at a fake Runtime API.
+pub fn lambda_env(runtime_api: &str) -> Vec<(String, String)> {
+    [
+        ("AWS_LAMBDA_RUNTIME_API", runtime_api),
+        ("AWS_LAMBDA_FUNCTION_NAME", "credit-scores-test"),
+        ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256"),
+        ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST"),
+        ("AWS_LAMBDA_LOG_STREAM_NAME", "2026/11/28/[$LATEST]test"),
+        (
+            "AWS_LAMBDA_LOG_GROUP_NAME",
+            "/aws/lambda/credit-scores-test",
+        ),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect()
+}

@@ -11,6 +11,7 @@ use crate::store::LatestOutcome;
 struct FakeStore {
     requests: Mutex<Vec<Vec<StoredReport>>>,
     latest: Mutex<Vec<StoredReport>>,
+    latest_requests: AtomicUsize,
     /// For this many calls, the second half of each request comes back unprocessed.
     unprocessed_calls: AtomicUsize,
     always_fail: bool,
@@ -45,6 +46,7 @@ impl ScoreStore for FakeStore {
         if self.always_fail {
             return Err(StoreError::TimedOut);
         }
+        self.latest_requests.fetch_add(1, Ordering::SeqCst);
         self.latest.lock().unwrap().push(report.clone());
         Ok(LatestOutcome::Advanced)
     }
@@ -102,6 +104,7 @@ fn valid_messages(n: usize) -> Vec<InboundMessage> {
 fn processor(store: Arc<FakeStore>, dlq: Arc<FakeDlq>) -> Processor {
     let config = ProcessorConfig {
         write_concurrency: 3,
+        latest_concurrency: 4,
         retry_base_delay: Duration::from_millis(1),
         retry_max_delay: Duration::from_millis(20),
     };
@@ -292,4 +295,28 @@ fn dedupe_keeps_the_later_message_on_equal_timestamps() {
     assert_eq!(groups.len(), 1);
     assert_eq!(groups[0].report.report.score.value(), 2);
     assert_eq!(groups[0].message_ids, ["a", "b"]);
+}
+
+#[tokio::test]
+async fn latest_is_updated_once_per_distinct_user_and_bureau_not_per_record() {
+    let store = Arc::new(FakeStore::default());
+    // 90 records for 30 users, all experian: 30 latest updates.
+    let batch: Vec<InboundMessage> = (0..90)
+        .map(|i| {
+            message(
+                i,
+                body(
+                    &format!("user{}", i % 30),
+                    &format!("r{i}"),
+                    700,
+                    "2026-01-01T00:00:00Z",
+                ),
+            )
+        })
+        .collect();
+    let outcome = processor(store.clone(), Arc::default())
+        .process_batch(&batch, far_deadline())
+        .await;
+    assert!(outcome.failed.is_empty());
+    assert_eq!(store.latest_requests.load(Ordering::SeqCst), 30);
 }

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# `make bench`: the performance budgets of DESIGN.md, measured against the emulator with
+# release binaries, each figure printed beside the baseline measured in the same run.
+set -euo pipefail
+
+LOG_TAG="bench"
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+if [[ "${1:-}" != "--inside-emulator" ]]; then
+  export LOG_TAG
+  exec bash "$REPO_ROOT/scripts/with-emulator.sh" bash "$REPO_ROOT/scripts/bench.sh" --inside-emulator "$@"
+fi
+cd "$REPO_ROOT"
+
+log "cargo build --release --workspace --bins (fat LTO: several minutes from cold)"
+cargo build --release --workspace --bins
+log "cargo bench -p pipeline-tests --bench pipeline"
+cargo bench -p pipeline-tests --bench pipeline

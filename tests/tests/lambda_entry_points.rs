@@ -1,0 +1,189 @@
+//! The real `ingest` and `worker` binaries in Lambda mode, driven through a fake Runtime API
+//! with AWS's documented API Gateway (REST v1, HTTP API v2) and SQS event shapes.
+
+use std::time::Duration;
+
+use pipeline_tests::runtime_api::FakeRuntimeApi;
+use pipeline_tests::{
+    lambda_env, spawn_binary, DevTokens, Emulator, RunningBinary, TestResources, UserServiceStub,
+};
+use serde_json::Value;
+
+const REST_V1: &str = include_str!("fixtures/apigw_v1_rest_post_score.json");
+const HTTP_V2: &str = include_str!("fixtures/apigw_v2_http_post_score.json");
+const SQS_MIXED: &str = include_str!("fixtures/sqs_mixed_batch.json");
+
+struct LambdaIngest {
+    runtime: FakeRuntimeApi,
+    resources: TestResources,
+    emulator: Emulator,
+    token: String,
+    _stub: UserServiceStub,
+    _process: RunningBinary,
+}
+
+async fn start_ingest_lambda() -> LambdaIngest {
+    let emulator = Emulator::connect().await;
+    let resources = emulator.create_resources().await;
+    let stub = UserServiceStub::start().await;
+    let runtime = FakeRuntimeApi::start().await;
+    let mut env = resources.env(&emulator);
+    env.extend(lambda_env(&runtime.address));
+    env.push(("USER_SERVICE_URL".into(), stub.url.clone()));
+    let process = spawn_binary("ingest", &[], &env);
+    LambdaIngest {
+        token: DevTokens::default().mint("alice", &[], Duration::from_secs(600)),
+        runtime,
+        resources,
+        emulator,
+        _stub: stub,
+        _process: process,
+    }
+}
+
+impl LambdaIngest {
+    async fn invoke(&self, event: String) -> Value {
+        let id = self.runtime.invoke(event).await;
+        let result = self
+            .runtime
+            .result(&id, Duration::from_secs(20))
+            .await
+            .unwrap_or_else(|| {
+                panic!(
+                    "no answer from the ingest function; log:\n{}",
+                    self._process.log()
+                )
+            });
+        assert_eq!(result.kind, "response", "{}", result.body);
+        serde_json::from_str(&result.body).expect("the function answers JSON")
+    }
+}
+
+fn v2_event(stage: &str, raw_path: &str, token: &str, report_id: &str, body: &str) -> String {
+    HTTP_V2
+        .replace("__STAGE__", stage)
+        .replace("__RAW_PATH__", raw_path)
+        .replace("__TOKEN__", token)
+        .replace("__REPORT_ID__", report_id)
+        .replace("__BODY__", &body.replace('"', "\\\""))
+}
+
+const VALID_BODY: &str = r#"{"bureau":"experian","score":742,"reportedAt":"2026-11-28T10:00:00Z"}"#;
+
+#[tokio::test]
+async fn rest_api_v1_event_on_a_named_stage_is_routed_and_accepted() {
+    let lambda = start_ingest_lambda().await;
+    let event = REST_V1
+        .replace("__TOKEN__", &lambda.token)
+        .replace("__REPORT_ID__", "rest-v1-report");
+    let response = lambda.invoke(event).await;
+    assert_eq!(response["statusCode"], 202, "{response}");
+    let body: Value = serde_json::from_str(response["body"].as_str().unwrap()).unwrap();
+    assert_eq!(body["reportId"], "rest-v1-report");
+    let messages = lambda
+        .emulator
+        .receive_all(&lambda.resources.queue_url)
+        .await;
+    assert_eq!(messages.len(), 1);
+}
+
+#[tokio::test]
+async fn http_api_v2_events_are_routed_on_default_and_named_stages() {
+    let lambda = start_ingest_lambda().await;
+    let cases = [
+        ("$default", "/v1/users/alice/credit-scores", "v2-default"),
+        ("prod", "/prod/v1/users/alice/credit-scores", "v2-prod"),
+        // A stage named like a route segment must be stripped once, not twice.
+        ("v1", "/v1/v1/users/alice/credit-scores", "v2-stage-v1"),
+    ];
+    for (stage, path, report_id) in cases {
+        let response = lambda
+            .invoke(v2_event(stage, path, &lambda.token, report_id, VALID_BODY))
+            .await;
+        assert_eq!(response["statusCode"], 202, "stage {stage}: {response}");
+    }
+    let messages = lambda
+        .emulator
+        .receive_all(&lambda.resources.queue_url)
+        .await;
+    assert_eq!(messages.len(), 3);
+}
+
+#[tokio::test]
+async fn http_api_v2_validation_errors_come_back_as_problem_json() {
+    let lambda = start_ingest_lambda().await;
+    let body = r#"{"bureau":"experian","score":5000,"reportedAt":"2026-11-28T10:00:00Z"}"#;
+    let response = lambda
+        .invoke(v2_event(
+            "$default",
+            "/v1/users/alice/credit-scores",
+            &lambda.token,
+            "bad",
+            body,
+        ))
+        .await;
+    assert_eq!(response["statusCode"], 422, "{response}");
+    assert_eq!(
+        response["headers"]["content-type"],
+        "application/problem+json"
+    );
+    let problem: Value = serde_json::from_str(response["body"].as_str().unwrap()).unwrap();
+    assert_eq!(problem["errors"][0]["field"], "score");
+    assert!(lambda
+        .emulator
+        .receive_all(&lambda.resources.queue_url)
+        .await
+        .is_empty());
+}
+
+#[tokio::test]
+async fn sqs_event_partial_failures_list_no_poison_and_poison_lands_in_the_dlq() {
+    let emulator = Emulator::connect().await;
+    let resources = emulator.create_resources().await;
+    let runtime = FakeRuntimeApi::start().await;
+    let mut env = resources.env(&emulator);
+    env.extend(lambda_env(&runtime.address));
+    let process = spawn_binary("worker", &[], &env);
+
+    let id = runtime.invoke(SQS_MIXED.to_owned()).await;
+    let result = runtime
+        .result(&id, Duration::from_secs(20))
+        .await
+        .unwrap_or_else(|| {
+            panic!(
+                "no answer from the worker function; log:\n{}",
+                process.log()
+            )
+        });
+    assert_eq!(result.kind, "response", "{}", result.body);
+    let response: Value = serde_json::from_str(&result.body).unwrap();
+    assert_eq!(
+        response["batchItemFailures"],
+        serde_json::json!([]),
+        "{response}"
+    );
+
+    let reports = emulator.reports(&resources.table_name).await;
+    let mut ids: Vec<String> = reports
+        .iter()
+        .map(|r| r.report.report_id.to_string())
+        .collect();
+    ids.sort();
+    assert_eq!(ids, ["fixture-valid-1", "fixture-valid-2"]);
+
+    let dead = emulator.receive_all(&resources.dlq_url).await;
+    let mut reasons: Vec<String> = dead
+        .iter()
+        .map(|m| {
+            m.message_attributes().unwrap()["failureReason"]
+                .string_value()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    reasons.sort();
+    assert_eq!(
+        reasons,
+        ["contract_violation", "invalid_json", "unknown_version"]
+    );
+}
