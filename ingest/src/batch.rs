@@ -448,6 +448,25 @@ mod tests {
     }
 
     #[test]
+    fn the_openapi_document_describes_the_batch_endpoint() {
+        use utoipa::OpenApi;
+        let doc = serde_json::to_value(crate::docs::ApiDoc::openapi()).unwrap();
+        let post = &doc["paths"]["/v1/credit-scores/batch"]["post"];
+        for status in ["202", "207", "403", "413", "422"] {
+            assert!(
+                post["responses"][status].is_object(),
+                "no {status} in {post}"
+            );
+        }
+        let schemas = &doc["components"]["schemas"];
+        assert_eq!(
+            schemas["BatchRequestBody"]["properties"]["items"]["maxItems"],
+            500
+        );
+        assert!(schemas["BatchResponse"].is_object());
+    }
+
+    #[test]
     fn names_the_source_after_the_calling_service() {
         assert_eq!(
             batch_source("bureau-importer"),
