@@ -26,6 +26,37 @@ pub struct ScoreWriteBody {
     pub report_id: Option<String>,
 }
 
+/// One entry of a batch: a score write plus the user it belongs to.
+#[derive(Debug, serde::Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[allow(dead_code)] // documents the contract; parsing is done field by field in `batch`.
+pub struct BatchEntryBody {
+    /// 1..128 of [A-Za-z0-9_-].
+    #[schema(example = "user-42")]
+    pub user_id: String,
+    /// experian (0..=999), equifax (0..=1000) or transunion (0..=710).
+    #[schema(example = "experian")]
+    pub bureau: shared::Bureau,
+    /// Checked against the bureau's range.
+    #[schema(example = 742, minimum = 0, maximum = 1000)]
+    pub score: u16,
+    /// RFC 3339; at most 5 minutes in the future.
+    #[schema(example = "2026-11-28T10:00:00Z", format = DateTime)]
+    pub reported_at: String,
+    /// Idempotency key (1..64 of [A-Za-z0-9_-]); send one so a retried entry is stored once.
+    #[schema(example = "bureau-file-2026-11-28-000042")]
+    pub report_id: Option<String>,
+}
+
+/// A batch of 1..500 score entries for any users (service scope only; body at most 1 MiB).
+#[derive(Debug, serde::Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // documents the contract; parsing is done field by field in `batch`.
+pub struct BatchRequestBody {
+    #[schema(min_items = 1, max_items = 500)]
+    pub items: Vec<BatchEntryBody>,
+}
+
 struct BearerSecurity;
 
 impl Modify for BearerSecurity {
@@ -95,6 +126,7 @@ impl Modify for WriteLinks {
         crate::read_routes::latest_scores,
         crate::read_routes::get_score,
         crate::routes::health,
+        crate::batch::submit_batch,
         swagger_ui_page,
         openapi_document,
     ),
@@ -108,6 +140,11 @@ impl Modify for WriteLinks {
         crate::error::Problem,
         shared::FieldError,
         shared::Bureau,
+        BatchRequestBody,
+        BatchEntryBody,
+        crate::batch::BatchResponse,
+        crate::batch::BatchItemResult,
+        crate::batch::BatchItemStatus,
     )),
     modifiers(&BearerSecurity, &WriteLinks),
     tags(

@@ -5,6 +5,7 @@
 
 pub mod auth;
 pub mod cursor;
+pub mod batch;
 pub mod docs;
 pub mod error;
 pub mod queue;
@@ -163,6 +164,12 @@ pub fn api_routes() -> Vec<ApiRoute> {
             Method::GET,
             "/v1/users/{userId}/credit-scores/{reportId}",
             read_routes::get_score,
+        ),
+        // Its own, larger body limit (500 entries); it overrides the router-wide one.
+        route(
+            Method::POST,
+            "/v1/credit-scores/batch",
+            batch::submit_batch.layer(DefaultBodyLimit::max(batch::MAX_BATCH_BODY_BYTES)),
         ),
     ]
 }

@@ -6,12 +6,38 @@ use anyhow::Context;
 use async_trait::async_trait;
 use aws_sdk_sqs::types::MessageAttributeValue;
 use shared::message::CORRELATION_ID_ATTRIBUTE;
+use shared::sqs_batch::{send_all, EntryFailure, OutgoingMessage};
 use shared::ScoreMessage;
+
+/// SendMessageBatch calls in flight at once for one batch request (500 entries = 50 calls).
+pub const BATCH_SEND_CONCURRENCY: usize = 8;
 
 #[async_trait]
 pub trait ScoreQueue: Send + Sync {
     /// Returns only once the queue has acknowledged the message.
     async fn enqueue(&self, message: &ScoreMessage, correlation_id: &str) -> anyhow::Result<()>;
+
+    /// Enqueues many messages; one result per message, in order. `Ok` only for messages the
+    /// queue acknowledged. The default sends them one by one; [`SqsScoreQueue`] batches.
+    async fn enqueue_batch(
+        &self,
+        messages: &[ScoreMessage],
+        correlation_id: &str,
+    ) -> Vec<Result<(), EntryFailure>> {
+        let mut results = Vec::with_capacity(messages.len());
+        for message in messages {
+            results.push(
+                self.enqueue(message, correlation_id)
+                    .await
+                    .map_err(|e| EntryFailure {
+                        code: "SendFailed".into(),
+                        message: format!("{e:#}"),
+                        retryable: true,
+                    }),
+            );
+        }
+        results
+    }
 }
 
 pub struct SqsScoreQueue {
@@ -46,5 +72,30 @@ impl ScoreQueue for SqsScoreQueue {
             .map_err(|e| anyhow::anyhow!("{}", aws_sdk_sqs::error::DisplayErrorContext(e)))
             .context("SendMessage")?;
         Ok(())
+    }
+
+    /// SendMessageBatch in groups of 10, [`BATCH_SEND_CONCURRENCY`] calls at a time.
+    async fn enqueue_batch(
+        &self,
+        messages: &[ScoreMessage],
+        correlation_id: &str,
+    ) -> Vec<Result<(), EntryFailure>> {
+        let outgoing: Vec<OutgoingMessage> = messages
+            .iter()
+            .map(|m| {
+                OutgoingMessage::new(m.to_json())
+                    .with_attribute(CORRELATION_ID_ATTRIBUTE, correlation_id)
+            })
+            .collect();
+        send_all(
+            &self.client,
+            &self.queue_url,
+            &outgoing,
+            BATCH_SEND_CONCURRENCY,
+        )
+        .await
+        .into_iter()
+        .map(|r| r.map(|_| ()))
+        .collect()
     }
 }

@@ -46,11 +46,17 @@ pub fn path_user(path: Result<Path<String>, PathRejection>) -> Result<UserId, Ap
 
 /// The body bytes, with an over-limit body as a 413 problem rather than axum's plain text.
 pub fn body_bytes(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
+    body_bytes_within(body, MAX_BODY_BYTES)
+}
+
+/// [`body_bytes`] for a route with its own body limit (`limit` is what the 413 names).
+pub fn body_bytes_within(
+    body: Result<Bytes, BytesRejection>,
+    limit: usize,
+) -> Result<Bytes, ApiError> {
     body.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::PayloadTooLarge {
-                limit: MAX_BODY_BYTES,
-            }
+            ApiError::PayloadTooLarge { limit }
         } else {
             ApiError::bad_field("body", rejection.body_text())
         }

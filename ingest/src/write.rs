@@ -23,6 +23,50 @@ pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<ReportId>, ApiError
         .map_err(|e| ApiError::bad_field(e.field, e.message))
 }
 
+/// The fields every score write carries, whoever sends it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScoreFields {
+    pub bureau: Bureau,
+    pub score: Score,
+    pub reported_at: ReportedAt,
+}
+
+/// What [`read_score_fields`] found: the required fields when all are valid, and the
+/// optional `reportId` when given and valid (even if other fields are not).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScoreFieldsRead {
+    pub fields: Option<ScoreFields>,
+    pub report_id: Option<ReportId>,
+}
+
+/// Reads `bureau`, `score`, `reportedAt` and the optional `reportId` from one object,
+/// recording every problem in `r`: always check `r` before using what comes back.
+pub fn read_score_fields(r: &mut FieldReader<'_>, now: OffsetDateTime) -> ScoreFieldsRead {
+    let bureau = r
+        .required_str("bureau")
+        .and_then(|v| Bureau::parse(v).map_err(|e| r.push(e)).ok());
+    let raw_score = r.required_u64("score");
+    let score = match (bureau, raw_score) {
+        (Some(b), Some(s)) => Score::parse(b, s).map_err(|e| r.push(e)).ok(),
+        _ => None,
+    };
+    let reported_at = r
+        .required_str("reportedAt")
+        .and_then(|v| ReportedAt::parse(v, now).map_err(|e| r.push(e)).ok());
+    let report_id = r
+        .optional_str("reportId")
+        .and_then(|v| ReportId::parse(v).map_err(|e| r.push(e)).ok());
+    let fields = match (bureau, score, reported_at) {
+        (Some(bureau), Some(score), Some(reported_at)) => Some(ScoreFields {
+            bureau,
+            score,
+            reported_at,
+        }),
+        _ => None,
+    };
+    ScoreFieldsRead { fields, report_id }
+}
+
 /// A score body: `{"bureau","score","reportedAt","reportId"?}`, validated in full.
 pub fn parse_score_body(
     user_id: UserId,
@@ -36,20 +80,10 @@ pub fn parse_score_body(
     })?;
     let mut r = FieldReader::new(&object);
     r.reject_unknown(&FIELDS);
-    let bureau = r
-        .required_str("bureau")
-        .and_then(|v| Bureau::parse(v).map_err(|e| r.push(e)).ok());
-    let raw_score = r.required_u64("score");
-    let score = match (bureau, raw_score) {
-        (Some(b), Some(s)) => Score::parse(b, s).map_err(|e| r.push(e)).ok(),
-        _ => None,
-    };
-    let reported_at = r
-        .required_str("reportedAt")
-        .and_then(|v| ReportedAt::parse(v, now).map_err(|e| r.push(e)).ok());
-    let body_key = r
-        .optional_str("reportId")
-        .and_then(|v| ReportId::parse(v).map_err(|e| r.push(e)).ok());
+    let ScoreFieldsRead {
+        fields,
+        report_id: body_key,
+    } = read_score_fields(&mut r, now);
     if let (Some(h), Some(b)) = (&header_key, &body_key) {
         if h != b {
             r.push(FieldError::new(
@@ -59,16 +93,16 @@ pub fn parse_score_body(
         }
     }
     r.finish()?;
-    match (bureau, score, reported_at) {
-        (Some(bureau), Some(score), Some(reported_at)) => Ok(ScoreReport {
+    match fields {
+        Some(f) => Ok(ScoreReport {
             report_id: header_key.or(body_key).unwrap_or_else(ReportId::generate),
             user_id,
-            bureau,
-            score,
-            reported_at,
+            bureau: f.bureau,
+            score: f.score,
+            reported_at: f.reported_at,
         }),
         // finish() already reported every missing field.
-        _ => Err(ApiError::Validation(shared::ValidationErrors::single(
+        None => Err(ApiError::Validation(shared::ValidationErrors::single(
             "body",
             "is incomplete",
         ))),

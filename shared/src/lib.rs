@@ -10,6 +10,7 @@ pub mod json_fields;
 pub mod message;
 pub mod provision;
 pub mod settings;
+pub mod sqs_batch;
 pub mod telemetry;
 
 pub use domain::{

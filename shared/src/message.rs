@@ -35,24 +35,129 @@ const FIELDS: [&str; 8] = [
 ];
 
 /// The v1 message as it appears on the wire. Producers in other languages validate against
-/// the JSON Schema generated from this type.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+/// the JSON Schema generated from this type ([`json_schema`]); the checked-in copy is
+/// `schemas/score-message-v1.schema.json`, and a test fails when the two drift apart.
+#[derive(
+    Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema, schemars::JsonSchema,
+)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schemars(title = "ScoreMessageV1", transform = contract_rules)]
 pub struct ScoreMessageV1 {
-    /// Contract version; always 1.
+    /// Contract version; always 1. Any other value is a permanent failure (DLQ reason
+    /// `unknown_version`).
+    #[schemars(extend("const" = MESSAGE_VERSION))]
     pub version: u64,
-    /// Idempotency key: the same reportId for the same user always maps to one table item.
+    /// Idempotency key: the same reportId for the same user always maps to one table item, so
+    /// a message sent twice is stored once.
+    #[schemars(length(min = 1, max = 64), regex(pattern = r"^[A-Za-z0-9_-]+$"))]
     pub report_id: String,
+    /// The user the score belongs to.
+    #[schemars(length(min = 1, max = 128), regex(pattern = r"^[A-Za-z0-9_-]+$"))]
     pub user_id: String,
+    /// The credit bureau; it fixes the score's range.
     pub bureau: String,
+    /// The score, checked against the bureau's range (see `allOf`).
     pub score: u64,
-    /// RFC 3339; at most 5 minutes in the future.
+    /// When the bureau produced the score, RFC 3339. The worker also rejects timestamps more
+    /// than 5 minutes in the future (a rule JSON Schema cannot express).
+    #[schemars(extend("format" = "date-time"))]
     pub reported_at: String,
-    /// `api`, or `batch:<producer-name>`.
+    /// Who produced the message: `api`, or `batch:<producer-name>`.
+    #[schemars(regex(pattern = r"^(api|batch:[A-Za-z0-9_.-]{1,64})$"))]
     pub source: String,
-    /// When the producer received the score (RFC 3339); optional for batch producers.
+    /// When the producer received the score (RFC 3339); optional for batch producers (the
+    /// worker uses the SQS SentTimestamp when absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("format" = "date-time"))]
     pub received_at: Option<String>,
+}
+
+/// The schema's `$id`: stable, so producers can pin it.
+pub const SCHEMA_ID: &str = "urn:credit-scores:score-message:v1";
+
+/// The rules the derive cannot see, taken from the domain types so they cannot drift:
+/// the bureau list, the widest score range, and each bureau's own maximum.
+fn contract_rules(schema: &mut schemars::Schema) {
+    let bureaus: Vec<&str> = Bureau::ALL.iter().map(|b| b.as_str()).collect();
+    let widest = Bureau::ALL
+        .iter()
+        .map(|b| b.max_score())
+        .max()
+        .unwrap_or_default();
+    let ranges: Vec<String> = Bureau::ALL
+        .iter()
+        .map(|b| format!("{b} 0..={}", b.max_score()))
+        .collect();
+    schema.insert("$id".into(), SCHEMA_ID.into());
+    schema.insert(
+        "description".into(),
+        "One credit score on the credit-scores SQS queue, contract version 1: one JSON object \
+         per message body. Whoever sends it (the HTTP API or a batch producer), the worker \
+         validates it field by field; a message that breaks this contract goes to the \
+         dead-letter queue with a failureReason attribute and is never retried."
+            .into(),
+    );
+    if let Some(props) = schema
+        .get_mut("properties")
+        .and_then(serde_json::Value::as_object_mut)
+    {
+        for prop in props
+            .values_mut()
+            .filter_map(serde_json::Value::as_object_mut)
+        {
+            // schemars marks Rust integer widths (`uint64`); they are no JSON Schema format.
+            if prop
+                .get("format")
+                .and_then(serde_json::Value::as_str)
+                .is_some_and(|f| f.starts_with("uint") || f.starts_with("int"))
+            {
+                prop.remove("format");
+            }
+        }
+        if let Some(bureau) = props
+            .get_mut("bureau")
+            .and_then(serde_json::Value::as_object_mut)
+        {
+            bureau.insert("enum".into(), serde_json::json!(bureaus));
+        }
+        if let Some(score) = props
+            .get_mut("score")
+            .and_then(serde_json::Value::as_object_mut)
+        {
+            score.insert("minimum".into(), 0.into());
+            score.insert("maximum".into(), widest.into());
+            score.insert(
+                "description".into(),
+                format!(
+                    "The score, checked against the bureau's range: {}.",
+                    ranges.join(", ")
+                )
+                .into(),
+            );
+        }
+    }
+    let per_bureau: Vec<serde_json::Value> = Bureau::ALL
+        .iter()
+        .map(|b| {
+            serde_json::json!({
+                "if": {"properties": {"bureau": {"const": b.as_str()}}, "required": ["bureau"]},
+                "then": {"properties": {"score": {"maximum": b.max_score()}}}
+            })
+        })
+        .collect();
+    schema.insert("allOf".into(), per_bureau.into());
+}
+
+/// The v1 contract as a JSON Schema (draft 2020-12), generated from [`ScoreMessageV1`].
+pub fn json_schema() -> serde_json::Value {
+    schemars::schema_for!(ScoreMessageV1).to_value()
+}
+
+/// [`json_schema`] as the pretty-printed text checked into `schemas/`.
+pub fn json_schema_text() -> String {
+    let mut text = serde_json::to_string_pretty(&json_schema()).unwrap_or_default();
+    text.push('\n');
+    text
 }
 
 /// Who put a message on the queue: the HTTP API, or a named batch producer.

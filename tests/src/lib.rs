@@ -8,6 +8,7 @@ pub mod dev_tokens;
 pub mod emulator;
 pub mod runtime_api;
 pub mod user_service_stub;
+pub mod worker_harness;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -5,9 +5,11 @@
 //! [`processor::Processor`].
 
 pub mod dlq;
+pub mod dlq_tools;
 pub mod lambda;
 pub mod poller;
 pub mod processor;
+pub mod producer;
 pub mod record;
 pub mod settings;
 pub mod store;
@@ -36,6 +38,8 @@ Commands:
   provision   create the queue, its DLQ (with redrive policy) and the table when missing, and
               print QUEUE_URL=, DLQ_URL= and TABLE_NAME= lines (QUEUE_NAME, DLQ_NAME,
               TABLE_NAME, MAX_RECEIVE_COUNT, VISIBILITY_TIMEOUT_SECONDS override the defaults)
+  dlq         operate the dead-letter queue: `worker dlq stats|peek|redrive` (`worker dlq help`)
+  schema      print the JSON Schema of the v1 queue message (schemas/score-message-v1.schema.json)
   help        print this text
 
 Environment: DLQ_URL and TABLE_NAME (required), QUEUE_URL (poller), WRITE_CONCURRENCY,
@@ -48,6 +52,11 @@ pub async fn main_with_args(args: &[String]) -> anyhow::Result<()> {
     match args.first().map(String::as_str) {
         None | Some("run") => run().await,
         Some("provision") => provision_from_env().await,
+        Some("dlq") => dlq_tools::run(&args[1..], shutdown_signal()).await,
+        Some("schema") => {
+            print!("{}", shared::message::json_schema_text());
+            Ok(())
+        }
         Some("help" | "--help" | "-h") => {
             println!("{USAGE}");
             Ok(())

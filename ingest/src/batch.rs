@@ -1,0 +1,480 @@
+//! `POST /v1/credit-scores/batch`: up to 500 scores for any users from a service caller,
+//! each validated on its own and the valid ones enqueued with SendMessageBatch. The answer
+//! says, entry by entry, what was accepted, what was rejected and why, and what SQS refused.
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Serialize;
+use serde_json::Value;
+use shared::json_fields::{parse_object, FieldReader};
+use shared::sqs_batch::EntryFailure;
+use shared::{
+    FieldError, MessageSource, ReportId, ScoreMessage, ScoreReport, UserId, ValidationErrors,
+};
+use time::OffsetDateTime;
+
+use crate::error::ApiError;
+use crate::routes::{body_bytes_within, correlation_id, require_json, CORRELATION_ID_HEADER};
+use crate::write::{read_score_fields, ScoreFieldsRead};
+use crate::AppState;
+
+/// The most entries one request may carry (422 above it).
+pub const MAX_BATCH_ENTRIES: usize = 500;
+/// This route's body limit: 500 entries need more than the API's usual 64 KiB.
+pub const MAX_BATCH_BODY_BYTES: usize = 1024 * 1024;
+
+const TOP_LEVEL_FIELDS: [&str; 1] = ["items"];
+const ENTRY_FIELDS: [&str; 5] = ["userId", "bureau", "score", "reportedAt", "reportId"];
+
+/// An entry that breaks the contract, with its reportId when that much was valid.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RejectedEntry {
+    pub report_id: Option<ReportId>,
+    pub errors: ValidationErrors,
+}
+
+/// Reads `{"items":[...]}`. The request as a whole fails only when it is unreadable, the
+/// list is missing, empty or longer than [`MAX_BATCH_ENTRIES`]; otherwise every entry gets
+/// its own verdict, in order.
+pub fn parse_batch_body(
+    body: &[u8],
+    now: OffsetDateTime,
+) -> Result<Vec<Result<ScoreReport, RejectedEntry>>, ApiError> {
+    let object = parse_object(body).map_err(|e| ApiError::BadRequest {
+        detail: e.to_string(),
+        errors: vec![FieldError::new("body", e.to_string())],
+    })?;
+    let mut r = FieldReader::new(&object);
+    r.reject_unknown(&TOP_LEVEL_FIELDS);
+    r.finish()?;
+    let items = match object.get("items") {
+        None | Some(Value::Null) => {
+            return Err(ValidationErrors::single("items", "is required").into())
+        }
+        Some(Value::Array(items)) => items,
+        Some(_) => {
+            return Err(
+                ValidationErrors::single("items", "must be an array of score entries").into(),
+            )
+        }
+    };
+    if items.is_empty() {
+        return Err(ValidationErrors::single("items", "must hold at least one entry").into());
+    }
+    if items.len() > MAX_BATCH_ENTRIES {
+        return Err(ValidationErrors::single(
+            "items",
+            format!(
+                "must hold at most {MAX_BATCH_ENTRIES} entries (got {}); split the batch",
+                items.len()
+            ),
+        )
+        .into());
+    }
+    Ok(items.iter().map(|item| parse_entry(item, now)).collect())
+}
+
+/// One entry: `{"userId","bureau","score","reportedAt","reportId"?}`, validated in full.
+/// Field names in the errors are the entry's own (`score`, not `items[3].score`); the
+/// entry's position is in its result.
+pub fn parse_entry(item: &Value, now: OffsetDateTime) -> Result<ScoreReport, RejectedEntry> {
+    let Value::Object(object) = item else {
+        return Err(RejectedEntry {
+            report_id: None,
+            errors: ValidationErrors::single("entry", "must be a JSON object"),
+        });
+    };
+    let mut r = FieldReader::new(object);
+    r.reject_unknown(&ENTRY_FIELDS);
+    let user_id = r
+        .required_str("userId")
+        .and_then(|v| UserId::parse(v).map_err(|e| r.push(e)).ok());
+    let ScoreFieldsRead { fields, report_id } = read_score_fields(&mut r, now);
+    if let Err(errors) = r.finish() {
+        return Err(RejectedEntry { report_id, errors });
+    }
+    match (user_id, fields) {
+        (Some(user_id), Some(f)) => Ok(ScoreReport {
+            report_id: report_id.unwrap_or_else(ReportId::generate),
+            user_id,
+            bureau: f.bureau,
+            score: f.score,
+            reported_at: f.reported_at,
+        }),
+        // finish() already named every missing field.
+        _ => Err(RejectedEntry {
+            report_id,
+            errors: ValidationErrors::single("entry", "is incomplete"),
+        }),
+    }
+}
+
+/// What became of one entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum BatchItemStatus {
+    /// Queued; the worker writes it shortly.
+    Accepted,
+    /// Breaks the contract; fix the named fields before sending it again.
+    Rejected,
+    /// Valid, but SQS did not take it; send it again (same reportId) when `retryable`.
+    Failed,
+}
+
+/// The verdict on one entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BatchItemResult {
+    /// The entry's position in `items`, from 0.
+    #[schema(example = 3)]
+    pub index: usize,
+    /// The entry's reportId (generated when it gave none and was valid); retry with it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "bureau-file-2026-11-28-000042")]
+    pub report_id: Option<String>,
+    pub status: BatchItemStatus,
+    /// For `rejected`: each failing field and why. For `failed`: the queue's error.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+    /// For `failed`: the SQS error code.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "InternalError")]
+    pub code: Option<String>,
+    /// For `failed`: whether sending the entry again may succeed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retryable: Option<bool>,
+}
+
+/// The answer to a batch: counts, then one result per entry in request order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BatchResponse {
+    #[schema(example = 493)]
+    pub accepted: usize,
+    #[schema(example = 7)]
+    pub rejected: usize,
+    #[schema(example = 0)]
+    pub failed: usize,
+    pub items: Vec<BatchItemResult>,
+}
+
+impl BatchResponse {
+    /// 202 when every entry was accepted, else 207 (read each entry's status).
+    pub fn status(&self) -> StatusCode {
+        if self.rejected == 0 && self.failed == 0 {
+            StatusCode::ACCEPTED
+        } else {
+            StatusCode::MULTI_STATUS
+        }
+    }
+}
+
+/// Joins the parse verdicts with the queue's answers for the valid entries (in order).
+pub fn assemble(
+    verdicts: Vec<Result<ScoreReport, RejectedEntry>>,
+    sent: &[Result<(), EntryFailure>],
+) -> BatchResponse {
+    let mut sent = sent.iter();
+    let items: Vec<BatchItemResult> = verdicts
+        .into_iter()
+        .enumerate()
+        .map(|(index, verdict)| match verdict {
+            Ok(report) => {
+                let report_id = Some(report.report_id.to_string());
+                match sent.next() {
+                    Some(Ok(())) => BatchItemResult {
+                        index,
+                        report_id,
+                        status: BatchItemStatus::Accepted,
+                        errors: Vec::new(),
+                        code: None,
+                        retryable: None,
+                    },
+                    Some(Err(failure)) => failed(index, report_id, failure),
+                    // The queue answered for fewer entries than it was given: never claim
+                    // an entry was accepted without its acknowledgement.
+                    None => failed(
+                        index,
+                        report_id,
+                        &EntryFailure {
+                            code: "MissingResult".into(),
+                            message: "the queue gave no answer for this entry".into(),
+                            retryable: true,
+                        },
+                    ),
+                }
+            }
+            Err(rejected) => BatchItemResult {
+                index,
+                report_id: rejected.report_id.map(|r| r.to_string()),
+                status: BatchItemStatus::Rejected,
+                errors: rejected.errors.0,
+                code: None,
+                retryable: None,
+            },
+        })
+        .collect();
+    let count = |s: BatchItemStatus| items.iter().filter(|i| i.status == s).count();
+    BatchResponse {
+        accepted: count(BatchItemStatus::Accepted),
+        rejected: count(BatchItemStatus::Rejected),
+        failed: count(BatchItemStatus::Failed),
+        items,
+    }
+}
+
+fn failed(index: usize, report_id: Option<String>, failure: &EntryFailure) -> BatchItemResult {
+    BatchItemResult {
+        index,
+        report_id,
+        status: BatchItemStatus::Failed,
+        errors: vec![FieldError::new("queue", failure.message.clone())],
+        code: Some(failure.code.clone()),
+        retryable: Some(failure.retryable),
+    }
+}
+
+/// `batch:<token subject>` when the subject is a valid producer name, else `batch:http`.
+pub fn batch_source(subject: &str) -> MessageSource {
+    MessageSource::parse(&format!("batch:{subject}"))
+        .unwrap_or_else(|_| MessageSource::Batch("http".into()))
+}
+
+/// Validate every entry, enqueue the valid ones with SendMessageBatch (groups of 10), and
+/// answer entry by entry. Service callers only.
+#[utoipa::path(post, path = "/v1/credit-scores/batch", tag = "scores",
+    params(
+        ("X-Correlation-Id" = Option<String>, Header, description = "Echoed back and carried on every message of the batch"),
+    ),
+    request_body(content = crate::docs::BatchRequestBody, content_type = "application/json",
+        description = "1..500 entries; body at most 1 MiB"),
+    responses(
+        (status = 202, description = "Every entry was queued", body = BatchResponse),
+        (status = 207, description = "Some entries were rejected (fields named) or not taken by the queue (code, retryable); the rest were queued. Read each entry's status", body = BatchResponse),
+        (status = 400, description = "The body is not a JSON object", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing, malformed or rejected token", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The token lacks the service scope", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body over 1 MiB", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Content-Type is not JSON", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`items` is missing, empty or holds more than 500 entries, or the body has unknown fields", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The User Service is unavailable", body = crate::error::Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u32, description = "Seconds to wait"))),
+    ),
+    security(("bearer" = [])))]
+#[tracing::instrument(skip_all, fields(entries, accepted, rejected, failed))]
+pub async fn submit_batch(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let principal = state.auth.authenticate(&headers).await?;
+    principal.require_service()?;
+    let body = body_bytes_within(body, MAX_BATCH_BODY_BYTES)?;
+    require_json(&headers)?;
+    let now = (state.now)();
+    let verdicts = parse_batch_body(&body, now)?;
+    let correlation = correlation_id(&headers);
+    let source = batch_source(&principal.subject);
+    let messages: Vec<ScoreMessage> = verdicts
+        .iter()
+        .filter_map(|v| v.as_ref().ok())
+        .map(|report| ScoreMessage {
+            report: report.clone(),
+            source: source.clone(),
+            received_at: Some(now),
+        })
+        .collect();
+    let sent = if messages.is_empty() {
+        Vec::new()
+    } else {
+        state.queue.enqueue_batch(&messages, &correlation).await
+    };
+    let result = assemble(verdicts, &sent);
+    let span = tracing::Span::current();
+    span.record("entries", result.items.len());
+    span.record("accepted", result.accepted);
+    span.record("rejected", result.rejected);
+    span.record("failed", result.failed);
+    if result.failed > 0 {
+        let codes: Vec<&str> = result
+            .items
+            .iter()
+            .filter_map(|i| i.code.as_deref())
+            .collect();
+        tracing::warn!(failed = result.failed, codes = ?codes, "the queue did not take some entries");
+    }
+    tracing::info!("batch handled");
+
+    let mut response = (result.status(), Json(result)).into_response();
+    if let Ok(v) = HeaderValue::from_str(&correlation) {
+        response.headers_mut().insert(CORRELATION_ID_HEADER, v);
+    }
+    Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use time::macros::datetime;
+
+    const NOW: OffsetDateTime = datetime!(2026-11-28 10:00:00 UTC);
+
+    fn entry(user: &str, score: u64) -> Value {
+        json!({"userId": user, "bureau": "experian", "score": score,
+               "reportedAt": "2026-11-28T09:00:00Z"})
+    }
+
+    fn body(items: Vec<Value>) -> Vec<u8> {
+        json!({ "items": items }).to_string().into_bytes()
+    }
+
+    fn validation_fields(err: ApiError) -> Vec<String> {
+        match err {
+            ApiError::Validation(v) => v.0.into_iter().map(|e| e.field).collect(),
+            other => panic!("expected a validation error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn validates_each_entry_on_its_own() {
+        let items = vec![
+            entry("alice", 700),
+            entry("bob", 1000),
+            json!({"userId": "carol", "bureau": "equifax", "score": 1000,
+                   "reportedAt": "2026-11-28T09:00:00Z", "reportId": "r-1"}),
+        ];
+        let verdicts = parse_batch_body(&body(items), NOW).unwrap();
+        assert!(verdicts[0].is_ok());
+        let rejected = verdicts[1].as_ref().unwrap_err();
+        assert_eq!(rejected.errors.fields().collect::<Vec<_>>(), ["score"]);
+        assert_eq!(verdicts[2].as_ref().unwrap().report_id.as_str(), "r-1");
+    }
+
+    #[test]
+    fn names_every_bad_field_of_an_entry_and_keeps_its_report_id() {
+        let item = json!({"userId": "a#b", "bureau": "fico", "score": "7",
+                          "reportedAt": "soon", "reportId": "keep-me", "extra": 1});
+        let rejected = parse_entry(&item, NOW).unwrap_err();
+        let mut fields: Vec<&str> = rejected.errors.fields().collect();
+        fields.sort_unstable();
+        assert_eq!(fields, ["bureau", "extra", "reportedAt", "score", "userId"]);
+        assert_eq!(rejected.report_id.unwrap().as_str(), "keep-me");
+    }
+
+    #[test]
+    fn rejects_an_entry_that_is_not_an_object() {
+        let rejected = parse_entry(&json!([1, 2]), NOW).unwrap_err();
+        assert_eq!(rejected.errors.fields().collect::<Vec<_>>(), ["entry"]);
+    }
+
+    #[test]
+    fn rejects_an_empty_batch() {
+        let err = parse_batch_body(&body(vec![]), NOW).unwrap_err();
+        assert_eq!(validation_fields(err), ["items"]);
+    }
+
+    #[test]
+    fn rejects_more_than_500_entries() {
+        let err = parse_batch_body(&body(vec![entry("u", 1); 501]), NOW).unwrap_err();
+        assert_eq!(err.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(validation_fields(err), ["items"]);
+        assert_eq!(
+            parse_batch_body(&body(vec![entry("u", 1); 500]), NOW)
+                .unwrap()
+                .len(),
+            500
+        );
+    }
+
+    #[test]
+    fn rejects_missing_items_and_unknown_top_level_fields() {
+        let err = parse_batch_body(br#"{"itemz":[]}"#, NOW).unwrap_err();
+        assert_eq!(validation_fields(err), ["itemz"]);
+        let err = parse_batch_body(br#"{}"#, NOW).unwrap_err();
+        assert_eq!(validation_fields(err), ["items"]);
+        let err = parse_batch_body(br#"{"items":{}}"#, NOW).unwrap_err();
+        assert_eq!(validation_fields(err), ["items"]);
+        assert!(matches!(
+            parse_batch_body(b"[]", NOW),
+            Err(ApiError::BadRequest { .. })
+        ));
+    }
+
+    #[test]
+    fn assembles_accepted_rejected_and_failed_entries_in_order() {
+        let verdicts = parse_batch_body(
+            &body(vec![
+                entry("a", 1),
+                entry("b", 5000),
+                entry("c", 2),
+                entry("d", 3),
+            ]),
+            NOW,
+        )
+        .unwrap();
+        let throttled = EntryFailure {
+            code: "RequestThrottled".into(),
+            message: "slow down".into(),
+            retryable: true,
+        };
+        // The queue answered for a and c only; d must not be reported as accepted.
+        let result = assemble(verdicts, &[Ok(()), Err(throttled)]);
+        let statuses: Vec<BatchItemStatus> = result.items.iter().map(|i| i.status).collect();
+        assert_eq!(
+            statuses,
+            [
+                BatchItemStatus::Accepted,
+                BatchItemStatus::Rejected,
+                BatchItemStatus::Failed,
+                BatchItemStatus::Failed
+            ]
+        );
+        assert_eq!((result.accepted, result.rejected, result.failed), (1, 1, 2));
+        assert_eq!(result.items[2].code.as_deref(), Some("RequestThrottled"));
+        assert_eq!(result.items[2].retryable, Some(true));
+        assert_eq!(result.items[3].code.as_deref(), Some("MissingResult"));
+        assert_eq!(result.status(), StatusCode::MULTI_STATUS);
+    }
+
+    #[test]
+    fn all_accepted_is_202() {
+        let verdicts = parse_batch_body(&body(vec![entry("a", 1)]), NOW).unwrap();
+        assert_eq!(assemble(verdicts, &[Ok(())]).status(), StatusCode::ACCEPTED);
+    }
+
+    #[test]
+    fn the_openapi_document_describes_the_batch_endpoint() {
+        use utoipa::OpenApi;
+        let doc = serde_json::to_value(crate::docs::ApiDoc::openapi()).unwrap();
+        let post = &doc["paths"]["/v1/credit-scores/batch"]["post"];
+        for status in ["202", "207", "403", "413", "422"] {
+            assert!(
+                post["responses"][status].is_object(),
+                "no {status} in {post}"
+            );
+        }
+        let schemas = &doc["components"]["schemas"];
+        assert_eq!(
+            schemas["BatchRequestBody"]["properties"]["items"]["maxItems"],
+            500
+        );
+        assert!(schemas["BatchResponse"].is_object());
+    }
+
+    #[test]
+    fn names_the_source_after_the_calling_service() {
+        assert_eq!(
+            batch_source("bureau-importer"),
+            MessageSource::Batch("bureau-importer".into())
+        );
+        assert_eq!(
+            batch_source("has space"),
+            MessageSource::Batch("http".into())
+        );
+    }
+}

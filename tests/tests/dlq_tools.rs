@@ -1,0 +1,342 @@
+//! `worker dlq stats | peek | redrive` against the emulator: looking consumes nothing, and a
+//! redrive (whole, limited, interrupted or half-done) stores every message exactly once.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use pipeline_tests::worker_harness::{
+    process_messages, processor, run_poller_until_drained, string_attributes, worker_settings,
+};
+use pipeline_tests::{workspace_binary, Emulator, TestResources};
+use serde_json::json;
+use tokio::sync::watch;
+use worker::dlq::{DeadLetter, DeadLetterQueue, SqsDeadLetterQueue, REASON_ATTRIBUTE};
+use worker::dlq_tools::{DlqTools, RedriveReport, EXHAUSTED_RETRIES};
+use worker::producer::RetryPolicy;
+
+fn reported_at() -> String {
+    shared::domain::format_utc_millis(time::OffsetDateTime::now_utc() - time::Duration::hours(1))
+}
+
+fn valid_body(report_id: &str) -> String {
+    json!({"version": 1, "reportId": report_id, "userId": format!("user-{report_id}"),
+        "bureau": "equifax", "score": 640, "reportedAt": reported_at(), "source": "batch:replay"})
+    .to_string()
+}
+
+fn tools(emulator: &Emulator, resources: &TestResources) -> DlqTools {
+    DlqTools::new(
+        emulator.sqs.clone(),
+        resources.dlq_url.clone(),
+        Some(resources.queue_url.clone()),
+    )
+}
+
+/// Puts messages in the DLQ the way the worker does, with a reason.
+async fn dead_letter(
+    emulator: &Emulator,
+    resources: &TestResources,
+    bodies: &[String],
+    reason: &'static str,
+) {
+    let dlq = SqsDeadLetterQueue {
+        client: emulator.sqs.clone(),
+        queue_url: resources.dlq_url.clone(),
+    };
+    for (i, body) in bodies.iter().enumerate() {
+        dlq.send(&DeadLetter {
+            original_message_id: format!("orig-{i}"),
+            body: body.clone(),
+            reason_code: reason,
+            detail: format!("{reason}: seeded by the test"),
+            correlation_id: Some(format!("corr-{i}")),
+        })
+        .await
+        .unwrap();
+    }
+}
+
+async fn redrive(
+    tools: &DlqTools,
+    limit: Option<usize>,
+    shutdown: watch::Receiver<bool>,
+) -> RedriveReport {
+    tools
+        .redrive(false, limit, shutdown, &RetryPolicy::default(), &mut |_| {})
+        .await
+        .expect("redrive runs")
+}
+
+fn never() -> watch::Receiver<bool> {
+    watch::channel(false).1
+}
+
+#[tokio::test]
+async fn redrive_after_the_table_exists_stores_every_dead_lettered_message_exactly_once() {
+    let emulator = Emulator::connect().await;
+    // Short visibility and two receives: failing messages reach the DLQ in seconds.
+    let resources = emulator.create_resources_with(4, 2).await;
+    let ids: Vec<String> = (0..24).map(|i| format!("late-table-{i:02}")).collect();
+    let bodies: Vec<String> = ids.iter().map(|id| valid_body(id)).collect();
+    emulator.send_bodies(&resources.queue_url, &bodies).await;
+
+    // The cause: the worker points at a table that does not exist yet. Every write fails,
+    // and after maxReceiveCount the queue's redrive policy moves the messages to the DLQ.
+    let mut broken = worker_settings(&resources);
+    let late_table = format!("{}-late", resources.table_name);
+    broken.table_name = late_table.clone();
+    assert!(
+        run_poller_until_drained(
+            &emulator,
+            &broken,
+            &resources.queue_url,
+            Duration::from_secs(120)
+        )
+        .await
+    );
+    let tools = tools(&emulator, &resources);
+    let stats = tools.stats(10_000).await.unwrap();
+    assert_eq!(stats.scanned, 24);
+    assert_eq!(stats.by_reason.get(EXHAUSTED_RETRIES), Some(&24));
+
+    // Fix the cause, then redrive in two goes (a limited run, then the rest).
+    shared::provision::ensure_table(&emulator.dynamodb, &late_table)
+        .await
+        .unwrap();
+    let first = redrive(&tools, Some(10), never()).await;
+    assert_eq!(first.redriven, 10);
+    let rest = redrive(&tools, None, never()).await;
+    assert_eq!(rest.redriven, 14);
+    assert_eq!((first.failed, rest.failed), (0, 0));
+    assert_eq!(emulator.queue_depth(&resources.dlq_url).await, (0, 0));
+
+    assert!(
+        run_poller_until_drained(
+            &emulator,
+            &broken,
+            &resources.queue_url,
+            Duration::from_secs(120)
+        )
+        .await
+    );
+    let stored = emulator.reports(&late_table).await;
+    let stored_ids: Vec<String> = stored
+        .iter()
+        .map(|r| r.report.report_id.to_string())
+        .collect();
+    assert_eq!(stored_ids.len(), 24, "exactly one item per message");
+    assert_eq!(
+        stored_ids.into_iter().collect::<BTreeSet<_>>(),
+        ids.into_iter().collect::<BTreeSet<_>>()
+    );
+    assert_eq!(emulator.queue_depth(&resources.dlq_url).await, (0, 0));
+}
+
+#[tokio::test]
+async fn an_interrupted_redrive_rerun_loses_and_duplicates_nothing() {
+    let emulator = Emulator::connect().await;
+    let resources = emulator.create_resources().await;
+    let ids: Vec<String> = (0..25).map(|i| format!("replay-{i:02}")).collect();
+    let bodies: Vec<String> = ids.iter().map(|id| valid_body(id)).collect();
+    // Dead-lettered when a producer's clock ran ahead; an hour later they are valid.
+    dead_letter(&emulator, &resources, &bodies, "contract_violation").await;
+    let tools = tools(&emulator, &resources);
+
+    // A redrive that crashed between send and delete: one message is on both queues.
+    let held = emulator
+        .sqs
+        .receive_message()
+        .queue_url(&resources.dlq_url)
+        .visibility_timeout(1)
+        .send()
+        .await
+        .unwrap()
+        .messages
+        .unwrap_or_default();
+    assert_eq!(held.len(), 1);
+    emulator
+        .send_bodies(&resources.queue_url, &[held[0].body().unwrap().to_owned()])
+        .await;
+
+    // Ctrl-C during a run: it finishes the batch in hand and stops.
+    let (stop, stopped) = watch::channel(false);
+    let interrupted = tools
+        .redrive(false, None, stopped, &RetryPolicy::default(), &mut |_| {
+            let _ = stop.send(true);
+        })
+        .await
+        .unwrap();
+    assert!(interrupted.interrupted);
+    assert!((1..=10).contains(&interrupted.redriven), "{interrupted:?}");
+    // A run with a limit, then the rest once the crashed run's message is visible again.
+    let limited = redrive(&tools, Some(5), never()).await;
+    assert_eq!(limited.redriven, 5);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let rest = redrive(&tools, None, never()).await;
+    assert_eq!(
+        interrupted.redriven + limited.redriven + rest.redriven,
+        25,
+        "each DLQ message redriven once"
+    );
+    assert_eq!(emulator.queue_depth(&resources.dlq_url).await, (0, 0));
+
+    let queued = emulator.receive_all(&resources.queue_url).await;
+    assert_eq!(queued.len(), 26, "25 redriven plus the crashed run's copy");
+    let mut redriven_with_attributes = 0;
+    for m in &queued {
+        let attributes = string_attributes(m);
+        assert!(
+            attributes
+                .keys()
+                .all(|k| !k.starts_with("failure") && k != "failedAt" && k != "originalMessageId"),
+            "failure attributes dropped: {attributes:?}"
+        );
+        if attributes.contains_key("correlationId") {
+            redriven_with_attributes += 1;
+        }
+    }
+    assert_eq!(
+        redriven_with_attributes, 25,
+        "the correlation id travels on"
+    );
+
+    let settings = worker_settings(&resources);
+    let outcome = process_messages(
+        &emulator,
+        &resources.queue_url,
+        &queued,
+        &processor(&emulator, &settings),
+    )
+    .await;
+    assert!(outcome.failed.is_empty(), "{outcome:?}");
+    assert_eq!(outcome.dead_lettered, 0);
+    let stored: Vec<String> = emulator
+        .reports(&resources.table_name)
+        .await
+        .iter()
+        .map(|r| r.report.report_id.to_string())
+        .collect();
+    assert_eq!(
+        stored.len(),
+        25,
+        "the duplicate message rewrote the same item"
+    );
+    assert_eq!(
+        stored.into_iter().collect::<BTreeSet<_>>(),
+        ids.into_iter().collect::<BTreeSet<_>>()
+    );
+    assert_eq!(emulator.queue_depth(&resources.queue_url).await, (0, 0));
+}
+
+#[tokio::test]
+async fn stats_peek_and_dry_run_report_reasons_and_consume_nothing() {
+    let emulator = Emulator::connect().await;
+    let resources = emulator.create_resources().await;
+    dead_letter(
+        &emulator,
+        &resources,
+        &["{".into(), "x".into(), "[".into()],
+        "invalid_json",
+    )
+    .await;
+    dead_letter(
+        &emulator,
+        &resources,
+        &vec![r#"{"version":2}"#.to_owned(); 2],
+        "unknown_version",
+    )
+    .await;
+    dead_letter(
+        &emulator,
+        &resources,
+        &[r#"{"version":1}"#.into()],
+        "contract_violation",
+    )
+    .await;
+    // What the queue's redrive policy moves carries no reason.
+    emulator
+        .send_bodies(&resources.dlq_url, &[valid_body("a"), valid_body("b")])
+        .await;
+    let tools = tools(&emulator, &resources);
+
+    let stats = tools.stats(10_000).await.unwrap();
+    assert_eq!(stats.scanned, 8);
+    assert_eq!(stats.visible, 8);
+    let counts: Vec<(&str, usize)> = stats
+        .by_reason
+        .iter()
+        .map(|(k, v)| (k.as_str(), *v))
+        .collect();
+    assert_eq!(
+        counts,
+        [
+            ("contract_violation", 1),
+            ("exhausted_retries", 2),
+            ("invalid_json", 3),
+            ("unknown_version", 2)
+        ]
+    );
+    let oldest = stats.oldest_sent_at.expect("an oldest message");
+    assert!(oldest <= time::OffsetDateTime::now_utc());
+    assert_eq!(emulator.queue_depth(&resources.dlq_url).await, (8, 0));
+
+    let peeked = tools.peek(3).await.unwrap();
+    assert_eq!(peeked.len(), 3);
+    for m in &peeked {
+        let line: serde_json::Value = serde_json::from_str(&m.to_json_line()).unwrap();
+        assert!(line["failureReason"]
+            .as_str()
+            .is_some_and(|r| !r.is_empty()));
+        assert_eq!(line["body"], m.body);
+    }
+    assert_eq!(emulator.queue_depth(&resources.dlq_url).await, (8, 0));
+
+    let dry = tools
+        .redrive(true, None, never(), &RetryPolicy::default(), &mut |_| {})
+        .await
+        .unwrap();
+    assert_eq!(dry.would_redrive.values().sum::<usize>(), 8);
+    assert_eq!(dry.redriven, 0);
+    assert_eq!(emulator.queue_depth(&resources.dlq_url).await, (8, 0));
+    assert_eq!(emulator.queue_depth(&resources.queue_url).await, (0, 0));
+}
+
+#[tokio::test]
+async fn the_worker_binary_prints_stats_and_redrives_with_progress() {
+    let emulator = Emulator::connect().await;
+    let resources = emulator.create_resources().await;
+    let bodies: Vec<String> = (0..12).map(|i| valid_body(&format!("cli-{i}"))).collect();
+    dead_letter(&emulator, &resources, &bodies, "contract_violation").await;
+    let run = |args: &[&str]| {
+        std::process::Command::new(workspace_binary("worker"))
+            .args(args)
+            .envs(resources.env(&emulator))
+            .env_remove("AWS_LAMBDA_RUNTIME_API")
+            .output()
+            .expect("the worker binary runs")
+    };
+
+    let stats = run(&["dlq", "stats"]);
+    let stdout = String::from_utf8_lossy(&stats.stdout);
+    assert!(stats.status.success(), "{stdout}");
+    assert!(stdout.contains("scanned: 12"), "{stdout}");
+    assert!(stdout.contains("contract_violation  12"), "{stdout}");
+    assert!(stdout.contains("oldest: "), "{stdout}");
+
+    let peek = run(&["dlq", "peek", "--limit", "2"]);
+    assert_eq!(String::from_utf8_lossy(&peek.stdout).lines().count(), 2);
+
+    let redrive = run(&["dlq", "redrive"]);
+    let stdout = String::from_utf8_lossy(&redrive.stdout);
+    let stderr = String::from_utf8_lossy(&redrive.stderr);
+    assert!(redrive.status.success(), "{stdout}{stderr}");
+    assert!(stdout.contains("redriven 12 messages"), "{stdout}");
+    assert!(stderr.contains("12/12 redriven"), "{stderr}");
+    assert_eq!(emulator.queue_depth(&resources.queue_url).await, (12, 0));
+    assert_eq!(emulator.queue_depth(&resources.dlq_url).await, (0, 0));
+
+    let dead = emulator.receive_all(&resources.queue_url).await;
+    assert!(dead
+        .iter()
+        .all(|m| !string_attributes(m).contains_key(REASON_ATTRIBUTE)));
+}
