@@ -30,6 +30,8 @@ pub enum ApiError {
     PayloadTooLarge { limit: usize },
     #[error("Content-Type must be application/json")]
     UnsupportedMediaType,
+    #[error("this method is not allowed on this path")]
+    MethodNotAllowed,
     /// A dependency (User Service, SQS, DynamoDB) failed; the client may retry.
     #[error("{what} is unavailable")]
     Unavailable {
@@ -59,6 +61,7 @@ impl ApiError {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -73,6 +76,7 @@ impl ApiError {
             Self::NotFound(_) => "not-found",
             Self::PayloadTooLarge { .. } => "payload-too-large",
             Self::UnsupportedMediaType => "unsupported-media-type",
+            Self::MethodNotAllowed => "method-not-allowed",
             Self::Unavailable { .. } => "service-unavailable",
             Self::Internal(_) => "internal-error",
         }
@@ -87,6 +91,7 @@ impl ApiError {
             Self::NotFound(_) => "Not found",
             Self::PayloadTooLarge { .. } => "The body is too large",
             Self::UnsupportedMediaType => "Unsupported media type",
+            Self::MethodNotAllowed => "Method not allowed",
             Self::Unavailable { .. } => "Temporarily unavailable",
             Self::Internal(_) => "Internal error",
         }

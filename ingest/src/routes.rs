@@ -166,14 +166,9 @@ pub async fn not_found() -> ApiError {
     ApiError::NotFound("no such route".into())
 }
 
-pub async fn method_not_allowed() -> Response {
-    let mut response = ApiError::BadRequest {
-        detail: "this method is not allowed on this path".into(),
-        errors: Vec::new(),
-    }
-    .into_response();
-    *response.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
-    response
+/// Its own problem type, so the document's `status` is the HTTP status (405).
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
 }
 
 #[cfg(test)]
