@@ -453,3 +453,46 @@ proptest! {
         }
     }
 }
+
+/// Found by the `http_app` fuzz target (its input is kept in fuzz/seeds/http_app): a wrong
+/// method answered 405 with a problem document saying `"status": 400`.
+#[test]
+fn a_wrong_method_is_a_405_problem_that_says_405() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    for method in ["PUT", "DELETE", "PATCH"] {
+        let request = Request::builder()
+            .method(method)
+            .uri("/v1/users/alice/credit-scores")
+            .header(
+                header::AUTHORIZATION,
+                format!("Bearer {}", jwt(&json!({"sub": "alice"}))),
+            )
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from("{}"))
+            .expect("a valid request");
+        let (status, body) = runtime.block_on(async {
+            let response = ingest::app(state(Arc::default()))
+                .oneshot(request)
+                .await
+                .expect("infallible");
+            let status = response.status();
+            let body = response
+                .into_body()
+                .collect()
+                .await
+                .expect("body")
+                .to_bytes();
+            (status, body)
+        });
+        let problem: Value = serde_json::from_slice(&body).expect("problem JSON");
+        assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{method}");
+        assert_eq!(problem["status"], 405, "{method}: {problem}");
+        assert_eq!(
+            problem["type"], "urn:credit-scores:problem:method-not-allowed",
+            "{method}"
+        );
+    }
+}
