@@ -98,8 +98,11 @@ fuzz_target!(|input: Input| {
     let authorization = match &input.token {
         Token::Claims(payload) => Some(format!("Bearer {}", jwt(payload)).into_bytes()),
         Token::ForPathUser => Some(
-            format!("Bearer {}", jwt(serde_json::json!({"sub": path_user}).to_string().as_bytes()))
-                .into_bytes(),
+            format!(
+                "Bearer {}",
+                jwt(serde_json::json!({"sub": path_user}).to_string().as_bytes())
+            )
+            .into_bytes(),
         ),
         Token::Service => Some(
             format!(
@@ -113,7 +116,10 @@ fuzz_target!(|input: Input| {
     };
     let headers = [
         (header::AUTHORIZATION.as_str(), authorization),
-        (header::CONTENT_TYPE.as_str(), input.content_type.map(String::into_bytes)),
+        (
+            header::CONTENT_TYPE.as_str(),
+            input.content_type.map(String::into_bytes),
+        ),
         ("idempotency-key", input.idempotency_key),
         ("x-correlation-id", input.correlation_id),
     ];
@@ -161,15 +167,25 @@ fuzz_target!(|input: Input| {
     assert!(!status.is_server_error(), "{status}");
     if status == StatusCode::ACCEPTED {
         assert_eq!(sent.len(), 1);
-        let message = ScoreMessage::parse(&sent[0], NOW).expect("the worker accepts what ingest accepted");
+        let message =
+            ScoreMessage::parse(&sent[0], NOW).expect("the worker accepts what ingest accepted");
         let answer: serde_json::Value = serde_json::from_slice(&body).expect("JSON answer");
-        assert_eq!(answer["reportId"].as_str(), Some(message.report.report_id.as_str()));
+        assert_eq!(
+            answer["reportId"].as_str(),
+            Some(message.report.report_id.as_str())
+        );
     } else if status.is_client_error() {
         assert!(sent.is_empty(), "refused yet enqueued");
         assert_eq!(content_type.as_deref(), Some("application/problem+json"));
         let problem: serde_json::Value = serde_json::from_slice(&body).expect("problem JSON");
-        assert_eq!(problem["status"].as_u64(), Some(u64::from(status.as_u16())), "{problem}");
-        assert!(problem["type"].as_str().is_some_and(|t| t.starts_with("urn:credit-scores:problem:")));
+        assert_eq!(
+            problem["status"].as_u64(),
+            Some(u64::from(status.as_u16())),
+            "{problem}"
+        );
+        assert!(problem["type"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("urn:credit-scores:problem:")));
     } else {
         // GET /health, /docs and the like answer 200; never for a write.
         assert!(sent.is_empty());

@@ -37,7 +37,8 @@ fuzz_target!(|data: &[u8]| {
     let record = InboundMessage {
         message_id: "fuzz".into(),
         body: Some(body),
-        sent_at: sent.and_then(|b| parse_sent_timestamp(&(i64::from(b) * 1_000_000_007).to_string())),
+        sent_at: sent
+            .and_then(|b| parse_sent_timestamp(&(i64::from(b) * 1_000_000_007).to_string())),
         receive_count: 1,
         attributes: HashMap::new(),
     };
@@ -45,7 +46,8 @@ fuzz_target!(|data: &[u8]| {
         Ok(stored) => {
             let back = StoredReport::from_item(&stored.report_item()).expect("own item reads back");
             assert_eq!(back.report, stored.report);
-            let latest = StoredReport::from_item(&stored.latest_item()).expect("own item reads back");
+            let latest =
+                StoredReport::from_item(&stored.latest_item()).expect("own item reads back");
             assert_eq!(latest.report, stored.report);
         }
         Err(RecordError::Permanent(reason)) => assert!(REASONS.contains(&reason.reason_code())),

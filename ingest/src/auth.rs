@@ -297,7 +297,7 @@ impl Authenticator {
             self.cache.remember(&token, claims.expires_at);
         }
         Ok(Principal {
-            is_service: claims.scopes.iter().any(|s| *s == self.service_scope),
+            is_service: claims.scopes.contains(&self.service_scope),
             subject: claims.subject,
         })
     }

@@ -143,7 +143,7 @@ pub mod lambda {
             Some(stage) => {
                 let prefix = format!("/{stage}");
                 match raw.strip_prefix(&prefix) {
-                    Some(rest) if rest.is_empty() => Some("/".to_owned()),
+                    Some("") => Some("/".to_owned()),
                     Some(rest) if rest.starts_with('/') => Some(rest.to_owned()),
                     _ => Some(raw.to_owned()),
                 }
