@@ -166,7 +166,6 @@ pub async fn not_found() -> ApiError {
     ApiError::NotFound("no such route".into())
 }
 
-/// Its own problem type, so the document's `status` is the HTTP status (405).
 pub async fn method_not_allowed() -> ApiError {
     ApiError::MethodNotAllowed
 }
