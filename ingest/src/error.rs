@@ -26,12 +26,12 @@ pub enum ApiError {
     Forbidden(&'static str),
     #[error("not found: {0}")]
     NotFound(String),
+    #[error("this method is not allowed on this path")]
+    MethodNotAllowed,
     #[error("the body is larger than the limit of {limit} bytes")]
     PayloadTooLarge { limit: usize },
     #[error("Content-Type must be application/json")]
     UnsupportedMediaType,
-    #[error("this method is not allowed on this path")]
-    MethodNotAllowed,
     /// A dependency (User Service, SQS, DynamoDB) failed; the client may retry.
     #[error("{what} is unavailable")]
     Unavailable {
@@ -59,9 +59,9 @@ impl ApiError {
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -74,9 +74,9 @@ impl ApiError {
             Self::Unauthorized(_) => "unauthorized",
             Self::Forbidden(_) => "forbidden",
             Self::NotFound(_) => "not-found",
+            Self::MethodNotAllowed => "method-not-allowed",
             Self::PayloadTooLarge { .. } => "payload-too-large",
             Self::UnsupportedMediaType => "unsupported-media-type",
-            Self::MethodNotAllowed => "method-not-allowed",
             Self::Unavailable { .. } => "service-unavailable",
             Self::Internal(_) => "internal-error",
         }
@@ -89,9 +89,9 @@ impl ApiError {
             Self::Unauthorized(_) => "Authentication is required",
             Self::Forbidden(_) => "Not allowed",
             Self::NotFound(_) => "Not found",
+            Self::MethodNotAllowed => "Method not allowed",
             Self::PayloadTooLarge { .. } => "The body is too large",
             Self::UnsupportedMediaType => "Unsupported media type",
-            Self::MethodNotAllowed => "Method not allowed",
             Self::Unavailable { .. } => "Temporarily unavailable",
             Self::Internal(_) => "Internal error",
         }
