@@ -209,10 +209,14 @@ proptest! {
         let messages: Vec<InboundMessage> = bodies.iter().cloned().enumerate().map(|(i, b)| inbound(i, b)).collect();
         let store = Arc::new(FlakyStore { misbehaving_calls: Mutex::new(faults), stored: Mutex::default(), down });
         let dlq = Arc::new(RecordingDlq::default());
-        let mut config = ProcessorConfig::default();
-        config.write_concurrency = 2;
-        config.retry_base_delay = Duration::from_millis(1);
-        config.retry_max_delay = Duration::from_millis(4);
+        // Fields added later keep their defaults.
+        #[allow(clippy::needless_update)]
+        let config = ProcessorConfig {
+            write_concurrency: 2,
+            retry_base_delay: Duration::from_millis(1),
+            retry_max_delay: Duration::from_millis(4),
+            ..ProcessorConfig::default()
+        };
         let processor = Processor::new(store.clone(), dlq.clone(), config);
         // Long enough for a few faults, short enough that a store that stays down costs little.
         let budget = if down { Duration::from_millis(40) } else { Duration::from_secs(10) };
