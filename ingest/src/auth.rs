@@ -251,9 +251,7 @@ impl ValidationCache {
         }
         let mut lifetime = self.ttl;
         if let Some(exp) = expires_at {
-            let left = exp.saturating_sub(time::OffsetDateTime::now_utc().unix_timestamp());
-            let left = Duration::from_secs(u64::try_from(left).unwrap_or(0));
-            lifetime = lifetime.min(left);
+            lifetime = lifetime.min(time_left_until(exp));
         }
         if lifetime.is_zero() {
             return;
@@ -270,6 +268,14 @@ impl ValidationCache {
         }
         entries.insert(token.fingerprint(), Instant::now() + lifetime);
     }
+}
+
+/// The time from now until `exp` (seconds since the epoch), to the nanosecond: counting from
+/// the current whole second instead would keep a token up to a second past its `exp`.
+fn time_left_until(exp: i64) -> Duration {
+    let left =
+        i128::from(exp) * 1_000_000_000 - time::OffsetDateTime::now_utc().unix_timestamp_nanos();
+    Duration::from_nanos(u64::try_from(left.max(0)).unwrap_or(u64::MAX))
 }
 
 /// Everything needed to turn request headers into a [`Principal`].
@@ -405,6 +411,30 @@ mod tests {
         assert!(!cache.is_valid(&token));
         cache.remember(&token, None);
         assert!(cache.is_valid(&token));
+    }
+
+    /// Found while testing the outage cache: the lifetime was counted from the current whole
+    /// second, so a cached token could be served for up to a second past its `exp`.
+    #[test]
+    fn cache_ends_at_exp_to_the_subsecond() {
+        let cache = ValidationCache::new(Duration::from_secs(300));
+        let token = BearerToken("t".into());
+        let now = time::OffsetDateTime::now_utc();
+        let exp = now.unix_timestamp() + 1;
+        cache.remember(&token, Some(exp));
+        let exact = time::OffsetDateTime::from_unix_timestamp(exp).unwrap() - now;
+        let until = cache.entries.lock().unwrap()[&token.fingerprint()];
+        let cached_for = until.saturating_duration_since(Instant::now());
+        assert!(
+            cached_for <= Duration::try_from(exact).unwrap(),
+            "cached for {cached_for:?}, exp in {exact}"
+        );
+    }
+
+    #[test]
+    fn expiry_arithmetic_never_overflows() {
+        assert_eq!(time_left_until(i64::MIN), Duration::ZERO);
+        assert!(time_left_until(i64::MAX) > Duration::from_secs(100 * 365 * 24 * 3600));
     }
 
     #[test]

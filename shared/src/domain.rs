@@ -259,7 +259,9 @@ impl ReportedAt {
                 "must be an RFC 3339 timestamp such as 2026-11-28T10:00:00Z",
             )
         })?;
-        let utc = truncate_to_millis(parsed.to_offset(UtcOffset::UTC));
+        let utc = utc_millis(parsed).ok_or_else(|| {
+            FieldError::new(field, "must lie between the years 0000 and 9999 in UTC")
+        })?;
         if utc > now + MAX_FUTURE_SKEW {
             return Err(FieldError::new(
                 field,
@@ -273,11 +275,14 @@ impl ReportedAt {
     pub fn parse_stored(value: &str) -> Option<Self> {
         OffsetDateTime::parse(value, &Rfc3339)
             .ok()
-            .map(|t| Self(truncate_to_millis(t.to_offset(UtcOffset::UTC))))
+            .and_then(utc_millis)
+            .map(Self)
     }
 
+    /// An instant outside the years 0000..=9999 (UTC) is clamped to that range, whose text
+    /// form alone sorts in time order; parsers reject such instants before they get here.
     pub fn from_datetime(value: OffsetDateTime) -> Self {
-        Self(truncate_to_millis(value.to_offset(UtcOffset::UTC)))
+        Self(clamped_utc_millis(value))
     }
 
     pub fn datetime(self) -> OffsetDateTime {
@@ -302,14 +307,34 @@ impl Serialize for ReportedAt {
     }
 }
 
-fn truncate_to_millis(t: OffsetDateTime) -> OffsetDateTime {
-    let millis = t.millisecond();
-    t.replace_millisecond(millis).unwrap_or(t)
+/// The instant in UTC to the millisecond, when its UTC year is within 0000..=9999 (the range
+/// of RFC 3339's four-digit years). A local time near either end, such as
+/// `9999-12-31T20:00:00-05:00`, lies outside it once in UTC: `None`, never a panic.
+pub fn utc_millis(t: OffsetDateTime) -> Option<OffsetDateTime> {
+    let utc = t.checked_to_offset(UtcOffset::UTC)?;
+    if !(0..=9999).contains(&utc.year()) {
+        return None;
+    }
+    utc.replace_millisecond(utc.millisecond()).ok()
 }
 
-/// Formats a UTC instant as fixed-width RFC 3339 with milliseconds.
+fn clamped_utc_millis(t: OffsetDateTime) -> OffsetDateTime {
+    const MIN: OffsetDateTime = time::macros::datetime!(0000-01-01 00:00:00 UTC);
+    const MAX: OffsetDateTime = time::macros::datetime!(9999-12-31 23:59:59.999 UTC);
+    // Comparing instants never converts offsets, so it cannot overflow.
+    if t < MIN {
+        MIN
+    } else if t > MAX {
+        MAX
+    } else {
+        utc_millis(t).unwrap_or(MAX)
+    }
+}
+
+/// Formats an instant as fixed-width RFC 3339 UTC with milliseconds (clamped to the years
+/// 0000..=9999, see [`ReportedAt::from_datetime`]).
 pub fn format_utc_millis(t: OffsetDateTime) -> String {
-    let t = t.to_offset(UtcOffset::UTC);
+    let t = clamped_utc_millis(t);
     format!(
         "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
         t.year(),
@@ -445,6 +470,31 @@ mod tests {
         ] {
             assert!(ReportedAt::parse(bad, NOW).is_err(), "{bad}");
         }
+    }
+
+    /// Found by property testing: `to_offset` panicked on these, taking a request (ingest)
+    /// or a whole batch (worker) down with it.
+    #[test]
+    fn rejects_timestamps_that_leave_the_four_digit_years_in_utc() {
+        for edge in [
+            "9999-12-31T10:11:00-13:49",
+            "9999-12-31T23:59:59.999-00:01",
+            "0000-01-01T00:00:00+00:01",
+        ] {
+            let err = ReportedAt::parse(edge, NOW).expect_err(edge);
+            assert_eq!(err.field, "reportedAt");
+            assert!(err.message.contains("0000 and 9999"), "{}", err.message);
+            assert_eq!(ReportedAt::parse_stored(edge), None, "{edge}");
+        }
+        assert!(ReportedAt::parse("0000-01-01T00:00:00Z", NOW).is_ok());
+    }
+
+    #[test]
+    fn formats_out_of_range_instants_clamped_not_panicking() {
+        let late = time::macros::datetime!(9999-12-31 23:00:00 -05:00);
+        assert_eq!(format_utc_millis(late), "9999-12-31T23:59:59.999Z");
+        let early = time::macros::datetime!(0000-01-01 00:00:00 +05:00);
+        assert_eq!(format_utc_millis(early), "0000-01-01T00:00:00.000Z");
     }
 
     #[test]

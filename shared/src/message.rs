@@ -12,8 +12,8 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use crate::domain::{
-    format_utc_millis, Bureau, FieldError, ReportId, ReportedAt, Score, ScoreReport, UserId,
-    ValidationErrors,
+    format_utc_millis, utc_millis, Bureau, FieldError, ReportId, ReportedAt, Score, ScoreReport,
+    UserId, ValidationErrors,
 };
 use crate::json_fields::{parse_object, BodyError, FieldReader};
 
@@ -269,12 +269,14 @@ impl ScoreMessage {
             .required_str("source")
             .and_then(|v| MessageSource::parse(v).map_err(|e| r.push(e)).ok());
         let received_at = match r.optional_str("receivedAt") {
-            Some(v) => match OffsetDateTime::parse(v, &Rfc3339) {
-                Ok(t) => Some(t),
-                Err(_) => {
+            // Kept as UTC milliseconds, as it is sent on and stored, so a parsed message
+            // equals itself after a round trip.
+            Some(v) => match OffsetDateTime::parse(v, &Rfc3339).ok().and_then(utc_millis) {
+                Some(t) => Some(t),
+                None => {
                     r.push(FieldError::new(
                         "receivedAt",
-                        "must be an RFC 3339 timestamp",
+                        "must be an RFC 3339 timestamp between the years 0000 and 9999 in UTC",
                     ));
                     None
                 }
@@ -399,6 +401,26 @@ mod tests {
             ]
         );
         assert_eq!(err.reason_code(), "contract_violation");
+    }
+
+    /// Found by property testing: a receivedAt in another offset or finer than milliseconds
+    /// did not equal itself after a round trip; one past 9999 in UTC panicked when stored.
+    #[test]
+    fn received_at_is_kept_as_utc_millis_and_bounded() {
+        let mut v = valid();
+        v["receivedAt"] = "2026-11-28T10:00:01.123456+01:00".into();
+        let m = ScoreMessage::parse(&v.to_string(), NOW).unwrap();
+        assert_eq!(
+            m.to_wire().received_at.as_deref(),
+            Some("2026-11-28T09:00:01.123Z")
+        );
+        assert_eq!(ScoreMessage::parse(&m.to_json(), NOW), Ok(m));
+        v["receivedAt"] = "9999-12-31T23:00:00-05:00".into();
+        let err = ScoreMessage::parse(&v.to_string(), NOW).unwrap_err();
+        let MessageError::Invalid(errors) = err else {
+            panic!("expected a contract violation");
+        };
+        assert_eq!(errors.fields().collect::<Vec<_>>(), ["receivedAt"]);
     }
 
     #[test]

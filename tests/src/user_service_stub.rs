@@ -29,7 +29,32 @@ pub struct UserServiceStub {
     /// Base URL (`http://127.0.0.1:PORT`); the validate path is `/validate`.
     pub url: String,
     state: StubState,
-    server: tokio::task::JoinHandle<()>,
+    server: Mutex<Server>,
+}
+
+/// The running server and the switch that shuts it down, open connections included.
+struct Server {
+    task: tokio::task::JoinHandle<()>,
+    down: tokio::sync::watch::Sender<bool>,
+}
+
+impl Server {
+    fn serve(listener: tokio::net::TcpListener, state: StubState) -> Self {
+        let router = Router::new()
+            .route("/validate", get(validate))
+            .with_state(state);
+        let (down, mut is_down) = tokio::sync::watch::channel(false);
+        // Graceful shutdown closes idle keep-alive connections too: a pooled connection
+        // from ingest must not outlive "down".
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, router)
+                .with_graceful_shutdown(async move {
+                    let _ = is_down.wait_for(|d| *d).await;
+                })
+                .await;
+        });
+        Self { task, down }
+    }
 }
 
 impl UserServiceStub {
@@ -40,16 +65,11 @@ impl UserServiceStub {
             calls: Arc::new(AtomicUsize::new(0)),
             last_authorization: Arc::new(Mutex::new(None)),
         };
-        let router = Router::new()
-            .route("/validate", get(validate))
-            .with_state(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind the User Service stub");
         let url = format!("http://{}", listener.local_addr().expect("stub address"));
-        let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, router).await;
-        });
+        let server = Mutex::new(Server::serve(listener, state.clone()));
         Self { url, state, server }
     }
 
@@ -71,17 +91,42 @@ impl UserServiceStub {
             .clone()
     }
 
-    /// Stops listening: connections are refused from now on.
+    /// Stops listening and closes idle connections: connections are refused from now on.
+    /// A request already being answered (a slow one) may still finish.
     pub async fn go_down(&self) {
-        self.server.abort();
-        // Let the abort land so the listener is closed before the caller goes on.
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        let task = {
+            let server = self.server.lock().expect("stub lock");
+            let _ = server.down.send(true);
+            server.task.abort_handle()
+        };
+        // Let the shutdown land so the listener is closed before the caller goes on.
+        for _ in 0..100 {
+            if task.is_finished() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        task.abort();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    /// Listens again on the same address after [`Self::go_down`], with the same behaviour
+    /// and call count.
+    pub async fn come_back(&self) {
+        let address = self.url.trim_start_matches("http://");
+        let listener = tokio::net::TcpListener::bind(address)
+            .await
+            .unwrap_or_else(|e| panic!("rebinding the User Service stub on {address}: {e}"));
+        *self.server.lock().expect("stub lock") = Server::serve(listener, self.state.clone());
     }
 }
 
 impl Drop for UserServiceStub {
     fn drop(&mut self) {
-        self.server.abort();
+        if let Ok(server) = self.server.lock() {
+            let _ = server.down.send(true);
+            server.task.abort();
+        }
     }
 }
 

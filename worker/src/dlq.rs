@@ -39,12 +39,19 @@ pub struct SqsDeadLetterQueue {
     pub queue_url: String,
 }
 
-/// SQS accepts only some characters in attribute values; details may quote field names
-/// from the bad message, so anything unusual is replaced.
+/// SQS accepts only some characters in attribute values (#x9, #xA, #xD, #x20-#xD7FF,
+/// #xE000-#xFFFD, #x10000-#x10FFFF); details may quote field names from the bad message
+/// (a JSON key `"\uffff"` decodes to one SQS refuses), so anything unusual is replaced.
 fn sanitize(text: &str) -> String {
     text.chars()
         .take(MAX_DETAIL_CHARS)
-        .map(|c| if c.is_control() && c != '\n' { '?' } else { c })
+        .map(|c| {
+            if (c.is_control() && c != '\n') || matches!(c, '\u{FFFE}' | '\u{FFFF}') {
+                '?'
+            } else {
+                c
+            }
+        })
         .collect()
 }
 
@@ -109,5 +116,26 @@ mod tests {
     fn sanitizes_control_characters_and_bounds_length() {
         assert_eq!(sanitize("bad\u{0}field"), "bad?field");
         assert_eq!(sanitize(&"x".repeat(5000)).len(), MAX_DETAIL_CHARS);
+    }
+
+    fn sqs_accepts(c: char) -> bool {
+        matches!(u32::from(c), 0x9 | 0xA | 0xD | 0x20..=0xD7FF | 0xE000..=0xFFFD | 0x10000..=0x10FFFF)
+    }
+
+    proptest::proptest! {
+        /// Found by property testing: U+FFFE and U+FFFF passed through, and SQS refuses them,
+        /// so the poison message could never reach the DLQ with its reason.
+        #[test]
+        fn sanitized_text_is_always_acceptable_to_sqs(text in "\\PC*|.*|[\u{0}-\u{20}\u{7f}-\u{a0}\u{fffe}\u{ffff}]*") {
+            let clean = sanitize(&text);
+            proptest::prop_assert!(clean.chars().all(sqs_accepts), "{:?}", clean);
+            proptest::prop_assert!(clean.chars().count() <= MAX_DETAIL_CHARS);
+            proptest::prop_assert_eq!(clean.chars().count(), text.chars().count().min(MAX_DETAIL_CHARS));
+        }
+    }
+
+    #[test]
+    fn replaces_the_two_noncharacters_sqs_refuses() {
+        assert_eq!(sanitize("a\u{FFFE}b\u{FFFF}"), "a?b?");
     }
 }

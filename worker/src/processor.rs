@@ -369,3 +369,6 @@ fn dedupe(valid: Vec<(String, StoredReport)>) -> Vec<KeyGroup> {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod prop_tests;
