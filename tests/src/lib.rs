@@ -6,7 +6,9 @@
 
 pub mod dev_tokens;
 pub mod emulator;
+pub mod fault_proxy;
 pub mod user_service_stub;
+pub mod workload;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -17,6 +19,7 @@ use serde_json::Value;
 
 pub use dev_tokens::DevTokens;
 pub use emulator::{Emulator, TestResources};
+pub use fault_proxy::{FaultProxy, Faults, Outage, ProxyStats};
 pub use user_service_stub::{StubBehavior, UserServiceStub};
 
 /// A running ingest API on 127.0.0.1, with its own queue, DLQ and table in the emulator and
@@ -31,7 +34,10 @@ pub struct TestApp {
 }
 
 /// Settings for a test ingest pointed at `resources` and `user_service`.
-pub fn ingest_settings(resources: &TestResources, user_service: &UserServiceStub) -> IngestSettings {
+pub fn ingest_settings(
+    resources: &TestResources,
+    user_service: &UserServiceStub,
+) -> IngestSettings {
     let env = [
         ("QUEUE_URL", resources.queue_url.as_str()),
         ("TABLE_NAME", resources.table_name.as_str()),
@@ -54,13 +60,46 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut IngestSettings)) -> TestApp
     let user_service = UserServiceStub::start().await;
     let mut settings = ingest_settings(&resources, &user_service);
     adjust(&mut settings);
-    let state = ingest::AppState::from_settings(&settings, &emulator.sdk)
-        .expect("ingest state builds");
+    let state =
+        ingest::AppState::from_settings(&settings, &emulator.sdk).expect("ingest state builds");
     let router = ingest::app(state);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind an ephemeral port");
     let address = listener.local_addr().expect("local address");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    TestApp {
+        address,
+        http: reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("reqwest client"),
+        resources,
+        user_service,
+        tokens: DevTokens::default(),
+        emulator,
+    }
+}
+
+/// Like [`spawn_app_with`], but ingest's AWS clients come from `sdk` (a [`FaultProxy`]'s, say)
+/// while the test's own clients keep talking to the emulator directly.
+pub async fn spawn_app_through(
+    sdk: &aws_config::SdkConfig,
+    adjust: impl FnOnce(&mut IngestSettings),
+) -> TestApp {
+    let emulator = Emulator::connect().await;
+    let resources = emulator.create_resources().await;
+    let user_service = UserServiceStub::start().await;
+    let mut settings = ingest_settings(&resources, &user_service);
+    adjust(&mut settings);
+    let state = ingest::AppState::from_settings(&settings, sdk).expect("ingest state builds");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind an ephemeral port");
+    let address = listener.local_addr().expect("local address");
+    let router = ingest::app(state);
     tokio::spawn(async move {
         let _ = axum::serve(listener, router).await;
     });
@@ -89,14 +128,22 @@ impl TestApp {
 
     /// A token carrying the service scope.
     pub fn service_token(&self) -> String {
-        self.tokens
-            .mint("batch-importer", &["credit-scores:service"], Duration::from_secs(3600))
+        self.tokens.mint(
+            "batch-importer",
+            &["credit-scores:service"],
+            Duration::from_secs(3600),
+        )
     }
 
     /// POSTs a JSON body as `user`'s own token would.
     pub async fn post_score(&self, user: &str, body: &Value) -> reqwest::Response {
-        self.post_score_raw(user, &self.token_for(user), "application/json", body.to_string())
-            .await
+        self.post_score_raw(
+            user,
+            &self.token_for(user),
+            "application/json",
+            body.to_string(),
+        )
+        .await
     }
 
     pub async fn post_score_raw(
