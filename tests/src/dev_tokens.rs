@@ -26,7 +26,8 @@ pub struct DevTokens {
 impl Default for DevTokens {
     /// The secret in `DEV_TOKEN_SECRET`, or a fixed development one.
     fn default() -> Self {
-        let secret = std::env::var("DEV_TOKEN_SECRET").unwrap_or_else(|_| DEFAULT_SECRET.to_owned());
+        let secret =
+            std::env::var("DEV_TOKEN_SECRET").unwrap_or_else(|_| DEFAULT_SECRET.to_owned());
         Self::new(secret.as_bytes())
     }
 }

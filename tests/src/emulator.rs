@@ -221,12 +221,21 @@ impl Emulator {
                 .send()
                 .await
                 .expect("SendMessageBatch on the emulator");
-            assert!(out.failed.is_empty(), "emulator refused entries: {:?}", out.failed);
+            assert!(
+                out.failed.is_empty(),
+                "emulator refused entries: {:?}",
+                out.failed
+            );
         }
     }
 
     /// Waits until `table` holds `expected` reports or `timeout` passes; returns what it holds.
-    pub async fn wait_for_reports(&self, table: &str, expected: usize, timeout: Duration) -> Vec<StoredReport> {
+    pub async fn wait_for_reports(
+        &self,
+        table: &str,
+        expected: usize,
+        timeout: Duration,
+    ) -> Vec<StoredReport> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let reports = self.reports(table).await;

@@ -111,6 +111,8 @@ pub struct OpStats {
     pub held_back_items: u64,
     /// Calls failed because their service was down.
     pub outage_failures: u64,
+    /// Time spent waiting for the emulator on forwarded calls, in microseconds.
+    pub upstream_micros: u64,
 }
 
 impl OpStats {
@@ -134,6 +136,12 @@ impl OpStats {
         self.partial_batches += other.partial_batches;
         self.held_back_items += other.held_back_items;
         self.outage_failures += other.outage_failures;
+        self.upstream_micros += other.upstream_micros;
+    }
+
+    /// Mean time the emulator took per forwarded call.
+    pub fn mean_upstream(&self) -> Duration {
+        Duration::from_micros(self.upstream_micros / self.forwarded.max(1))
     }
 }
 
@@ -384,8 +392,7 @@ async fn handle(shared: &Shared, socket: &OwnedFd, request: Request<Incoming>) -
             return forward_partial_batch(shared, &target, &parts.headers, &path, split).await;
         }
     }
-    let response = forward(shared, &parts.method, &path, &parts.headers, body).await;
-    count(shared, &target, |s| s.forwarded += 1);
+    let response = forward(shared, &target, &parts.method, &path, &parts.headers, body).await;
     if action == Action::LoseResponse {
         return reset(socket);
     }
@@ -566,8 +573,7 @@ async fn forward_partial_batch(
         json!({ "UnprocessedItems": {} })
     } else {
         let body = Bytes::from(split.forwarded.to_string());
-        let response = forward(shared, &http::Method::POST, path, headers, body).await;
-        count(shared, target, |s| s.forwarded += 1);
+        let response = forward(shared, target, &http::Method::POST, path, headers, body).await;
         if !response.status().is_success() {
             // The whole call failed: the caller retries every item anyway.
             return Ok(response.map(Full::new));
@@ -597,9 +603,11 @@ async fn forward_partial_batch(
     Ok(json_response(StatusCode::OK, &answer))
 }
 
-/// Sends the call on to the emulator; an emulator that cannot be reached is a 502.
+/// Sends the call on to the emulator (counting it and its time); an emulator that cannot be
+/// reached is a 502.
 async fn forward(
     shared: &Shared,
+    target: &str,
     method: &http::Method,
     path: &str,
     headers: &HeaderMap,
@@ -616,6 +624,17 @@ async fn forward(
             request = request.header(name, value);
         }
     }
+    let started = std::time::Instant::now();
+    let response = send_upstream(request).await;
+    let micros = started.elapsed().as_micros() as u64;
+    count(shared, target, |s| {
+        s.forwarded += 1;
+        s.upstream_micros += micros;
+    });
+    response
+}
+
+async fn send_upstream(request: reqwest::RequestBuilder) -> Response<Bytes> {
     let upstream = match request.send().await {
         Ok(upstream) => upstream,
         Err(e) => {

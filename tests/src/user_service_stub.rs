@@ -64,7 +64,11 @@ impl UserServiceStub {
 
     /// The Authorization header of the last call, to check it was passed through unchanged.
     pub fn last_authorization(&self) -> Option<String> {
-        self.state.last_authorization.lock().expect("stub lock").clone()
+        self.state
+            .last_authorization
+            .lock()
+            .expect("stub lock")
+            .clone()
     }
 
     /// Stops listening: connections are refused from now on.

@@ -50,7 +50,9 @@ async fn run(args: &[String]) -> Result<(), String> {
             let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
                 .await
                 .map_err(|e| format!("cannot bind 127.0.0.1:{port}: {e}"))?;
-            eprintln!("dev-user-service: validating dev tokens on http://127.0.0.1:{port}/validate");
+            eprintln!(
+                "dev-user-service: validating dev tokens on http://127.0.0.1:{port}/validate"
+            );
             axum::serve(listener, app)
                 .with_graceful_shutdown(async {
                     let _ = tokio::signal::ctrl_c().await;
@@ -65,7 +67,10 @@ async fn run(args: &[String]) -> Result<(), String> {
                 .first()
                 .map_or(Ok(3600), |v| v.parse())
                 .map_err(|e| format!("bad --ttl-seconds: {e}"))?;
-            println!("{}", DevTokens::default().mint(sub, &scopes, Duration::from_secs(ttl)));
+            println!(
+                "{}",
+                DevTokens::default().mint(sub, &scopes, Duration::from_secs(ttl))
+            );
             Ok(())
         }
         _ => Err("expected a command".into()),
@@ -76,7 +81,10 @@ async fn validate(headers: HeaderMap) -> StatusCode {
     let token = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")));
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        });
     match token.map(|t| DevTokens::default().verify(t)) {
         Some(Ok(_)) => StatusCode::NO_CONTENT,
         _ => StatusCode::UNAUTHORIZED,
