@@ -7,9 +7,9 @@
 //! emulator's SQS costs grow with each queue's depth (measured at the end by the probe), real
 //! SQS's do not.
 //!
-//! Knobs (environment): SOAK_WRITES (20000), SOAK_CLIENTS (32), SOAK_SHARDS (8),
+//! Knobs (environment): SOAK_WRITES (20000), SOAK_CLIENTS (32), SOAK_SHARDS (16),
 //! SOAK_WORKERS_PER_SHARD (1), SOAK_USERS (2000), SOAK_SQS_SEND_TIMEOUT_MS (3000, ingest's
-//! production default), SOAK_PROBE_DEPTH (5000, 0 skips the single-queue probe),
+//! production default), SOAK_PROBE_DEPTH (3000, 0 skips the single-queue probe),
 //! SOAK_TIMEOUT_SECONDS (1200, the bound on the drain).
 //!
 //! Needs the binaries built: `cargo build --workspace --bins` (scripts/soak.sh does it).
@@ -139,7 +139,7 @@ async fn start_shard(
 async fn a_spike_of_writes_is_absorbed_by_the_queue_and_every_write_lands_once() {
     let writes = knob("SOAK_WRITES", 20_000);
     let clients = knob("SOAK_CLIENTS", 32);
-    let shards = knob("SOAK_SHARDS", 8).max(1);
+    let shards = knob("SOAK_SHARDS", 16).max(1);
     let workers = knob("SOAK_WORKERS_PER_SHARD", 1);
     let users = knob("SOAK_USERS", 2_000);
     let send_timeout_ms = knob("SOAK_SQS_SEND_TIMEOUT_MS", 3_000);
@@ -300,7 +300,7 @@ async fn a_spike_of_writes_is_absorbed_by_the_queue_and_every_write_lands_once()
         );
     }
 
-    let probe_depth = knob("SOAK_PROBE_DEPTH", 5_000);
+    let probe_depth = knob("SOAK_PROBE_DEPTH", 3_000);
     if probe_depth > 0 {
         probe_queue_depth(&emulator, probe_depth).await;
     }
@@ -457,6 +457,18 @@ fn report(
 }
 
 fn print_timeline(samples: &[Sample]) {
+    let peak = samples.iter().max_by_key(|s| s.visible + s.in_flight);
+    let deepest = samples.iter().map(|s| s.deepest).max().unwrap_or_default();
+    if let Some(p) = peak {
+        println!(
+            "\npeak depth {} messages over all queues (visible {}, in flight {}) at {:.0} s; \
+             deepest single queue {deepest}",
+            p.visible + p.in_flight,
+            p.visible,
+            p.in_flight,
+            p.at
+        );
+    }
     println!("\nqueue depth and table size, sampled every second:");
     println!(
         "{:>6} {:>9} {:>8} {:>9} {:>13} {:>8}",
@@ -528,7 +540,8 @@ async fn probe_queue_depth(emulator: &Emulator, max_depth: usize) {
             percentile(&sorted(batches), 0.5),
             percentile(&sorted(receives), 0.5)
         );
-        if depth >= max_depth || probe_started.elapsed() > Duration::from_secs(240) {
+        // Filling costs grow with the square of the depth: bound the probe in time too.
+        if depth >= max_depth || probe_started.elapsed() > Duration::from_secs(150) {
             break;
         }
         // Fill to the next step with concurrent batch sends.
