@@ -624,13 +624,13 @@ async fn forward(
             request = request.header(name, value);
         }
     }
+    // Counted before the call: a caller that gives up mid-call cancels this future, yet the
+    // request may well have reached the emulator.
+    count(shared, target, |s| s.forwarded += 1);
     let started = std::time::Instant::now();
     let response = send_upstream(request).await;
     let micros = started.elapsed().as_micros() as u64;
-    count(shared, target, |s| {
-        s.forwarded += 1;
-        s.upstream_micros += micros;
-    });
+    count(shared, target, |s| s.upstream_micros += micros);
     response
 }
 
