@@ -231,7 +231,7 @@ async fn a_table_down_past_the_retry_budget_fails_the_items_which_are_redelivere
     proxy.set_outage(DYNAMODB, Some(Outage::Reset));
     let outage_started = Instant::now();
 
-    // Lambda: one batch, an invocation with 1.5 s left. Every record comes back as a batch
+    // Lambda: one batch, an invocation with 2 s left. Every record comes back as a batch
     // item failure, before the deadline.
     let batch = emulator
         .sqs
@@ -248,14 +248,14 @@ async fn a_table_down_past_the_retry_budget_fails_the_items_which_are_redelivere
     let mut event = SqsEvent::default();
     event.records = batch.iter().map(lambda_record).collect();
     let mut context = lambda_runtime::Context::default();
-    let lambda_deadline = SystemTime::now() + Duration::from_millis(1500);
+    let lambda_deadline = SystemTime::now() + Duration::from_millis(2000);
     context.deadline = lambda_deadline
         .duration_since(UNIX_EPOCH)
         .expect("after the epoch")
         .as_millis() as u64;
     let response = worker::lambda::handle_sqs_event(
         &processor,
-        Duration::from_millis(200),
+        Duration::from_millis(500),
         lambda_runtime::LambdaEvent::new(event, context),
     )
     .await
@@ -279,7 +279,7 @@ async fn a_table_down_past_the_retry_budget_fails_the_items_which_are_redelivere
     // redelivering; nothing is written, nothing is dead-lettered.
     proxy.set_outage(DYNAMODB, Some(Outage::Blackhole));
     let poller = RunningPoller::start(&resources, &through_proxy, &through_proxy);
-    let during = wait_for_stats(&proxy, Duration::from_secs(30), |s| s.redeliveries >= 30).await;
+    let during = wait_for_stats(&proxy, Duration::from_secs(60), |s| s.redeliveries >= 30).await;
     let outage = outage_started.elapsed();
     assert!(
         during.redeliveries >= 30,
@@ -293,7 +293,7 @@ async fn a_table_down_past_the_retry_budget_fails_the_items_which_are_redelivere
 
     proxy.set_outage(DYNAMODB, None);
     assert!(
-        wait_until_drained(&emulator, &resources.queue_url, Duration::from_secs(45)).await,
+        wait_until_drained(&emulator, &resources.queue_url, Duration::from_secs(90)).await,
         "the queue did not drain after the table came back"
     );
     poller.stop().await;
@@ -339,7 +339,7 @@ async fn when_delete_message_batch_fails_redelivered_messages_are_not_doubled() 
         .load()
         .await;
     let poller = RunningPoller::start(&resources, &sqs_sdk, &sqs_sdk);
-    let during = wait_for_stats(&proxy, Duration::from_secs(40), |s| s.redeliveries >= 200).await;
+    let during = wait_for_stats(&proxy, Duration::from_secs(60), |s| s.redeliveries >= 200).await;
     assert!(
         during.redeliveries >= 200,
         "messages were not redelivered: {during:?}"
@@ -360,7 +360,7 @@ async fn when_delete_message_batch_fails_redelivered_messages_are_not_doubled() 
         },
     );
     assert!(
-        wait_until_drained(&emulator, &resources.queue_url, Duration::from_secs(45)).await,
+        wait_until_drained(&emulator, &resources.queue_url, Duration::from_secs(90)).await,
         "the queue did not drain"
     );
     poller.stop().await;
