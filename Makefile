@@ -10,10 +10,10 @@ export EMULATOR_PORT
 AWS_ENDPOINT_URL ?= http://127.0.0.1:$(EMULATOR_PORT)
 
 SHELL_SCRIPTS := localstack/start.sh localstack/stop.sh localstack/provision.sh \
-	scripts/lib.sh scripts/dev.sh scripts/test.sh scripts/with-emulator.sh scripts/bench.sh .ci/run
+	scripts/lib.sh scripts/dev.sh scripts/test.sh scripts/with-emulator.sh scripts/bench.sh scripts/schemathesis.sh scripts/fuzz.sh scripts/soak.sh infra/package.sh infra/lint.sh .ci/run
 
 .PHONY: help dev dev-stop test lint lint-rust lint-sh fmt emulator-up emulator-down \
-	provision bench package clean distclean
+	provision bench package clean distclean schemathesis fuzz soak lint-infra
 
 help: ## list the targets
 	@echo "Usage: make <target>"
@@ -33,7 +33,7 @@ dev-stop: ## stop what `DEV_DETACH=1 make dev` left running
 test: ## all tests against the emulator (started and stopped if not running)
 	@bash scripts/test.sh
 
-lint: lint-rust lint-sh ## cargo fmt --check, clippy -D warnings, shellcheck (when installed)
+lint: lint-rust lint-sh lint-infra ## cargo fmt --check, clippy -D warnings, shellcheck (when installed)
 
 lint-rust:
 	cargo fmt --all --check
@@ -58,6 +58,18 @@ emulator-down: ## stop the emulator that emulator-up started
 
 provision: ## create queue, DLQ and table (in the local emulator unless AWS_ENDPOINT_URL says otherwise)
 	@AWS_ENDPOINT_URL='$(AWS_ENDPOINT_URL)' bash localstack/provision.sh
+
+schemathesis: ## property-based API tests (schemathesis) against the local stack: no 5xx, responses match the document
+	@bash scripts/schemathesis.sh
+
+fuzz: ## fuzz the body and queue-message parsers (FUZZ_SECONDS per target, default 60)
+	@bash scripts/fuzz.sh
+
+soak: ## spike test: 20,000 writes through ingest while worker pollers drain (about 7 min; not in make test)
+	@bash scripts/soak.sh
+
+lint-infra: ## cfn-lint the SAM template (installs pinned cfn-lint into .venv-tools)
+	@bash infra/lint.sh
 
 bench: ## performance budgets against the emulator, release build (prints figures and ratios)
 	@bash scripts/bench.sh

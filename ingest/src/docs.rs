@@ -22,7 +22,10 @@ pub struct ScoreWriteBody {
     #[schema(example = "2026-11-28T10:00:00Z", format = DateTime)]
     pub reported_at: String,
     /// Optional idempotency key (1..64 of [A-Za-z0-9_-]); must equal Idempotency-Key if both are sent.
-    #[schema(example = "bureau-file-2026-11-28-000042", pattern = "^[A-Za-z0-9_-]{1,64}$")]
+    #[schema(
+        example = "bureau-file-2026-11-28-000042",
+        pattern = "^[A-Za-z0-9_-]{1,64}$"
+    )]
     pub report_id: Option<String>,
 }
 

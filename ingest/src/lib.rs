@@ -4,8 +4,8 @@
 //! Lambda (API Gateway REST v1 and HTTP API v2 events) or as a plain HTTP server.
 
 pub mod auth;
-pub mod cursor;
 pub mod batch;
+pub mod cursor;
 pub mod docs;
 pub mod error;
 pub mod queue;

@@ -6,9 +6,11 @@
 
 pub mod dev_tokens;
 pub mod emulator;
+pub mod fault_proxy;
 pub mod runtime_api;
 pub mod user_service_stub;
 pub mod worker_harness;
+pub mod workload;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -19,6 +21,7 @@ use serde_json::Value;
 
 pub use dev_tokens::DevTokens;
 pub use emulator::{Emulator, TestResources};
+pub use fault_proxy::{FaultProxy, Faults, Outage, ProxyStats};
 pub use user_service_stub::{StubBehavior, UserServiceStub};
 
 /// A running ingest API on 127.0.0.1, with its own queue, DLQ and table in the emulator and
@@ -68,6 +71,39 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut IngestSettings)) -> TestApp
         .await
         .expect("bind an ephemeral port");
     let address = listener.local_addr().expect("local address");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    TestApp {
+        address,
+        http: reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("reqwest client"),
+        resources,
+        user_service,
+        tokens: DevTokens::default(),
+        emulator,
+    }
+}
+
+/// Like [`spawn_app_with`], but ingest's AWS clients come from `sdk` (a [`FaultProxy`]'s, say)
+/// while the test's own clients keep talking to the emulator directly.
+pub async fn spawn_app_through(
+    sdk: &aws_config::SdkConfig,
+    adjust: impl FnOnce(&mut IngestSettings),
+) -> TestApp {
+    let emulator = Emulator::connect().await;
+    let resources = emulator.create_resources().await;
+    let user_service = UserServiceStub::start().await;
+    let mut settings = ingest_settings(&resources, &user_service);
+    adjust(&mut settings);
+    let state = ingest::AppState::from_settings(&settings, sdk).expect("ingest state builds");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind an ephemeral port");
+    let address = listener.local_addr().expect("local address");
+    let router = ingest::app(state);
     tokio::spawn(async move {
         let _ = axum::serve(listener, router).await;
     });
