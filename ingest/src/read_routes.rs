@@ -252,10 +252,7 @@ pub async fn list_scores(
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let principal = state.auth.authenticate(&headers).await?;
-    let user = path_user(path)?;
-    principal.authorize_for(&user)?;
-    tracing::Span::current().record("user_id", tracing::field::display(&user));
+    let user = authorized_reader(&state, path, &headers).await?;
     let params = ListParams::parse(&query_pairs(query)?)?;
     let scope = ListScope {
         user,
@@ -315,10 +312,7 @@ pub async fn latest_scores(
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let principal = state.auth.authenticate(&headers).await?;
-    let user = path_user(path)?;
-    principal.authorize_for(&user)?;
-    tracing::Span::current().record("user_id", tracing::field::display(&user));
+    let user = authorized_reader(&state, path, &headers).await?;
     no_query_parameters(&query_pairs(query)?)?;
     let latest = state.reader.latest(&user).await?;
     Ok(private_json(LatestScores {
@@ -385,6 +379,19 @@ pub async fn get_score(
             "no report {report} for this user (yet: writes are queued and appear shortly after their 202)"
         ))),
     }
+}
+
+/// Authenticates the caller, reads the path's user and checks the caller may read it.
+async fn authorized_reader(
+    state: &AppState,
+    path: Result<Path<String>, PathRejection>,
+    headers: &HeaderMap,
+) -> Result<shared::UserId, ApiError> {
+    let principal = state.auth.authenticate(headers).await?;
+    let user = path_user(path)?;
+    principal.authorize_for(&user)?;
+    tracing::Span::current().record("user_id", tracing::field::display(&user));
+    Ok(user)
 }
 
 #[cfg(test)]

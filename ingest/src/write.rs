@@ -42,17 +42,7 @@ pub struct ScoreFieldsRead {
 /// Reads `bureau`, `score`, `reportedAt` and the optional `reportId` from one object,
 /// recording every problem in `r`: always check `r` before using what comes back.
 pub fn read_score_fields(r: &mut FieldReader<'_>, now: OffsetDateTime) -> ScoreFieldsRead {
-    let bureau = r
-        .required_str("bureau")
-        .and_then(|v| Bureau::parse(v).map_err(|e| r.push(e)).ok());
-    let raw_score = r.required_u64("score");
-    let score = match (bureau, raw_score) {
-        (Some(b), Some(s)) => Score::parse(b, s).map_err(|e| r.push(e)).ok(),
-        _ => None,
-    };
-    let reported_at = r
-        .required_str("reportedAt")
-        .and_then(|v| ReportedAt::parse(v, now).map_err(|e| r.push(e)).ok());
+    let (bureau, score, reported_at) = shared::message::read_bureau_score_reported_at(r, now);
     let report_id = r
         .optional_str("reportId")
         .and_then(|v| ReportId::parse(v).map_err(|e| r.push(e)).ok());

@@ -232,6 +232,26 @@ impl MessageError {
     }
 }
 
+/// Reads `bureau`, then `score` against that bureau's range, then `reportedAt`, recording
+/// every problem in `r`. The HTTP body and the queue message share these rules.
+pub fn read_bureau_score_reported_at(
+    r: &mut FieldReader<'_>,
+    now: OffsetDateTime,
+) -> (Option<Bureau>, Option<Score>, Option<ReportedAt>) {
+    let bureau = r
+        .required_str("bureau")
+        .and_then(|v| Bureau::parse(v).map_err(|e| r.push(e)).ok());
+    let raw_score = r.required_u64("score");
+    let score = match (bureau, raw_score) {
+        (Some(b), Some(s)) => Score::parse(b, s).map_err(|e| r.push(e)).ok(),
+        _ => None,
+    };
+    let reported_at = r
+        .required_str("reportedAt")
+        .and_then(|v| ReportedAt::parse(v, now).map_err(|e| r.push(e)).ok());
+    (bureau, score, reported_at)
+}
+
 impl ScoreMessage {
     /// Parses and validates one message body. `now` bounds `reportedAt`.
     pub fn parse(body: &str, now: OffsetDateTime) -> Result<Self, MessageError> {
@@ -254,17 +274,7 @@ impl ScoreMessage {
         let user_id = r
             .required_str("userId")
             .and_then(|v| UserId::parse(v).map_err(|e| r.push(e)).ok());
-        let bureau = r
-            .required_str("bureau")
-            .and_then(|v| Bureau::parse(v).map_err(|e| r.push(e)).ok());
-        let raw_score = r.required_u64("score");
-        let score = match (bureau, raw_score) {
-            (Some(b), Some(s)) => Score::parse(b, s).map_err(|e| r.push(e)).ok(),
-            _ => None,
-        };
-        let reported_at = r
-            .required_str("reportedAt")
-            .and_then(|v| ReportedAt::parse(v, now).map_err(|e| r.push(e)).ok());
+        let (bureau, score, reported_at) = read_bureau_score_reported_at(&mut r, now);
         let source = r
             .required_str("source")
             .and_then(|v| MessageSource::parse(v).map_err(|e| r.push(e)).ok());
