@@ -173,6 +173,23 @@ impl BatchResponse {
     }
 }
 
+/// When no entry is valid the request as a whole is invalid: a 422 naming each entry's
+/// fields as `items[i].field`, rather than a 207 that accepted nothing.
+fn all_rejected(verdicts: &[Result<ScoreReport, RejectedEntry>]) -> ApiError {
+    let errors =
+        verdicts
+            .iter()
+            .enumerate()
+            .filter_map(|(i, v)| v.as_ref().err().map(|rejected| (i, rejected)))
+            .flat_map(|(i, rejected)| {
+                rejected.errors.0.iter().map(move |e| {
+                    FieldError::new(format!("items[{i}].{}", e.field), e.message.clone())
+                })
+            })
+            .collect();
+    ApiError::Validation(ValidationErrors(errors))
+}
+
 /// Joins the parse verdicts with the queue's answers for the valid entries (in order).
 pub fn assemble(
     verdicts: Vec<Result<ScoreReport, RejectedEntry>>,
@@ -260,7 +277,7 @@ pub fn batch_source(subject: &str) -> MessageSource {
         (status = 403, description = "The token lacks the service scope", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body over 1 MiB", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 415, description = "Content-Type is not JSON", body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`items` is missing, empty or holds more than 500 entries, or the body has unknown fields", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`items` is missing, empty or holds more than 500 entries, every entry is invalid (each named as `items[i].field`), or the body has unknown fields", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 503, description = "The User Service is unavailable", body = crate::error::Problem, content_type = "application/problem+json",
             headers(("Retry-After" = u32, description = "Seconds to wait"))),
     ),
@@ -277,6 +294,9 @@ pub async fn submit_batch(
     require_json(&headers)?;
     let now = (state.now)();
     let verdicts = parse_batch_body(&body, now)?;
+    if verdicts.iter().all(Result::is_err) {
+        return Err(all_rejected(&verdicts));
+    }
     let correlation = correlation_id(&headers);
     let source = batch_source(&principal.subject);
     let messages: Vec<ScoreMessage> = verdicts

@@ -260,3 +260,25 @@ async fn reports_entries_the_queue_refused_with_the_sqs_code_and_no_retry_for_a_
     }
     assert_eq!(result["items"][2]["status"], "rejected");
 }
+
+#[tokio::test]
+async fn a_batch_whose_every_entry_is_invalid_is_422_naming_each_entry_and_queues_nothing() {
+    let app = spawn_app().await;
+    let body = serde_json::json!({"items": [[null, null], {"userId": "alice", "bureau": "fico",
+        "score": 1, "reportedAt": "2026-11-01T00:00:00Z"}]});
+    let response = post_batch(&app, &app.service_token(), body.to_string()).await;
+    assert_eq!(response.status(), 422);
+    let problem: serde_json::Value = response.json().await.unwrap();
+    let fields: Vec<&str> = problem["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["field"].as_str())
+        .collect();
+    assert!(
+        fields.iter().any(|f| f.starts_with("items[0].")),
+        "{problem}"
+    );
+    assert!(fields.contains(&"items[1].bureau"), "{problem}");
+    assert!(app.drain_queue().await.is_empty());
+}
