@@ -315,6 +315,10 @@ async fn lambda_start(emulator: &Emulator) {
             let mut env = resources.env(emulator);
             env.extend(lambda_env(&runtime.address));
             env.push(("USER_SERVICE_URL".into(), stub.url.clone()));
+            env.push((
+                "CURSOR_SIGNING_KEY".into(),
+                "bench-only-cursor-key-0123456789abcdef".into(),
+            ));
             let started = Instant::now();
             let mut process = spawn_binary(name, &[], &env);
             let first =
