@@ -199,7 +199,7 @@ async fn drain_rates(emulator: &Emulator) {
     // Ours: the real processor, 100-record batches one after another (one Lambda instance).
     let r = emulator.create_resources().await;
     let env: HashMap<String, String> = r.env(emulator).into_iter().collect();
-    let settings = worker::settings::WorkerSettings::from_source(&MapSource(env)).unwrap();
+    let settings = worker::settings::WorkerSettings::from_source(&env).unwrap();
     let processor = worker::build_processor(&settings, &emulator.sdk);
     let started = Instant::now();
     for chunk in batch.chunks(100) {
@@ -258,14 +258,6 @@ async fn bare_loop(emulator: &Emulator, items: &[shared::item::Item]) -> f64 {
         })
         .await;
     started.elapsed().as_secs_f64()
-}
-
-struct MapSource(HashMap<String, String>);
-
-impl shared::settings::Source for MapSource {
-    fn get(&self, name: &str) -> Option<String> {
-        self.0.get(name).cloned()
-    }
 }
 
 fn peak_rss_kib(pid: u32) -> Option<u64> {

@@ -60,31 +60,8 @@ pub async fn spawn_app() -> TestApp {
 /// Like [`spawn_app`], with a chance to adjust the settings first.
 pub async fn spawn_app_with(adjust: impl FnOnce(&mut IngestSettings)) -> TestApp {
     let emulator = Emulator::connect().await;
-    let resources = emulator.create_resources().await;
-    let user_service = UserServiceStub::start().await;
-    let mut settings = ingest_settings(&resources, &user_service);
-    adjust(&mut settings);
-    let state =
-        ingest::AppState::from_settings(&settings, &emulator.sdk).expect("ingest state builds");
-    let router = ingest::app(state);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind an ephemeral port");
-    let address = listener.local_addr().expect("local address");
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, router).await;
-    });
-    TestApp {
-        address,
-        http: reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .expect("reqwest client"),
-        resources,
-        user_service,
-        tokens: DevTokens::default(),
-        emulator,
-    }
+    let sdk = emulator.sdk.clone();
+    start_app(emulator, &sdk, adjust).await
 }
 
 /// Like [`spawn_app_with`], but ingest's AWS clients come from `sdk` (a [`FaultProxy`]'s, say)
@@ -93,17 +70,26 @@ pub async fn spawn_app_through(
     sdk: &aws_config::SdkConfig,
     adjust: impl FnOnce(&mut IngestSettings),
 ) -> TestApp {
-    let emulator = Emulator::connect().await;
+    start_app(Emulator::connect().await, sdk, adjust).await
+}
+
+/// Fresh resources and User Service stub, then ingest (its AWS clients from `sdk`) on an
+/// ephemeral port.
+async fn start_app(
+    emulator: Emulator,
+    sdk: &aws_config::SdkConfig,
+    adjust: impl FnOnce(&mut IngestSettings),
+) -> TestApp {
     let resources = emulator.create_resources().await;
     let user_service = UserServiceStub::start().await;
     let mut settings = ingest_settings(&resources, &user_service);
     adjust(&mut settings);
     let state = ingest::AppState::from_settings(&settings, sdk).expect("ingest state builds");
+    let router = ingest::app(state);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind an ephemeral port");
     let address = listener.local_addr().expect("local address");
-    let router = ingest::app(state);
     tokio::spawn(async move {
         let _ = axum::serve(listener, router).await;
     });

@@ -10,7 +10,6 @@ use base64::Engine;
 use pipeline_tests::{spawn_app, spawn_app_with, StubBehavior, TestApp};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use shared::settings::Source;
 use tokio::time::Instant;
 use worker::processor::{BatchOutcome, Processor};
 use worker::record::InboundMessage;
@@ -19,17 +18,9 @@ use worker::settings::WorkerSettings;
 const SCORES: &str = "/v1/users/alice/credit-scores";
 const SIGNING_KEY: &str = "test-signing-key-of-at-least-32-bytes!";
 
-struct MapSource(HashMap<String, String>);
-
-impl Source for MapSource {
-    fn get(&self, name: &str) -> Option<String> {
-        self.0.get(name).cloned()
-    }
-}
-
 /// The worker's processor, writing into this app's table.
 fn processor(app: &TestApp) -> Arc<Processor> {
-    let env = MapSource(app.resources.env(&app.emulator).into_iter().collect());
+    let env: HashMap<String, String> = app.resources.env(&app.emulator).into_iter().collect();
     let settings = WorkerSettings::from_source(&env).expect("worker settings");
     worker::build_processor(&settings, &app.emulator.sdk)
 }

@@ -4,7 +4,6 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use pipeline_tests::Emulator;
-use shared::settings::Source;
 use tokio::time::Instant;
 use worker::processor::Processor;
 use worker::record::InboundMessage;
@@ -16,18 +15,10 @@ struct Harness {
     processor: std::sync::Arc<Processor>,
 }
 
-struct MapSource(HashMap<String, String>);
-
-impl Source for MapSource {
-    fn get(&self, name: &str) -> Option<String> {
-        self.0.get(name).cloned()
-    }
-}
-
 async fn harness() -> Harness {
     let emulator = Emulator::connect().await;
     let resources = emulator.create_resources().await;
-    let env = MapSource(resources.env(&emulator).into_iter().collect());
+    let env: HashMap<String, String> = resources.env(&emulator).into_iter().collect();
     let settings = WorkerSettings::from_source(&env).expect("worker settings");
     let processor = worker::build_processor(&settings, &emulator.sdk);
     Harness {
