@@ -1,11 +1,10 @@
-//! The OpenAPI document, generated from the handlers and types, and Swagger UI served from
-//! assets vendored into the binary (no network needed to view it).
+//! The OpenAPI document, generated from the handlers and types. Swagger UI and the serving
+//! of both are in [`crate::docs_ui`].
 
 use utoipa::openapi::link::LinkBuilder;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::RefOr;
 use utoipa::{Modify, OpenApi, ToSchema};
-use utoipa_swagger_ui::SwaggerUi;
 
 /// The body of a score write.
 #[derive(Debug, serde::Deserialize, ToSchema)]
@@ -166,13 +165,13 @@ pub const UI_PATH: &str = "/docs/";
 /// `/docs` redirects here.
 #[utoipa::path(get, path = "/docs/", tag = "documentation",
     responses((status = 200, description = "The Swagger UI page", content_type = "text/html", body = String)))]
-#[allow(dead_code)] // served by `SwaggerUi`; this function only describes it.
+#[allow(dead_code)] // served by `docs_ui`; this function only describes it.
 fn swagger_ui_page() {}
 
 /// This OpenAPI 3.1 document.
 #[utoipa::path(get, path = "/docs/swagger.json", tag = "documentation",
     responses((status = 200, description = "The OpenAPI document", content_type = "application/json", body = serde_json::Value)))]
-#[allow(dead_code)] // served by `SwaggerUi`; this function only describes it.
+#[allow(dead_code)] // served by `docs_ui`; this function only describes it.
 fn openapi_document() {}
 
 /// The document as served: [`ApiDoc`] in JSON, with link objects' keys spelt as OpenAPI
@@ -205,9 +204,4 @@ pub fn openapi_json() -> serde_json::Value {
         }
     }
     doc
-}
-
-/// `/docs` (Swagger UI) and `/docs/swagger.json` (the document).
-pub fn swagger_ui() -> SwaggerUi {
-    SwaggerUi::new("/docs").external_url_unchecked(SPEC_PATH, openapi_json())
 }

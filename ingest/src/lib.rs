@@ -7,6 +7,7 @@ pub mod auth;
 pub mod batch;
 pub mod cursor;
 pub mod docs;
+pub mod docs_ui;
 pub mod error;
 pub mod queue;
 pub mod read_routes;
@@ -174,7 +175,7 @@ pub fn api_routes() -> Vec<ApiRoute> {
     ]
 }
 
-/// Served by Swagger UI ([`docs::swagger_ui`]) and described in the document as well.
+/// Served by [`docs_ui::router`] and described in the document as well.
 pub const DOCS_ROUTES: [(Method, &str); 2] =
     [(Method::GET, docs::UI_PATH), (Method::GET, docs::SPEC_PATH)];
 
@@ -193,7 +194,7 @@ pub fn app(state: AppState) -> Router {
         router = router.route(api_route.path, api_route.handler);
     }
     router
-        .merge(docs::swagger_ui())
+        .merge(docs_ui::router())
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

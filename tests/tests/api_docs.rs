@@ -424,3 +424,79 @@ async fn swagger_ui_loads_from_assets_in_the_binary_with_no_network() {
     assert!(script.contains("/docs/swagger.json"), "{script}");
     assert!(!script.contains("https://"), "{script}");
 }
+
+/// Swagger UI calls `validator.swagger.io` with the document's URL unless told not to: that
+/// leaks the internal URL and shows a broken badge offline.
+#[tokio::test]
+async fn swagger_ui_never_sends_the_document_to_the_public_validator() {
+    let app = spawn_app().await;
+    let html = app
+        .http
+        .get(app.url("/docs/"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let scripts = attribute_values(&html, "src");
+    assert!(
+        scripts.iter().any(|s| s.contains("swagger-initializer.js")),
+        "{scripts:?}"
+    );
+    let mut configured = false;
+    for script in scripts {
+        let url = app.url(&format!("/docs/{}", script.trim_start_matches("./")));
+        let text = app
+            .http
+            .get(&url)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if text.contains("SwaggerUIBundle({") {
+            configured = true;
+            let config: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+            assert!(config.contains("validatorUrl:null"), "{url}: {text}");
+        }
+    }
+    assert!(configured, "no script on the page configures Swagger UI");
+}
+
+/// The large assets are stored compressed: sent as they are to clients that accept gzip,
+/// inflated for the rest, and the same bytes either way.
+#[tokio::test]
+async fn compressed_assets_are_served_as_gzip_when_accepted_and_plain_otherwise() {
+    let app = spawn_app().await;
+    for asset in ["swagger-ui-bundle.js", "swagger-ui.css"] {
+        let url = app.url(&format!("/docs/{asset}"));
+        let plain = app.http.get(&url).send().await.unwrap();
+        assert_eq!(plain.status(), StatusCode::OK, "{asset}");
+        assert!(plain.headers().get("content-encoding").is_none(), "{asset}");
+        assert_eq!(plain.headers()["vary"], "accept-encoding");
+        let plain = plain.bytes().await.unwrap();
+
+        let gzipped = app
+            .http
+            .get(&url)
+            .header("accept-encoding", "gzip, deflate, br")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(gzipped.status(), StatusCode::OK, "{asset}");
+        assert_eq!(gzipped.headers()["content-encoding"], "gzip", "{asset}");
+        let gzipped = gzipped.bytes().await.unwrap();
+        assert!(gzipped.len() * 3 < plain.len(), "{asset}: not compressed");
+        let mut inflated = Vec::new();
+        std::io::Read::read_to_end(
+            &mut flate2::read::GzDecoder::new(&gzipped[..]),
+            &mut inflated,
+        )
+        .unwrap();
+        assert_eq!(inflated, plain, "{asset}: the two encodings differ");
+    }
+    let missing = app.http.get(app.url("/docs/nope.js")).send().await.unwrap();
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+}
