@@ -187,6 +187,38 @@ pub fn route_table() -> Vec<(Method, &'static str)> {
         .collect()
 }
 
+/// [`app`] as served in server mode: with the CORS layer when `CORS_ALLOWED_ORIGINS` lists
+/// origins (under API Gateway the HTTP API answers CORS itself).
+pub fn server_app(state: AppState, settings: &IngestSettings) -> Router {
+    let router = app(state);
+    match cors_layer(&settings.cors_allowed_origins) {
+        Some(cors) => router.layer(cors),
+        None => router,
+    }
+}
+
+/// Preflights from the listed origins get the methods and headers the API uses; other
+/// origins get no CORS headers, so browsers refuse them. None when no origin is listed.
+pub fn cors_layer(origins: &[http::HeaderValue]) -> Option<tower_http::cors::CorsLayer> {
+    use http::header::{AUTHORIZATION, CONTENT_TYPE, LOCATION, RETRY_AFTER};
+    use tower_http::cors::{AllowOrigin, CorsLayer};
+    if origins.is_empty() {
+        return None;
+    }
+    Some(
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::list(origins.iter().cloned()))
+            .allow_methods([Method::GET, Method::POST])
+            .allow_headers([
+                AUTHORIZATION,
+                CONTENT_TYPE,
+                http::HeaderName::from_static("idempotency-key"),
+            ])
+            .expose_headers([LOCATION, RETRY_AFTER])
+            .max_age(std::time::Duration::from_secs(600)),
+    )
+}
+
 pub fn app(state: AppState) -> Router {
     let mut router = Router::new();
     for api_route in api_routes() {
@@ -203,14 +235,15 @@ pub fn app(state: AppState) -> Router {
 /// Serves [`app`] under Lambda when `AWS_LAMBDA_RUNTIME_API` is set, else on `PORT`.
 pub async fn run(settings: IngestSettings) -> anyhow::Result<()> {
     let sdk = shared::aws::sdk_config().await;
-    let router = app(AppState::from_settings(&settings, &sdk)?);
+    let state = AppState::from_settings(&settings, &sdk)?;
     if shared::telemetry::running_in_lambda() {
-        lambda::run(router).await
+        lambda::run(app(state)).await
     } else {
-        let addr = SocketAddr::from(([0, 0, 0, 0], settings.port));
+        let router = server_app(state, &settings);
+        let addr = SocketAddr::new(settings.bind_address, settings.port);
         let listener = tokio::net::TcpListener::bind(addr)
             .await
-            .with_context(|| format!("binding port {}", settings.port))?;
+            .with_context(|| format!("binding {addr} (BIND_ADDRESS, PORT)"))?;
         tracing::info!(%addr, "ingest listening");
         axum::serve(listener, router)
             .with_graceful_shutdown(shutdown_signal())
