@@ -278,7 +278,7 @@ pub async fn list_scores(
     }))
 }
 
-/// The latest score per bureau, in one read.
+/// The latest score per bureau: one index Query per bureau, sent together.
 #[utoipa::path(get, path = "/v1/users/{userId}/credit-scores/latest", tag = "scores",
     params(
         ("userId" = String, Path, description = "1..128 of [A-Za-z0-9_-]", pattern = "^[A-Za-z0-9_-]{1,128}$", example = "alice"),

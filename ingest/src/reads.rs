@@ -7,8 +7,8 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::types::AttributeValue;
 use shared::item::{
-    report_sk, user_pk, ItemError, ReportKey, StoredReport, INDEX_BY_BUREAU_REPORTED_AT,
-    INDEX_BY_REPORTED_AT, LSI1_SK, LSI2_SK, PK, SK,
+    bureau_prefix, report_sk, user_pk, ItemError, ReportKey, StoredReport,
+    INDEX_BY_BUREAU_REPORTED_AT, INDEX_BY_REPORTED_AT, LSI1_SK, LSI2_SK, PK, SK,
 };
 use shared::{Bureau, ReportId, ReportedAt, UserId};
 
@@ -102,9 +102,6 @@ fn unavailable<E: std::error::Error>(error: E) -> ReadError {
 
 type Item = HashMap<String, AttributeValue>;
 
-/// What every `LATEST#<bureau>` sort key starts with.
-const LATEST_PREFIX: &str = "LATEST#";
-
 /// The `ExclusiveStartKey` that resumes a list after `position`: the table key plus the sort
 /// key of the index being read, built exactly as [`StoredReport::report_item`] builds them.
 pub fn start_key(user: &UserId, bureau: Option<Bureau>, position: &Position) -> Item {
@@ -123,6 +120,36 @@ pub fn start_key(user: &UserId, bureau: Option<Bureau>, position: &Position) -> 
     ])
 }
 
+impl DynamoScoreReader {
+    async fn newest_of_bureau(
+        &self,
+        pk: &str,
+        bureau: Bureau,
+    ) -> Result<Option<StoredReport>, ReadError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table_name)
+            .index_name(INDEX_BY_BUREAU_REPORTED_AT)
+            .scan_index_forward(false)
+            .limit(1)
+            .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_names("#sk", LSI2_SK)
+            .expression_attribute_values(":pk", AttributeValue::S(pk.to_owned()))
+            .expression_attribute_values(":prefix", AttributeValue::S(bureau_prefix(bureau)))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        out.items
+            .unwrap_or_default()
+            .first()
+            .map(StoredReport::from_item)
+            .transpose()
+            .map_err(ReadError::from)
+    }
+}
+
 #[async_trait]
 impl ScoreReader for DynamoScoreReader {
     #[tracing::instrument(skip_all, fields(limit = query.limit))]
@@ -135,7 +162,7 @@ impl ScoreReader for DynamoScoreReader {
             Some(b) => (
                 INDEX_BY_BUREAU_REPORTED_AT,
                 "#pk = :pk AND begins_with(#sk, :prefix)",
-                Some(format!("{b}#")),
+                Some(bureau_prefix(b)),
             ),
         };
         let sort_attribute = if query.bureau.is_some() {
@@ -185,28 +212,20 @@ impl ScoreReader for DynamoScoreReader {
         Ok(ReportPage { items, next })
     }
 
+    /// One Query per bureau on `byBureauReportedAt` (newest first, one item), sent
+    /// together. "Latest" is then the newest report by construction, whatever order the
+    /// worker wrote them in, and the write path keeps no per-user item up to date.
     #[tracing::instrument(skip_all)]
     async fn latest(&self, user: &UserId) -> Result<Vec<StoredReport>, ReadError> {
-        let out = self
-            .client
-            .query()
-            .table_name(&self.table_name)
-            .key_condition_expression("#pk = :pk AND begins_with(#sk, :latest)")
-            .expression_attribute_names("#pk", PK)
-            .expression_attribute_names("#sk", SK)
-            .expression_attribute_values(":pk", AttributeValue::S(user_pk(user)))
-            .expression_attribute_values(":latest", AttributeValue::S(LATEST_PREFIX.to_owned()))
-            .send()
-            .await
-            .map_err(unavailable)?;
-        let mut latest = out
-            .items
-            .unwrap_or_default()
-            .iter()
-            .map(StoredReport::from_item)
-            .collect::<Result<Vec<_>, _>>()?;
-        latest.sort_by_key(|r| r.report.bureau);
-        Ok(latest)
+        let pk = user_pk(user);
+        let [first, second, third] = Bureau::ALL;
+        let found = tokio::try_join!(
+            self.newest_of_bureau(&pk, first),
+            self.newest_of_bureau(&pk, second),
+            self.newest_of_bureau(&pk, third),
+        )?;
+        // `Bureau::ALL` is in `Bureau` order, and so is what comes back.
+        Ok([found.0, found.1, found.2].into_iter().flatten().collect())
     }
 
     #[tracing::instrument(skip_all)]
@@ -237,7 +256,6 @@ impl ScoreReader for DynamoScoreReader {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use shared::item::latest_sk;
     use shared::{Score, ScoreReport};
     use time::macros::datetime;
 
@@ -254,14 +272,6 @@ mod tests {
             source: "api".into(),
             received_at: now,
         }
-    }
-
-    #[test]
-    fn the_latest_prefix_covers_every_bureau_and_no_report() {
-        for bureau in Bureau::ALL {
-            assert!(latest_sk(bureau).starts_with(LATEST_PREFIX));
-        }
-        assert!(!report_sk(&ReportId::parse("x").unwrap()).starts_with(LATEST_PREFIX));
     }
 
     /// The resume key must equal the key attributes of the item it points at, index by index,

@@ -331,20 +331,47 @@ fn clamped_utc_millis(t: OffsetDateTime) -> OffsetDateTime {
     }
 }
 
+/// The length of [`format_utc_millis`]'s text: `2026-11-28T10:00:00.000Z`.
+pub const UTC_MILLIS_LEN: usize = 24;
+
 /// Formats an instant as fixed-width RFC 3339 UTC with milliseconds (clamped to the years
 /// 0000..=9999, see [`ReportedAt::from_datetime`]).
 pub fn format_utc_millis(t: OffsetDateTime) -> String {
+    let mut out = String::with_capacity(UTC_MILLIS_LEN);
+    push_utc_millis(&mut out, t);
+    out
+}
+
+/// [`format_utc_millis`] appended to `out`: item keys are built from it once per record,
+/// so it writes digits directly instead of going through `format!`.
+pub fn push_utc_millis(out: &mut String, t: OffsetDateTime) {
     let t = clamped_utc_millis(t);
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second(),
-        t.millisecond()
-    )
+    // Clamping keeps the year in 0..=9999; every other part is in range by construction.
+    let year = u32::try_from(t.year()).unwrap_or_default();
+    push_digits(out, year, 4);
+    out.push('-');
+    push_digits(out, u32::from(u8::from(t.month())), 2);
+    out.push('-');
+    push_digits(out, u32::from(t.day()), 2);
+    out.push('T');
+    push_digits(out, u32::from(t.hour()), 2);
+    out.push(':');
+    push_digits(out, u32::from(t.minute()), 2);
+    out.push(':');
+    push_digits(out, u32::from(t.second()), 2);
+    out.push('.');
+    push_digits(out, u32::from(t.millisecond()), 3);
+    out.push('Z');
+}
+
+/// `value` as exactly `width` decimal digits (zero-padded; higher digits dropped).
+fn push_digits(out: &mut String, value: u32, width: u32) {
+    let mut divisor = 10u32.pow(width - 1);
+    while divisor > 0 {
+        let digit = (value / divisor) % 10;
+        out.push(char::from(b'0' + digit as u8));
+        divisor /= 10;
+    }
 }
 
 /// A valid credit score report: what the worker writes, whoever produced it.
@@ -362,7 +389,11 @@ impl ScoreReport {
     /// The order in which reports supersede each other: time first, then id, so that two
     /// reports with the same timestamp still have one winner, the same on every replay.
     pub fn order_key(&self) -> String {
-        format!("{}#{}", self.reported_at, self.report_id)
+        let mut key = String::with_capacity(UTC_MILLIS_LEN + 1 + self.report_id.as_str().len());
+        push_utc_millis(&mut key, self.reported_at.datetime());
+        key.push('#');
+        key.push_str(self.report_id.as_str());
+        key
     }
 }
 

@@ -3,11 +3,13 @@
 //! | item | pk | sk | lsi1sk (`byReportedAt`) | lsi2sk (`byBureauReportedAt`) |
 //! | --- | --- | --- | --- | --- |
 //! | a report | `USER#<userId>` | `REPORT#<reportId>` | `<reportedAt>#<reportId>` | `<bureau>#<reportedAt>#<reportId>` |
-//! | latest per bureau | `USER#<userId>` | `LATEST#<bureau>` | (absent) | (absent) |
 //!
-//! A report is fetched by id with GetItem and listed newest first through the sparse local
-//! secondary indexes; the `LATEST#` items carry no index keys, so they never show up in lists.
-//! The same reportId always yields the same key, so redelivery rewrites one item.
+//! A report is fetched by id with GetItem and listed newest first through the local secondary
+//! indexes; the latest report of a bureau is the first item of `byBureauReportedAt` under
+//! `<bureau>#`, so there is nothing to keep up to date on the write path. Tables written by
+//! earlier versions may also hold `LATEST#<bureau>` items: they carry no index keys, so no
+//! read lists them, and they can be left alone or deleted. The same reportId always yields
+//! the same key, so redelivery rewrites one item.
 
 use std::collections::HashMap;
 
@@ -15,7 +17,10 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use crate::domain::{format_utc_millis, Bureau, ReportId, ReportedAt, Score, ScoreReport, UserId};
+use crate::domain::{
+    format_utc_millis, push_utc_millis, Bureau, ReportId, ReportedAt, Score, ScoreReport, UserId,
+    UTC_MILLIS_LEN,
+};
 
 pub const PK: &str = "pk";
 pub const SK: &str = "sk";
@@ -23,21 +28,30 @@ pub const LSI1_SK: &str = "lsi1sk";
 pub const LSI2_SK: &str = "lsi2sk";
 pub const INDEX_BY_REPORTED_AT: &str = "byReportedAt";
 pub const INDEX_BY_BUREAU_REPORTED_AT: &str = "byBureauReportedAt";
-/// On `LATEST#` items: the order key of the report they hold, for the forward-only condition.
-pub const ORDER_KEY: &str = "orderKey";
 
 pub type Item = HashMap<String, AttributeValue>;
 
 pub fn user_pk(user: &UserId) -> String {
-    format!("USER#{user}")
+    prefixed("USER#", user.as_str())
 }
 
 pub fn report_sk(report: &ReportId) -> String {
-    format!("REPORT#{report}")
+    prefixed("REPORT#", report.as_str())
 }
 
-pub fn latest_sk(bureau: Bureau) -> String {
-    format!("LATEST#{bureau}")
+fn prefixed(prefix: &str, value: &str) -> String {
+    let mut key = String::with_capacity(prefix.len() + value.len());
+    key.push_str(prefix);
+    key.push_str(value);
+    key
+}
+
+/// The `lsi2sk` prefix under which one bureau's reports sort by time.
+pub fn bureau_prefix(bureau: Bureau) -> String {
+    let mut prefix = String::with_capacity(bureau.as_str().len() + 1);
+    prefix.push_str(bureau.as_str());
+    prefix.push('#');
+    prefix
 }
 
 /// The primary key of one report item; two messages with the same key are the same report.
@@ -76,65 +90,55 @@ impl StoredReport {
         ReportKey::of(&self.report)
     }
 
-    fn common_attributes(&self) -> Item {
-        let r = &self.report;
-        HashMap::from([
-            (PK.to_owned(), AttributeValue::S(user_pk(&r.user_id))),
-            (
-                "userId".to_owned(),
-                AttributeValue::S(r.user_id.to_string()),
-            ),
-            (
-                "reportId".to_owned(),
-                AttributeValue::S(r.report_id.to_string()),
-            ),
-            ("bureau".to_owned(), AttributeValue::S(r.bureau.to_string())),
-            (
-                "score".to_owned(),
-                AttributeValue::N(r.score.value().to_string()),
-            ),
-            (
-                "reportedAt".to_owned(),
-                AttributeValue::S(r.reported_at.to_string()),
-            ),
-            ("source".to_owned(), AttributeValue::S(self.source.clone())),
-            (
-                "receivedAt".to_owned(),
-                AttributeValue::S(format_utc_millis(self.received_at)),
-            ),
-        ])
-    }
-
-    /// The report item, with the sort keys of both list indexes.
+    /// The report item, with the sort keys of both list indexes. This runs once per record
+    /// in the worker, so every string is built at its final size and the map holds exactly
+    /// its eleven attributes.
     pub fn report_item(&self) -> Item {
         let r = &self.report;
-        let order = r.order_key();
-        let mut item = self.common_attributes();
-        item.insert(SK.to_owned(), AttributeValue::S(report_sk(&r.report_id)));
-        item.insert(
-            LSI2_SK.to_owned(),
-            AttributeValue::S(format!("{}#{order}", r.bureau)),
-        );
-        item.insert(LSI1_SK.to_owned(), AttributeValue::S(order));
-        item
-    }
+        let user = r.user_id.as_str();
+        let report_id = r.report_id.as_str();
+        let bureau = r.bureau.as_str();
 
-    /// The `LATEST#<bureau>` item this report would become if it is the newest.
-    pub fn latest_item(&self) -> Item {
-        let mut item = self.common_attributes();
+        let mut reported_at = String::with_capacity(UTC_MILLIS_LEN);
+        push_utc_millis(&mut reported_at, r.reported_at.datetime());
+        let mut lsi1 = String::with_capacity(UTC_MILLIS_LEN + 1 + report_id.len());
+        lsi1.push_str(&reported_at);
+        lsi1.push('#');
+        lsi1.push_str(report_id);
+        let mut lsi2 = String::with_capacity(bureau.len() + 1 + lsi1.len());
+        lsi2.push_str(bureau);
+        lsi2.push('#');
+        lsi2.push_str(&lsi1);
+
+        let mut item = HashMap::with_capacity(11);
+        item.insert(PK.to_owned(), AttributeValue::S(prefixed("USER#", user)));
         item.insert(
             SK.to_owned(),
-            AttributeValue::S(latest_sk(self.report.bureau)),
+            AttributeValue::S(prefixed("REPORT#", report_id)),
         );
+        item.insert(LSI1_SK.to_owned(), AttributeValue::S(lsi1));
+        item.insert(LSI2_SK.to_owned(), AttributeValue::S(lsi2));
+        item.insert("userId".to_owned(), AttributeValue::S(user.to_owned()));
         item.insert(
-            ORDER_KEY.to_owned(),
-            AttributeValue::S(self.report.order_key()),
+            "reportId".to_owned(),
+            AttributeValue::S(report_id.to_owned()),
+        );
+        item.insert("bureau".to_owned(), AttributeValue::S(bureau.to_owned()));
+        item.insert(
+            "score".to_owned(),
+            AttributeValue::N(r.score.value().to_string()),
+        );
+        item.insert("reportedAt".to_owned(), AttributeValue::S(reported_at));
+        item.insert("source".to_owned(), AttributeValue::S(self.source.clone()));
+        item.insert(
+            "receivedAt".to_owned(),
+            AttributeValue::S(format_utc_millis(self.received_at)),
         );
         item
     }
 
-    /// Reads a report or latest item back. Items are only ever written by this module, so a
-    /// mismatch means the table was edited by hand: it is reported, never panicked on.
+    /// Reads a report item back. Items are only ever written by this module, so a mismatch
+    /// means the table was edited by hand: it is reported, never panicked on.
     pub fn from_item(item: &Item) -> Result<Self, ItemError> {
         let s = |name: &'static str| -> Result<&str, ItemError> {
             match item.get(name) {
@@ -209,18 +213,52 @@ mod tests {
     }
 
     #[test]
-    fn latest_item_stays_out_of_the_list_indexes() {
-        let item = stored().latest_item();
-        assert_eq!(item[SK], AttributeValue::S("LATEST#equifax".into()));
-        assert!(!item.contains_key(LSI1_SK) && !item.contains_key(LSI2_SK));
-        assert!(item.contains_key(ORDER_KEY));
+    fn report_item_holds_exactly_the_eleven_documented_attributes() {
+        let item = stored().report_item();
+        let mut names: Vec<&str> = item.keys().map(String::as_str).collect();
+        names.sort_unstable();
+        assert_eq!(
+            names,
+            [
+                "bureau",
+                "lsi1sk",
+                "lsi2sk",
+                "pk",
+                "receivedAt",
+                "reportId",
+                "reportedAt",
+                "score",
+                "sk",
+                "source",
+                "userId"
+            ]
+        );
+        assert_eq!(item["score"], AttributeValue::N("1000".into()));
+        assert_eq!(
+            item["receivedAt"],
+            AttributeValue::S("2026-11-28T10:00:00.000Z".into())
+        );
+    }
+
+    #[test]
+    fn a_bureau_prefix_selects_exactly_that_bureaus_reports_in_the_index() {
+        let s = stored();
+        let AttributeValue::S(lsi2) = &s.report_item()[LSI2_SK] else {
+            panic!("lsi2sk is a string");
+        };
+        for bureau in Bureau::ALL {
+            assert_eq!(
+                lsi2.starts_with(&bureau_prefix(bureau)),
+                bureau == s.report.bureau,
+                "{bureau}"
+            );
+        }
     }
 
     #[test]
     fn items_read_back_to_the_same_report() {
         let s = stored();
-        assert_eq!(StoredReport::from_item(&s.report_item()), Ok(s.clone()));
-        assert_eq!(StoredReport::from_item(&s.latest_item()), Ok(s));
+        assert_eq!(StoredReport::from_item(&s.report_item()), Ok(s));
     }
 
     #[test]

@@ -1,8 +1,16 @@
 //! Reading a JSON object field by field, collecting every problem with the field's name.
 //!
 //! Typed serde deserialisation stops at the first error and names fields poorly; clients and
-//! producers deserve the whole list, each with the field it concerns.
+//! producers deserve the whole list, each with the field it concerns. Two sources feed the
+//! same reader: a parsed `serde_json` map (the HTTP API), and [`ObjectFields`], a flat view
+//! of one object decoded straight from the bytes with no `Value` tree and borrowed strings
+//! (the worker's hot path).
 
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::domain::{FieldError, ValidationErrors};
@@ -31,16 +39,293 @@ pub fn parse_object(bytes: &[u8]) -> Result<Map<String, Value>, BodyError> {
     }
 }
 
+/// One member's value, as much of it as validation needs: the value itself for strings and
+/// whole numbers, only the type for the rest (nested values are skipped, not built).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JsonScalar<'a> {
+    Null,
+    Bool,
+    /// A number that fits `u64` (`812`); other numbers (`-1`, `812.5`, `1e3`) are `OtherNumber`.
+    WholeNumber(u64),
+    OtherNumber,
+    String(Cow<'a, str>),
+    Array,
+    Object,
+}
+
+impl JsonScalar<'_> {
+    fn of(value: &Value) -> JsonScalar<'_> {
+        match value {
+            Value::Null => JsonScalar::Null,
+            Value::Bool(_) => JsonScalar::Bool,
+            Value::Number(n) => n
+                .as_u64()
+                .map_or(JsonScalar::OtherNumber, JsonScalar::WholeNumber),
+            Value::String(s) => JsonScalar::String(Cow::Borrowed(s)),
+            Value::Array(_) => JsonScalar::Array,
+            Value::Object(_) => JsonScalar::Object,
+        }
+    }
+
+    fn type_name(&self) -> &'static str {
+        match self {
+            Self::Null => "null",
+            Self::Bool => "a boolean",
+            Self::WholeNumber(_) | Self::OtherNumber => "a number",
+            Self::String(_) => "a string",
+            Self::Array => "an array",
+            Self::Object => "an object",
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for JsonScalar<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(ScalarVisitor)
+    }
+}
+
+struct ScalarVisitor;
+
+impl<'de> Visitor<'de> for ScalarVisitor {
+    type Value = JsonScalar<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(JsonScalar::Null)
+    }
+    fn visit_none<E>(self) -> Result<Self::Value, E> {
+        Ok(JsonScalar::Null)
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(JsonScalar::Bool)
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(JsonScalar::WholeNumber(v))
+    }
+    // serde_json hands non-negative integers to visit_u64; this is for other sources.
+    fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(u64::try_from(v).map_or(JsonScalar::OtherNumber, JsonScalar::WholeNumber))
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(JsonScalar::OtherNumber)
+    }
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(JsonScalar::String(Cow::Borrowed(v)))
+    }
+    // Strings with escapes cannot be borrowed from the input.
+    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(JsonScalar::String(Cow::Owned(v.to_owned())))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+        Ok(JsonScalar::String(Cow::Owned(v)))
+    }
+    // Nested values are walked as scalars too, not skipped with `IgnoredAny`: that keeps
+    // serde_json's nesting limit, so a body too deep for a `Value` is too deep here as well.
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<JsonScalar<'de>>()?.is_some() {}
+        Ok(JsonScalar::Array)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        while map.next_entry::<CowKey<'de>, JsonScalar<'de>>()?.is_some() {}
+        Ok(JsonScalar::Object)
+    }
+}
+
+/// The members of one JSON object, in the order sent, decoded without building a `Value`
+/// tree. Looking a name up finds its last occurrence, as a parsed map keeps the last one.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ObjectFields<'a> {
+    members: Vec<(Cow<'a, str>, JsonScalar<'a>)>,
+}
+
+impl<'a> ObjectFields<'a> {
+    /// Decodes bytes that must hold one JSON object; errors are those of [`parse_object`],
+    /// word for word.
+    pub fn parse(bytes: &'a [u8]) -> Result<Self, BodyError> {
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Err(BodyError::Empty);
+        }
+        match serde_json::from_slice::<TopLevel<'a>>(bytes) {
+            Ok(TopLevel::Object(fields)) => Ok(fields),
+            Ok(TopLevel::Other) => Err(BodyError::NotAnObject),
+            Err(e) => Err(BodyError::NotJson(e.to_string())),
+        }
+    }
+
+    pub fn get(&self, name: &str) -> Option<&JsonScalar<'a>> {
+        self.members
+            .iter()
+            .rev()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value)
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.members.iter().map(|(key, _)| key.as_ref())
+    }
+}
+
+/// A document's top level: an object's members, or just "something else".
+enum TopLevel<'a> {
+    Object(ObjectFields<'a>),
+    Other,
+}
+
+impl<'de> Deserialize<'de> for TopLevel<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct TopVisitor;
+        impl<'de> Visitor<'de> for TopVisitor {
+            type Value = TopLevel<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                // Messages carry 7 or 8 members.
+                let mut members = Vec::with_capacity(map.size_hint().unwrap_or(8));
+                while let Some(key) = map.next_key::<CowKey<'de>>()? {
+                    members.push((key.0, map.next_value::<JsonScalar<'de>>()?));
+                }
+                Ok(TopLevel::Object(ObjectFields { members }))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                while seq.next_element::<JsonScalar<'de>>()?.is_some() {}
+                Ok(TopLevel::Other)
+            }
+            fn visit_unit<E>(self) -> Result<Self::Value, E> {
+                Ok(TopLevel::Other)
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+                Ok(TopLevel::Other)
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+                Ok(TopLevel::Other)
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+                Ok(TopLevel::Other)
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+                Ok(TopLevel::Other)
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+                Ok(TopLevel::Other)
+            }
+        }
+        deserializer.deserialize_any(TopVisitor)
+    }
+}
+
+/// An object key, borrowed from the input unless it holds escapes.
+struct CowKey<'a>(Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for CowKey<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = CowKey<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an object key")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(CowKey(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(CowKey(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+                Ok(CowKey(Cow::Owned(v)))
+            }
+        }
+        deserializer.deserialize_str(KeyVisitor)
+    }
+}
+
+/// Where a [`FieldReader`] reads from.
+#[derive(Clone, Copy)]
+enum Source<'a> {
+    Map(&'a Map<String, Value>),
+    Fields(&'a ObjectFields<'a>),
+}
+
+impl<'a> Source<'a> {
+    /// The member named `name`, absent when missing or `null`.
+    fn present(self, name: &str) -> Option<Member<'a>> {
+        match self {
+            Self::Map(map) => map.get(name).and_then(Member::of_value),
+            Self::Fields(fields) => fields.get(name).and_then(Member::of_scalar),
+        }
+    }
+
+    fn unknown_keys(self, allowed: &[&str]) -> Vec<&'a str> {
+        let mut unknown: Vec<&'a str> = match self {
+            Self::Map(map) => map.keys().map(String::as_str).collect(),
+            Self::Fields(fields) => fields.keys().collect(),
+        };
+        unknown.retain(|k| !allowed.contains(k));
+        // Sorted and once each, whatever the source or the order sent.
+        unknown.sort_unstable();
+        unknown.dedup();
+        unknown
+    }
+}
+
+/// A present member as the reader sees it, strings borrowed for the reader's lifetime.
+enum Member<'a> {
+    Str(&'a str),
+    WholeNumber(u64),
+    OtherNumber,
+    /// Neither a string nor a number: only its type name matters.
+    Other(&'static str),
+}
+
+impl<'a> Member<'a> {
+    fn of_value(value: &'a Value) -> Option<Self> {
+        match value {
+            Value::Null => None,
+            Value::String(s) => Some(Member::Str(s)),
+            Value::Number(n) => Some(n.as_u64().map_or(Member::OtherNumber, Member::WholeNumber)),
+            other => Some(Member::Other(JsonScalar::of(other).type_name())),
+        }
+    }
+
+    fn of_scalar(value: &'a JsonScalar<'a>) -> Option<Self> {
+        match value {
+            JsonScalar::Null => None,
+            JsonScalar::String(s) => Some(Member::Str(s)),
+            JsonScalar::WholeNumber(v) => Some(Member::WholeNumber(*v)),
+            JsonScalar::OtherNumber => Some(Member::OtherNumber),
+            other => Some(Member::Other(other.type_name())),
+        }
+    }
+
+    fn type_name(&self) -> &'static str {
+        match self {
+            Self::Str(_) => "a string",
+            Self::WholeNumber(_) | Self::OtherNumber => "a number",
+            Self::Other(name) => name,
+        }
+    }
+}
+
 /// Reads fields from one JSON object, remembering every problem found.
 pub struct FieldReader<'a> {
-    object: &'a Map<String, Value>,
+    source: Source<'a>,
     errors: Vec<FieldError>,
 }
 
 impl<'a> FieldReader<'a> {
     pub fn new(object: &'a Map<String, Value>) -> Self {
         Self {
-            object,
+            source: Source::Map(object),
+            errors: Vec::new(),
+        }
+    }
+
+    pub fn for_fields(fields: &'a ObjectFields<'a>) -> Self {
+        Self {
+            source: Source::Fields(fields),
             errors: Vec::new(),
         }
     }
@@ -54,38 +339,28 @@ impl<'a> FieldReader<'a> {
         !self.errors.is_empty()
     }
 
-    fn present(&self, name: &str) -> Option<&'a Value> {
-        match self.object.get(name) {
-            None | Some(Value::Null) => None,
-            Some(v) => Some(v),
-        }
-    }
-
     pub fn required_str(&mut self, name: &str) -> Option<&'a str> {
-        match self.present(name) {
+        match self.source.present(name) {
             None => {
                 self.push(FieldError::new(name, "is required"));
                 None
             }
-            Some(Value::String(s)) => Some(s.as_str()),
-            Some(other) => {
-                self.push(FieldError::new(
-                    name,
-                    format!("must be a string, not {}", type_name(other)),
-                ));
-                None
-            }
+            Some(value) => self.string(name, value),
         }
     }
 
     pub fn optional_str(&mut self, name: &str) -> Option<&'a str> {
-        match self.present(name) {
-            None => None,
-            Some(Value::String(s)) => Some(s.as_str()),
-            Some(other) => {
+        let value = self.source.present(name)?;
+        self.string(name, value)
+    }
+
+    fn string(&mut self, name: &str, value: Member<'a>) -> Option<&'a str> {
+        match value {
+            Member::Str(s) => Some(s),
+            other => {
                 self.push(FieldError::new(
                     name,
-                    format!("must be a string, not {}", type_name(other)),
+                    format!("must be a string, not {}", other.type_name()),
                 ));
                 None
             }
@@ -94,37 +369,30 @@ impl<'a> FieldReader<'a> {
 
     /// A required non-negative whole number (`812`, not `812.5`, `"812"` or `-1`).
     pub fn required_u64(&mut self, name: &str) -> Option<u64> {
-        match self.present(name) {
+        match self.source.present(name) {
             None => {
                 self.push(FieldError::new(name, "is required"));
                 None
             }
-            Some(Value::Number(n)) => match n.as_u64() {
-                Some(v) => Some(v),
-                None => {
-                    self.push(FieldError::new(name, "must be a non-negative whole number"));
-                    None
-                }
-            },
+            Some(Member::WholeNumber(v)) => Some(v),
+            Some(Member::OtherNumber) => {
+                self.push(FieldError::new(name, "must be a non-negative whole number"));
+                None
+            }
             Some(other) => {
                 self.push(FieldError::new(
                     name,
-                    format!("must be a number, not {}", type_name(other)),
+                    format!("must be a number, not {}", other.type_name()),
                 ));
                 None
             }
         }
     }
 
-    /// Rejects fields outside the contract, so typos (`scroe`) never pass silently.
+    /// Rejects fields outside the contract, so typos (`scroe`) never pass silently. They are
+    /// named in sorted order, each once.
     pub fn reject_unknown(&mut self, allowed: &[&str]) {
-        let unknown: Vec<String> = self
-            .object
-            .keys()
-            .filter(|k| !allowed.contains(&k.as_str()))
-            .cloned()
-            .collect();
-        for key in unknown {
+        for key in self.source.unknown_keys(allowed) {
             let shown: String = key.chars().take(64).collect();
             self.push(FieldError::new(shown, "is not a known field"));
         }
@@ -136,17 +404,6 @@ impl<'a> FieldReader<'a> {
         } else {
             Err(ValidationErrors(self.errors))
         }
-    }
-}
-
-fn type_name(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
     }
 }
 

@@ -15,7 +15,7 @@ use crate::domain::{
     format_utc_millis, utc_millis, Bureau, FieldError, ReportId, ReportedAt, Score, ScoreReport,
     UserId, ValidationErrors,
 };
-use crate::json_fields::{parse_object, BodyError, FieldReader};
+use crate::json_fields::{BodyError, FieldReader, JsonScalar, ObjectFields};
 
 /// The only contract version this build understands.
 pub const MESSAGE_VERSION: u64 = 1;
@@ -232,6 +232,17 @@ impl MessageError {
     }
 }
 
+/// The `version` a message carried, as JSON text cut to 32 characters, for the DLQ reason.
+/// Only poison takes this path, so re-reading the body as a `Value` costs nothing that
+/// matters.
+fn shown_version(body: &str) -> String {
+    let version = serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(body)
+        .ok()
+        .and_then(|mut object| object.remove("version"))
+        .unwrap_or_default();
+    version.to_string().chars().take(32).collect()
+}
+
 /// Reads `bureau`, then `score` against that bureau's range, then `reportedAt`, recording
 /// every problem in `r`. The HTTP body and the queue message share these rules.
 pub fn read_bureau_score_reported_at(
@@ -253,20 +264,20 @@ pub fn read_bureau_score_reported_at(
 }
 
 impl ScoreMessage {
-    /// Parses and validates one message body. `now` bounds `reportedAt`.
+    /// Parses and validates one message body. `now` bounds `reportedAt`. The body is decoded
+    /// straight into borrowed fields (no `serde_json::Value` tree): this runs once per record.
     pub fn parse(body: &str, now: OffsetDateTime) -> Result<Self, MessageError> {
-        let object = parse_object(body.as_bytes())?;
-        match object.get("version") {
-            Some(serde_json::Value::Number(n)) if n.as_u64() == Some(MESSAGE_VERSION) => {}
-            Some(other) => {
-                let shown: String = other.to_string().chars().take(32).collect();
-                return Err(MessageError::UnknownVersion(shown));
-            }
-            None => {
-                return Err(ValidationErrors::single("version", "is required").into());
-            }
+        let fields = ObjectFields::parse(body.as_bytes())?;
+        match fields.get("version") {
+            Some(JsonScalar::WholeNumber(MESSAGE_VERSION)) => {}
+            Some(_) => return Err(MessageError::UnknownVersion(shown_version(body))),
+            None => return Err(ValidationErrors::single("version", "is required").into()),
         }
-        let mut r = FieldReader::new(&object);
+        Self::read(FieldReader::for_fields(&fields), now)
+    }
+
+    /// Every field after the version, each problem recorded with its field's name.
+    fn read(mut r: FieldReader<'_>, now: OffsetDateTime) -> Result<Self, MessageError> {
         r.reject_unknown(&FIELDS);
         let report_id = r
             .required_str("reportId")
@@ -449,5 +460,146 @@ mod tests {
             ScoreMessage::parse("", NOW).unwrap_err().reason_code(),
             "empty_body"
         );
+    }
+
+    /// The parser before it decoded straight from the bytes: through a `serde_json::Value`
+    /// map. The fast path must agree with it on every input, errors word for word.
+    fn parse_via_value(body: &str, now: OffsetDateTime) -> Result<ScoreMessage, MessageError> {
+        let object = crate::json_fields::parse_object(body.as_bytes())?;
+        match object.get("version") {
+            Some(serde_json::Value::Number(n)) if n.as_u64() == Some(MESSAGE_VERSION) => {}
+            Some(other) => {
+                return Err(MessageError::UnknownVersion(
+                    other.to_string().chars().take(32).collect(),
+                ))
+            }
+            None => return Err(ValidationErrors::single("version", "is required").into()),
+        }
+        ScoreMessage::read(FieldReader::new(&object), now)
+    }
+
+    fn json_value() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just("null".to_owned()),
+            Just("true".to_owned()),
+            any::<u16>().prop_map(|n| n.to_string()),
+            any::<i64>().prop_map(|n| n.to_string()),
+            Just("812.0".to_owned()),
+            Just("-0".to_owned()),
+            Just("1e3".to_owned()),
+            Just("18446744073709551616".to_owned()),
+            prop::sample::select(vec![
+                "experian",
+                "equifax",
+                "transunion",
+                "fico",
+                "api",
+                "batch:nightly",
+                "batch:",
+                "r-1",
+                "alice",
+                "a b",
+                "latest",
+                "2026-11-28T09:00:00Z",
+                "2026-11-28T10:00:01.5+01:00",
+                "9999-12-31T23:00:00-05:00",
+                "2027-01-01T00:00:00Z",
+                "",
+            ])
+            .prop_map(|s| serde_json::to_string(s).unwrap_or_default()),
+            // Escapes force an owned string on the fast path.
+            Just(r#""exp\u0065rian""#.to_owned()),
+            "[a-z\\\"]{0,6}".prop_map(|s| serde_json::to_string(&s).unwrap_or_default()),
+        ];
+        leaf.prop_recursive(3, 12, 3, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..3)
+                    .prop_map(|v| format!("[{}]", v.join(","))),
+                prop::collection::vec(inner, 0..3).prop_map(|v| format!(
+                    "{{{}}}",
+                    v.iter()
+                        .enumerate()
+                        .map(|(i, x)| format!("\"k{i}\":{x}"))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                )),
+            ]
+        })
+    }
+
+    fn json_object() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let key = prop_oneof![
+            prop::sample::select(FIELDS.to_vec())
+                .prop_map(|k| serde_json::to_string(k).unwrap_or_default()),
+            Just(r#""sc\u006fre""#.to_owned()),
+            prop::sample::select(vec!["extra", "scroe", "Score", "zz", "a"])
+                .prop_map(|k| serde_json::to_string(k).unwrap_or_default()),
+        ];
+        // Keys may repeat: the last occurrence wins, on both paths.
+        prop::collection::vec((key, json_value()), 0..11).prop_map(|members| {
+            format!(
+                "{{{}}}",
+                members
+                    .iter()
+                    .map(|(k, v)| format!("{k}:{v}"))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            )
+        })
+    }
+
+    fn valid_object() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        (
+            prop::sample::subsequence(FIELDS.to_vec(), 0..=FIELDS.len()),
+            json_object(),
+        )
+            .prop_map(|(drop, extra)| {
+                let mut v = valid();
+                for field in drop.iter().filter(|f| **f != "version") {
+                    v.as_object_mut().map(|o| o.remove(*field));
+                }
+                // Splice the random members in after the valid ones.
+                let base = v.to_string();
+                let extra = extra.trim_start_matches('{').trim_end_matches('}');
+                if extra.is_empty() {
+                    base
+                } else {
+                    format!("{},{extra}}}", base.trim_end_matches('}'))
+                }
+            })
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 2048, failure_persistence: None, ..Default::default() })]
+
+        #[test]
+        fn decoding_from_bytes_agrees_with_the_value_tree_on_any_object(body in json_object()) {
+            proptest::prop_assert_eq!(ScoreMessage::parse(&body, NOW), parse_via_value(&body, NOW), "{}", body);
+        }
+
+        #[test]
+        fn decoding_from_bytes_agrees_with_the_value_tree_on_near_valid_messages(body in valid_object()) {
+            proptest::prop_assert_eq!(ScoreMessage::parse(&body, NOW), parse_via_value(&body, NOW), "{}", body);
+        }
+
+        #[test]
+        fn decoding_from_bytes_agrees_with_the_value_tree_on_any_text(body in "[\\[\\]{}\":,0-9a-z \\\\]{0,24}") {
+            proptest::prop_assert_eq!(ScoreMessage::parse(&body, NOW), parse_via_value(&body, NOW), "{}", body);
+        }
+    }
+
+    #[test]
+    fn nesting_beyond_serde_jsons_limit_is_invalid_json_on_both_paths() {
+        let deep = format!(
+            r#"{{"version":1,"extra":{}{}}}"#,
+            "[".repeat(200),
+            "]".repeat(200)
+        );
+        let fast = ScoreMessage::parse(&deep, NOW).unwrap_err();
+        assert_eq!(fast.reason_code(), "invalid_json");
+        assert_eq!(Err(fast), parse_via_value(&deep, NOW));
     }
 }

@@ -521,9 +521,8 @@ proptest! {
     #![proptest_config(config(256))]
 
     #[test]
-    fn stored_reports_read_back_from_both_items(s in stored_report()) {
-        prop_assert_eq!(StoredReport::from_item(&s.report_item()), Ok(s.clone()));
-        prop_assert_eq!(StoredReport::from_item(&s.latest_item()), Ok(s));
+    fn stored_reports_read_back_from_their_items(s in stored_report()) {
+        prop_assert_eq!(StoredReport::from_item(&s.report_item()), Ok(s));
     }
 
     #[test]

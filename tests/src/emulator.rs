@@ -179,23 +179,13 @@ impl Emulator {
         }
     }
 
-    /// The report items (not the latest-per-bureau ones) in `table`.
+    /// The report items in `table`.
     pub async fn reports(&self, table: &str) -> Vec<StoredReport> {
         self.scan(table)
             .await
             .iter()
             .filter(|item| matches!(item.get(SK), Some(AttributeValue::S(sk)) if sk.starts_with("REPORT#")))
             .map(|item| StoredReport::from_item(item).expect("items written by the worker read back"))
-            .collect()
-    }
-
-    /// The latest-per-bureau items in `table`.
-    pub async fn latest_items(&self, table: &str) -> Vec<StoredReport> {
-        self.scan(table)
-            .await
-            .iter()
-            .filter(|item| matches!(item.get(SK), Some(AttributeValue::S(sk)) if sk.starts_with("LATEST#")))
-            .map(|item| StoredReport::from_item(item).expect("latest items read back"))
             .collect()
     }
 

@@ -42,7 +42,7 @@ impl Drop for Running {
     }
 }
 
-/// Items in the table now (reports and latest items); cheap enough to poll.
+/// Items in the table now (one per report written); cheap enough to poll.
 async fn item_count(emulator: &Emulator, table: &str) -> i64 {
     emulator
         .dynamodb

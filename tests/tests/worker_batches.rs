@@ -3,7 +3,9 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use ingest::reads::{DynamoScoreReader, ScoreReader};
 use pipeline_tests::Emulator;
+use shared::UserId;
 use tokio::time::Instant;
 use worker::processor::Processor;
 use worker::record::InboundMessage;
@@ -169,9 +171,26 @@ async fn a_redelivered_message_leaves_one_item_not_two() {
     let reports = h.emulator.reports(&h.resources.table_name).await;
     assert_eq!(reports.len(), 1);
     assert_eq!(
-        h.emulator.latest_items(&h.resources.table_name).await.len(),
-        1
+        h.emulator.scan(&h.resources.table_name).await.len(),
+        1,
+        "the write path writes the report item and nothing else"
     );
+}
+
+/// What `GET .../latest` answers for `user`: ingest's reader on the same table.
+async fn latest_of(h: &Harness, user: &str) -> Vec<(String, String)> {
+    let reader = DynamoScoreReader {
+        client: h.emulator.dynamodb.clone(),
+        table_name: h.resources.table_name.clone(),
+    };
+    let user = UserId::parse(user).expect("test user id");
+    reader
+        .latest(&user)
+        .await
+        .expect("latest reads")
+        .into_iter()
+        .map(|s| (s.report.bureau.to_string(), s.report.report_id.to_string()))
+        .collect()
 }
 
 #[tokio::test]
@@ -187,13 +206,11 @@ async fn latest_never_moves_back_when_an_older_report_arrives_later() {
     );
     h.processor.process_batch(&[newer], deadline()).await;
     let outcome = h.processor.process_batch(&[older], deadline()).await;
-    assert!(
-        outcome.failed.is_empty(),
-        "a stale latest is not a failure: {outcome:?}"
+    assert!(outcome.failed.is_empty(), "{outcome:?}");
+    assert_eq!(
+        latest_of(&h, "alice").await,
+        [("transunion".to_owned(), "newer".to_owned())]
     );
-    let latest = h.emulator.latest_items(&h.resources.table_name).await;
-    assert_eq!(latest.len(), 1);
-    assert_eq!(latest[0].report.report_id.as_str(), "newer");
     assert_eq!(
         h.emulator.reports(&h.resources.table_name).await.len(),
         2,
@@ -202,50 +219,54 @@ async fn latest_never_moves_back_when_an_older_report_arrives_later() {
 }
 
 #[tokio::test]
-async fn stale_and_fresh_latest_updates_in_one_batch_do_not_block_each_other() {
+async fn latest_is_the_newest_report_of_each_bureau_whatever_the_arrival_order() {
     let h = harness().await;
     let first = vec![
         message(
             "a1",
-            score("alice", "a-new", "experian", 800, "2026-11-10T00:00:00Z"),
+            score("alice", "x-new", "experian", 800, "2026-11-10T00:00:00Z"),
         ),
         message(
-            "b1",
-            score("bob", "b-old", "experian", 500, "2026-11-01T00:00:00Z"),
+            "a2",
+            score("alice", "q-old", "equifax", 500, "2026-11-01T00:00:00Z"),
         ),
     ];
     h.processor.process_batch(&first, deadline()).await;
-    // alice's report is older than her latest (stale); bob's and carol's move forward.
+    // An older experian report arrives after a newer one; equifax moves forward; transunion
+    // gets its first report; bob's report never shows in alice's answer.
     let second = vec![
         message(
-            "a2",
-            score("alice", "a-old", "experian", 400, "2026-11-02T00:00:00Z"),
+            "b1",
+            score("alice", "x-old", "experian", 400, "2026-11-02T00:00:00Z"),
         ),
         message(
             "b2",
-            score("bob", "b-new", "experian", 650, "2026-11-12T00:00:00Z"),
+            score("alice", "q-new", "equifax", 650, "2026-11-12T00:00:00Z"),
         ),
         message(
-            "c2",
-            score("carol", "c-first", "experian", 700, "2026-11-05T00:00:00Z"),
+            "b3",
+            score(
+                "alice",
+                "t-first",
+                "transunion",
+                700,
+                "2026-11-05T00:00:00Z",
+            ),
+        ),
+        message(
+            "b4",
+            score("bob", "bob-1", "experian", 700, "2026-11-30T00:00:00Z"),
         ),
     ];
     let outcome = h.processor.process_batch(&second, deadline()).await;
     assert!(outcome.failed.is_empty(), "{outcome:?}");
-    let mut latest: Vec<(String, String)> = h
-        .emulator
-        .latest_items(&h.resources.table_name)
-        .await
-        .into_iter()
-        .map(|s| (s.report.user_id.to_string(), s.report.report_id.to_string()))
-        .collect();
-    latest.sort();
     assert_eq!(
-        latest,
+        latest_of(&h, "alice").await,
         [
-            ("alice".into(), "a-new".into()),
-            ("bob".into(), "b-new".into()),
-            ("carol".into(), "c-first".into())
+            ("experian".to_owned(), "x-new".to_owned()),
+            ("equifax".to_owned(), "q-new".to_owned()),
+            ("transunion".to_owned(), "t-first".to_owned())
         ]
     );
+    assert!(latest_of(&h, "carol").await.is_empty());
 }

@@ -1,8 +1,9 @@
 //! The batch processor: decode each record on its own, dead-letter poison, dedupe, write in
-//! requests of at most 25 with bounded concurrency, retry what is left with exponential
+//! requests of at most 25 with bounded concurrency (BatchWriteItem and nothing else: for n
+//! distinct keys, `ceil(n/25)` requests plus retries of what DynamoDB left unprocessed), retry what is left with exponential
 //! backoff and full jitter inside the time the invocation has, and report the rest.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -10,10 +11,8 @@ use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder};
 use futures::stream::{self, StreamExt};
-use shared::item::{ReportKey, StoredReport};
+use shared::item::StoredReport;
 use shared::message::CORRELATION_ID_ATTRIBUTE;
-use shared::Bureau;
-use shared::UserId;
 use time::OffsetDateTime;
 use tokio::time::Instant;
 
@@ -25,8 +24,6 @@ use crate::store::{ScoreStore, StoreError, MAX_BATCH_WRITE_ITEMS};
 pub struct ProcessorConfig {
     /// BatchWriteItem requests in flight at once.
     pub write_concurrency: usize,
-    /// Conditional puts of latest-per-bureau items in flight at once.
-    pub latest_concurrency: usize,
     /// First retry delay cap; doubles each attempt up to `retry_max_delay`.
     pub retry_base_delay: Duration,
     pub retry_max_delay: Duration,
@@ -36,7 +33,6 @@ impl Default for ProcessorConfig {
     fn default() -> Self {
         Self {
             write_concurrency: 4,
-            latest_concurrency: 16,
             retry_base_delay: Duration::from_millis(50),
             retry_max_delay: Duration::from_secs(5),
         }
@@ -132,23 +128,16 @@ impl Processor {
         let unwritten = self.write_groups(&groups, deadline, &requests).await;
         outcome.write_requests = requests.load(Ordering::Relaxed);
 
-        let written: Vec<&KeyGroup> = groups
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| !unwritten.contains(i))
-            .map(|(_, g)| g)
-            .collect();
-        let stale_latest = self.advance_latest(&written, deadline).await;
-
-        for (i, group) in groups.iter().enumerate() {
-            let latest_failed = stale_latest.contains(&(
-                group.report.report.user_id.clone(),
-                group.report.report.bureau,
-            ));
-            if unwritten.contains(&i) || latest_failed {
-                outcome.failed.extend(group.message_ids.iter().cloned());
-            } else {
+        // One flag per group: batches may hold 10,000 records, so no search per group.
+        let mut written = vec![true; groups.len()];
+        for i in unwritten {
+            written[i] = false;
+        }
+        for (group, written) in groups.into_iter().zip(written) {
+            if written {
                 outcome.written += group.message_ids.len();
+            } else {
+                outcome.failed.extend(group.message_ids);
             }
         }
         if !outcome.failed.is_empty() {
@@ -246,45 +235,6 @@ impl Processor {
         }
     }
 
-    /// Moves each touched (user, bureau)'s latest item forward to the newest report written.
-    /// Returns the (user, bureau) pairs that could not be updated in time.
-    async fn advance_latest(
-        &self,
-        written: &[&KeyGroup],
-        deadline: Instant,
-    ) -> Vec<(UserId, Bureau)> {
-        let mut newest: BTreeMap<(UserId, Bureau), StoredReport> = BTreeMap::new();
-        for group in written {
-            let r = &group.report;
-            let key = (r.report.user_id.clone(), r.report.bureau);
-            let replace = newest
-                .get(&key)
-                .is_none_or(|current| current.report.order_key() < r.report.order_key());
-            if replace {
-                newest.insert(key, r.clone());
-            }
-        }
-        // One conditional put per pair: cheaper in write capacity than a transaction (1 WCU
-        // instead of 2 per item) and O(1) on the emulator, whose transactions are O(table).
-        stream::iter(newest)
-            .map(|(key, report)| async move {
-                let mut backoff = self.backoff(deadline);
-                loop {
-                    match within(deadline, self.store.advance_latest(&report)).await {
-                        Ok(_) => return None,
-                        Err(e) => tracing::warn!(error = %e, "updating the latest item failed"),
-                    }
-                    if !backoff.wait().await {
-                        return Some(key);
-                    }
-                }
-            })
-            .buffer_unordered(self.config.latest_concurrency.max(1))
-            .filter_map(|failed| async move { failed })
-            .collect()
-            .await
-    }
-
     fn backoff(&self, deadline: Instant) -> Backoff {
         Backoff {
             delays: ExponentialBuilder::default()
@@ -348,27 +298,40 @@ fn dead_letter(message: &InboundMessage, reason: &shared::message::MessageError)
 /// the newest by `reportedAt` (the later message wins a tie); every message that carried the
 /// key shares the outcome of that one write.
 fn dedupe(valid: Vec<(String, StoredReport)>) -> Vec<KeyGroup> {
-    let mut position: HashMap<ReportKey, usize> = HashMap::with_capacity(valid.len());
-    let mut groups: Vec<KeyGroup> = Vec::with_capacity(valid.len());
-    for (message_id, report) in valid {
-        match position.get(&report.key()) {
-            Some(&i) => {
-                let group = &mut groups[i];
+    // First pass on borrowed keys (no clone per record): which group each record joins.
+    let mut position: HashMap<(&str, &str), usize> = HashMap::with_capacity(valid.len());
+    let mut group_of = Vec::with_capacity(valid.len());
+    for (_, stored) in &valid {
+        let key = (
+            stored.report.user_id.as_str(),
+            stored.report.report_id.as_str(),
+        );
+        let next = position.len();
+        group_of.push(*position.entry(key).or_insert(next));
+    }
+    let group_count = position.len();
+    drop(position);
+
+    let mut groups: Vec<Option<KeyGroup>> = Vec::with_capacity(group_count);
+    groups.resize_with(group_count, || None);
+    for ((message_id, report), i) in valid.into_iter().zip(group_of) {
+        match &mut groups[i] {
+            Some(group) => {
                 group.message_ids.push(message_id);
                 if report.report.reported_at >= group.report.report.reported_at {
                     group.report = report;
                 }
             }
-            None => {
-                position.insert(report.key(), groups.len());
-                groups.push(KeyGroup {
+            slot @ None => {
+                *slot = Some(KeyGroup {
                     report,
                     message_ids: vec![message_id],
                 });
             }
         }
     }
-    groups
+    // Every index below `group_count` was handed to at least one record.
+    groups.into_iter().flatten().collect()
 }
 
 #[cfg(test)]

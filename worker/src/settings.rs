@@ -43,7 +43,6 @@ impl WorkerSettings {
             table_name: required(source, "TABLE_NAME")?,
             processor: ProcessorConfig {
                 write_concurrency,
-                latest_concurrency: parsed(source, "LATEST_CONCURRENCY", 16usize)?.max(1),
                 retry_base_delay: millis(source, "RETRY_BASE_DELAY_MS", Duration::from_millis(50))?,
                 retry_max_delay: millis(source, "RETRY_MAX_DELAY_MS", Duration::from_secs(5))?,
             },

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
-use shared::item::{StoredReport, ORDER_KEY, PK, SK};
+use shared::item::{StoredReport, PK, SK};
 
 /// The most items one BatchWriteItem request may carry.
 pub const MAX_BATCH_WRITE_ITEMS: usize = 25;
@@ -23,22 +23,11 @@ pub enum StoreError {
     Failed(#[source] anyhow::Error),
 }
 
-/// What became of a forward-only update of the latest item.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LatestOutcome {
-    Advanced,
-    /// A report at least as new is already the latest; nothing changed.
-    AlreadyNewer,
-}
-
 #[async_trait]
 pub trait ScoreStore: Send + Sync {
     /// Writes up to 25 reports with distinct keys in one request. Returns the positions (in
     /// `reports`) of those the store did not process (`UnprocessedItems`).
     async fn put_reports(&self, reports: &[&StoredReport]) -> Result<Vec<usize>, StoreError>;
-
-    /// Makes `report` the latest for its user and bureau unless a newer one is there.
-    async fn advance_latest(&self, report: &StoredReport) -> Result<LatestOutcome, StoreError>;
 }
 
 /// [`ScoreStore`] on a DynamoDB table.
@@ -62,27 +51,41 @@ where
     StoreError::Failed(anyhow::Error::new(err))
 }
 
-fn key_of(item: &HashMap<String, AttributeValue>) -> Option<(String, String)> {
+/// The (userId, reportId) an item was built from, read back from its keys.
+fn key_of(item: &HashMap<String, AttributeValue>) -> Option<(&str, &str)> {
     match (item.get(PK), item.get(SK)) {
         (Some(AttributeValue::S(pk)), Some(AttributeValue::S(sk))) => {
-            Some((pk.clone(), sk.clone()))
+            Some((pk.strip_prefix("USER#")?, sk.strip_prefix("REPORT#")?))
         }
         _ => None,
     }
 }
 
+/// Positions in `reports` of the requests DynamoDB left unprocessed; `None` when one cannot
+/// be placed.
+fn positions_of(reports: &[&StoredReport], unprocessed: &[WriteRequest]) -> Option<Vec<usize>> {
+    // Built only when something came back: the common case pays nothing.
+    let positions: HashMap<(&str, &str), usize> = reports
+        .iter()
+        .enumerate()
+        .map(|(i, r)| ((r.report.user_id.as_str(), r.report.report_id.as_str()), i))
+        .collect();
+    unprocessed
+        .iter()
+        .map(|request| {
+            let item = &request.put_request.as_ref()?.item;
+            positions.get(&key_of(item)?).copied()
+        })
+        .collect()
+}
+
 #[async_trait]
 impl ScoreStore for DynamoScoreStore {
     async fn put_reports(&self, reports: &[&StoredReport]) -> Result<Vec<usize>, StoreError> {
-        let mut positions = HashMap::with_capacity(reports.len());
         let mut requests = Vec::with_capacity(reports.len());
-        for (i, report) in reports.iter().enumerate() {
-            let item = report.report_item();
-            if let Some(k) = key_of(&item) {
-                positions.insert(k, i);
-            }
+        for report in reports {
             let put = PutRequest::builder()
-                .set_item(Some(item))
+                .set_item(Some(report.report_item()))
                 .build()
                 .map_err(|e| StoreError::Failed(e.into()))?;
             requests.push(WriteRequest::builder().put_request(put).build());
@@ -98,43 +101,10 @@ impl ScoreStore for DynamoScoreStore {
             .unprocessed_items
             .and_then(|mut u| u.remove(&self.table_name))
             .unwrap_or_default();
-        let mut left = Vec::with_capacity(unprocessed.len());
-        for request in unprocessed {
-            let position = request
-                .put_request
-                .as_ref()
-                .and_then(|p| key_of(&p.item))
-                .and_then(|k| positions.get(&k).copied());
-            match position {
-                Some(i) => left.push(i),
-                // An unprocessed item we cannot place: retry the whole request, never assume it landed.
-                None => return Ok((0..reports.len()).collect()),
-            }
+        if unprocessed.is_empty() {
+            return Ok(Vec::new());
         }
-        Ok(left)
-    }
-
-    async fn advance_latest(&self, report: &StoredReport) -> Result<LatestOutcome, StoreError> {
-        let result = self
-            .client
-            .put_item()
-            .table_name(&self.table_name)
-            .set_item(Some(report.latest_item()))
-            // Only forward: out-of-order or redelivered messages never move "latest" back.
-            .condition_expression("attribute_not_exists(#order) OR #order <= :order")
-            .expression_attribute_names("#order", ORDER_KEY)
-            .expression_attribute_values(":order", AttributeValue::S(report.report.order_key()))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(LatestOutcome::Advanced),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
-                Ok(LatestOutcome::AlreadyNewer)
-            }
-            Err(e) => Err(classify(e)),
-        }
+        // An unprocessed item we cannot place: retry the whole request, never assume it landed.
+        Ok(positions_of(reports, &unprocessed).unwrap_or_else(|| (0..reports.len()).collect()))
     }
 }

@@ -7,10 +7,10 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 use proptest::prelude::*;
-use shared::{ReportId, ReportedAt, Score, ScoreReport};
+use shared::item::ReportKey;
+use shared::{Bureau, ReportId, ReportedAt, Score, ScoreReport, UserId};
 
 use super::*;
-use crate::store::LatestOutcome;
 
 fn config(cases: u32) -> ProptestConfig {
     ProptestConfig {
@@ -138,13 +138,6 @@ impl ScoreStore for FlakyStore {
             }
         }
         Ok(left)
-    }
-
-    async fn advance_latest(&self, _report: &StoredReport) -> Result<LatestOutcome, StoreError> {
-        if self.down {
-            return Err(StoreError::TimedOut);
-        }
-        Ok(LatestOutcome::Advanced)
     }
 }
 

@@ -1,17 +1,14 @@
 use std::sync::Mutex;
 
 use async_trait::async_trait;
-use shared::{ReportId, ReportedAt, Score, ScoreReport};
+use shared::{Bureau, ReportId, ReportedAt, Score, ScoreReport, UserId};
 
 use super::*;
-use crate::store::LatestOutcome;
 
 /// A store that records every request and can leave items unprocessed or fail outright.
 #[derive(Default)]
 struct FakeStore {
     requests: Mutex<Vec<Vec<StoredReport>>>,
-    latest: Mutex<Vec<StoredReport>>,
-    latest_requests: AtomicUsize,
     /// For this many calls, the second half of each request comes back unprocessed.
     unprocessed_calls: AtomicUsize,
     always_fail: bool,
@@ -40,15 +37,6 @@ impl ScoreStore for FakeStore {
             .unwrap()
             .push(reports[..cut].iter().map(|r| (*r).clone()).collect());
         Ok((cut..reports.len()).collect())
-    }
-
-    async fn advance_latest(&self, report: &StoredReport) -> Result<LatestOutcome, StoreError> {
-        if self.always_fail {
-            return Err(StoreError::TimedOut);
-        }
-        self.latest_requests.fetch_add(1, Ordering::SeqCst);
-        self.latest.lock().unwrap().push(report.clone());
-        Ok(LatestOutcome::Advanced)
     }
 }
 
@@ -86,29 +74,19 @@ fn message(id: usize, body: String) -> InboundMessage {
 }
 
 fn valid_messages(n: usize) -> Vec<InboundMessage> {
-    (0..n)
-        .map(|i| {
-            message(
-                i,
-                body(
-                    &format!("user{}", i % 7),
-                    &format!("r{i}"),
-                    700,
-                    "2026-01-01T00:00:00Z",
-                ),
-            )
-        })
-        .collect()
+    distinct_records(n, 7)
+}
+
+fn test_config() -> ProcessorConfig {
+    ProcessorConfig {
+        write_concurrency: 3,
+        retry_base_delay: Duration::from_millis(1),
+        retry_max_delay: Duration::from_millis(20),
+    }
 }
 
 fn processor(store: Arc<FakeStore>, dlq: Arc<FakeDlq>) -> Processor {
-    let config = ProcessorConfig {
-        write_concurrency: 3,
-        latest_concurrency: 4,
-        retry_base_delay: Duration::from_millis(1),
-        retry_max_delay: Duration::from_millis(20),
-    };
-    Processor::new(store, dlq, config)
+    Processor::new(store, dlq, test_config())
 }
 
 fn far_deadline() -> Instant {
@@ -262,22 +240,6 @@ async fn poison_that_cannot_reach_the_dlq_is_redelivered_not_dropped() {
     assert_eq!(outcome.written, 1);
 }
 
-#[tokio::test]
-async fn latest_is_advanced_once_per_user_and_bureau_with_the_newest_report() {
-    let store = Arc::new(FakeStore::default());
-    let messages = vec![
-        message(1, body("alice", "old", 600, "2026-01-01T00:00:00Z")),
-        message(2, body("alice", "new", 650, "2026-01-03T00:00:00Z")),
-        message(3, body("alice", "mid", 620, "2026-01-02T00:00:00Z")),
-    ];
-    processor(store.clone(), Arc::default())
-        .process_batch(&messages, far_deadline())
-        .await;
-    let latest = store.latest.lock().unwrap();
-    assert_eq!(latest.len(), 1);
-    assert_eq!(latest[0].report.report_id.as_str(), "new");
-}
-
 #[test]
 fn dedupe_keeps_the_later_message_on_equal_timestamps() {
     let stored = |score: u16| StoredReport {
@@ -297,26 +259,59 @@ fn dedupe_keeps_the_later_message_on_equal_timestamps() {
     assert_eq!(groups[0].message_ids, ["a", "b"]);
 }
 
-#[tokio::test]
-async fn latest_is_updated_once_per_distinct_user_and_bureau_not_per_record() {
-    let store = Arc::new(FakeStore::default());
-    // 90 records for 30 users, all experian: 30 latest updates.
-    let batch: Vec<InboundMessage> = (0..90)
+/// Counts requests and nothing else: a store with no I/O.
+#[derive(Default)]
+struct CountingStore {
+    requests: AtomicUsize,
+    items: AtomicUsize,
+}
+
+#[async_trait]
+impl ScoreStore for CountingStore {
+    async fn put_reports(&self, reports: &[&StoredReport]) -> Result<Vec<usize>, StoreError> {
+        assert!(reports.len() <= MAX_BATCH_WRITE_ITEMS, "{}", reports.len());
+        self.requests.fetch_add(1, Ordering::SeqCst);
+        self.items.fetch_add(reports.len(), Ordering::SeqCst);
+        Ok(Vec::new())
+    }
+}
+
+fn distinct_records(n: usize, users: usize) -> Vec<InboundMessage> {
+    (0..n)
         .map(|i| {
             message(
                 i,
                 body(
-                    &format!("user{}", i % 30),
+                    &format!("user{}", i % users),
                     &format!("r{i}"),
                     700,
                     "2026-01-01T00:00:00Z",
                 ),
             )
         })
-        .collect();
-    let outcome = processor(store.clone(), Arc::default())
-        .process_batch(&batch, far_deadline())
-        .await;
-    assert!(outcome.failed.is_empty());
-    assert_eq!(store.latest_requests.load(Ordering::SeqCst), 30);
+        .collect()
+}
+
+/// The write path is BatchWriteItem alone: `ceil(n/25)` requests for n distinct keys, with
+/// one user or n users alike (no write per user, bureau or record).
+#[tokio::test]
+async fn n_distinct_records_take_exactly_ceil_n_over_25_requests_whatever_the_user_mix() {
+    for n in [1usize, 25, 26, 100, 10_000] {
+        for users in [1, n] {
+            let store = Arc::new(CountingStore::default());
+            let outcome =
+                Processor::new(store.clone(), Arc::new(FakeDlq::default()), test_config())
+                    .process_batch(&distinct_records(n, users), far_deadline())
+                    .await;
+            assert_eq!(
+                store.requests.load(Ordering::SeqCst),
+                n.div_ceil(25),
+                "{n} records, {users} users"
+            );
+            assert_eq!(store.items.load(Ordering::SeqCst), n);
+            assert_eq!(outcome.write_requests, n.div_ceil(25));
+            assert_eq!(outcome.written, n);
+            assert!(outcome.failed.is_empty());
+        }
+    }
 }
