@@ -8,6 +8,7 @@ pub mod batch;
 pub mod cursor;
 pub mod docs;
 pub mod error;
+pub mod idempotency;
 pub mod queue;
 pub mod read_routes;
 pub mod reads;
@@ -28,6 +29,7 @@ use time::OffsetDateTime;
 
 use crate::auth::{Authenticator, TokenValidator, UserServiceValidator, ValidationCache};
 use crate::cursor::{CursorCodec, CursorKey};
+use crate::idempotency::{DynamoStoredWrites, StoredWrites};
 use crate::queue::{ScoreQueue, SqsScoreQueue};
 use crate::reads::{DynamoScoreReader, ScoreReader};
 use crate::settings::IngestSettings;
@@ -40,6 +42,8 @@ pub struct AppState {
     pub auth: Arc<Authenticator>,
     pub queue: Arc<dyn ScoreQueue>,
     pub reader: Arc<dyn ScoreReader>,
+    /// Asked before enqueueing a write that carries an Idempotency-Key.
+    pub stored_writes: Arc<dyn StoredWrites>,
     /// Signs and checks list cursors.
     pub cursors: Arc<CursorCodec>,
     /// The clock, so tests can pin "now" for the future-timestamp rule.
@@ -52,6 +56,7 @@ impl AppState {
         validator: Arc<dyn TokenValidator>,
         queue: Arc<dyn ScoreQueue>,
         reader: Arc<dyn ScoreReader>,
+        stored_writes: Arc<dyn StoredWrites>,
         cursor_key: &CursorKey,
     ) -> Self {
         Self {
@@ -63,6 +68,7 @@ impl AppState {
             }),
             queue,
             reader,
+            stored_writes,
             cursors: Arc::new(CursorCodec::new(cursor_key)),
             now: OffsetDateTime::now_utc,
         }
@@ -82,8 +88,14 @@ impl AppState {
             client: shared::aws::sqs_client_bounded(sdk, settings.sqs_send_timeout),
             queue_url: settings.queue_url.clone(),
         };
+        let table_client =
+            shared::aws::dynamodb_client_bounded(sdk, settings.dynamodb_read_timeout);
         let reader = DynamoScoreReader {
-            client: shared::aws::dynamodb_client_bounded(sdk, settings.dynamodb_read_timeout),
+            client: table_client.clone(),
+            table_name: settings.table_name.clone(),
+        };
+        let stored_writes = DynamoStoredWrites {
+            client: table_client,
             table_name: settings.table_name.clone(),
         };
         let cursor_key = match &settings.cursor_signing_key {
@@ -108,6 +120,7 @@ impl AppState {
             Arc::new(validator),
             Arc::new(queue),
             Arc::new(reader),
+            Arc::new(stored_writes),
             &cursor_key,
         ))
     }
