@@ -174,6 +174,22 @@ fn logs_written_to_a_file_carry_no_colour_codes() {
     assert!(!all.contains('\u{1b}'), "no ANSI escape codes: {all:?}");
 }
 
+#[test]
+fn logs_on_a_terminal_keep_their_colour() {
+    if Command::new("script").arg("--version").output().is_err() {
+        eprintln!("util-linux `script` is missing: skipping");
+        return;
+    }
+    let command = workspace_binary("ingest").display().to_string();
+    let output =
+        under_a_terminal(&command, &[("RUST_LOG".into(), "info".into())]).expect("script runs");
+    assert!(output.contains("QUEUE_URL"), "{output:?}");
+    assert!(
+        output.contains('\u{1b}'),
+        "colour on a terminal: {output:?}"
+    );
+}
+
 /// Runs `command` under a pseudo-terminal (util-linux `script`); None when it is missing.
 fn under_a_terminal(command: &str, env: &[(String, String)]) -> Option<String> {
     let mut script = Command::new("script");
