@@ -17,6 +17,10 @@
 #   DEV_WAIT_SECONDS       readiness bound (default 30)
 #   DEV_NO_BUILD=1         skip `cargo build` (use binaries already built)
 #   DEV_BIN_DIR            where the binaries are (default $CARGO_TARGET_DIR/debug or target/debug)
+#   DEV_RUN_DIR            where pids, logs, dev.env and dev-token go (default .run)
+#
+# Ingest listens on 127.0.0.1 only (BIND_ADDRESS): a dev stack is not for the network.
+# .run/dev.env holds everything the printed commands need, for `. .run/dev.env` in a new shell.
 set -euo pipefail
 
 LOG_TAG="dev"
@@ -24,6 +28,7 @@ LOG_TAG="dev"
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 cd "$REPO_ROOT"
+RUN_DIR="${DEV_RUN_DIR:-$RUN_DIR}"
 
 EMULATOR_MARKER="$RUN_DIR/dev-emulator-started"
 TOKEN_FILE="$RUN_DIR/dev-token"
@@ -88,7 +93,7 @@ case "${1:-start}" in
     ;;
   start) ;;
   -h | --help)
-    sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'
     exit 0
     ;;
   *) die "unknown command '$1' (use: start | stop)" ;;
@@ -97,7 +102,7 @@ esac
 # ----------------------------------------------------------------------------
 # start
 # ----------------------------------------------------------------------------
-require_cmd curl
+require_cmd curl tail nohup
 INGEST_PORT="${PORT:-4112}"
 DUS_PORT="${DEV_USER_SERVICE_PORT:-4113}"
 DEV_USER="${DEV_USER:-alice}"
@@ -149,9 +154,10 @@ else
 fi
 export AWS_ENDPOINT_URL="$EMU_URL"
 export AWS_REGION="${AWS_REGION:-us-east-1}"
-if [[ -z "${AWS_ACCESS_KEY_ID:-}" && -z "${AWS_SECRET_ACCESS_KEY:-}" ]]; then
-  export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test
-fi
+# The emulator takes any credentials: always dummy ones, so real keys in the calling shell
+# never reach it, nor .run/dev.env.
+export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test
+unset AWS_SESSION_TOKEN AWS_PROFILE
 # Never run as a Lambda function here, whatever the parent shell has.
 unset AWS_LAMBDA_RUNTIME_API
 
@@ -216,7 +222,7 @@ wait_for() {
 
 start_bg dev-user-service "$BIN_DIR/dev-user-service" serve
 wait_for "dev-user-service" "$DUS_URL/validate" '2[0-9][0-9]|401|403'
-PORT="$INGEST_PORT" start_bg ingest "$BIN_DIR/ingest"
+PORT="$INGEST_PORT" BIND_ADDRESS=127.0.0.1 start_bg ingest "$BIN_DIR/ingest"
 start_bg worker "$BIN_DIR/worker"
 wait_for "ingest" "$INGEST_URL/health" '200'
 
@@ -235,10 +241,17 @@ TOKEN="$(tr -d '[:space:]' <<<"$TOKEN")"
 (
   umask 077
   printf '%s\n' "$TOKEN" >"$TOKEN_FILE"
+  # Everything the commands printed below need, for a new shell (`. .run/dev.env`); the
+  # credentials are the emulator's dummy ones, so without them the SDK would go looking for
+  # real ones (the EC2 metadata endpoint) and fail.
   {
+    printf '# written by scripts/dev.sh for the running dev stack; source it: . .run/dev.env\n'
     printf 'export AWS_ENDPOINT_URL=%q AWS_REGION=%q\n' "$AWS_ENDPOINT_URL" "$AWS_REGION"
+    printf 'export AWS_ACCESS_KEY_ID=%q AWS_SECRET_ACCESS_KEY=%q\n' "$AWS_ACCESS_KEY_ID" "$AWS_SECRET_ACCESS_KEY"
     printf 'export QUEUE_URL=%q DLQ_URL=%q TABLE_NAME=%q\n' "$QUEUE_URL" "$DLQ_URL" "$TABLE_NAME"
-    printf 'export INGEST_URL=%q\n' "$INGEST_URL"
+    printf 'export USER_SERVICE_URL=%q DEV_USER_SERVICE_PORT=%q\n' "$USER_SERVICE_URL" "$DUS_PORT"
+    printf 'export INGEST_URL=%q TOKEN=%q\n' "$INGEST_URL" "$TOKEN"
+    printf 'unset AWS_LAMBDA_RUNTIME_API\n'
   } >"$ENV_FILE"
 )
 now="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
@@ -268,12 +281,17 @@ curl -s $INGEST_URL/v1/users/$DEV_USER/credit-scores -H "Authorization: Bearer \
 
 curl -s $AWS_ENDPOINT_URL/ -H 'X-Amz-Target: DynamoDB_20120810.Scan' -H 'Content-Type: application/x-amz-json-1.0' -H 'Authorization: AWS4-HMAC-SHA256 Credential=test/20260101/$AWS_REGION/dynamodb/aws4_request, SignedHeaders=host, Signature=0' -d '{"TableName":"$TABLE_NAME"}'
 
+  From another shell, load this stack's settings (token included), then inspect the DLQ:
+
+. ${ENV_FILE#"$REPO_ROOT"/}
+$BIN_DIR/worker dlq stats
+
 EOF
 
 if [[ "${DEV_DETACH:-0}" == "1" ]]; then
   detached=1
   log "detached: everything keeps running; stop it with 'make dev-stop' (or scripts/dev.sh stop)"
-  log "environment for other shells: source .run/dev.env"
+  log "environment for other shells: . ${ENV_FILE#"$REPO_ROOT"/}"
   exit 0
 fi
 

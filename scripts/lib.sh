@@ -24,11 +24,27 @@ die() {
   exit 1
 }
 
+# require_cmd CMD...: dies naming every CMD not on PATH at once, with what provides it
+# (the README's Prerequisites section lists them all).
 require_cmd() {
-  local cmd
+  local cmd missing=()
   for cmd in "$@"; do
-    command -v "$cmd" >/dev/null 2>&1 || die "'$cmd' is required but was not found on PATH"
+    command -v "$cmd" >/dev/null 2>&1 || missing+=("'$cmd' ($(install_hint "$cmd"))")
   done
+  if ((${#missing[@]} > 0)); then
+    die "required but not found on PATH: ${missing[*]}; see Prerequisites in README.md"
+  fi
+}
+
+# install_hint CMD: where CMD comes from, briefly.
+install_hint() {
+  case "$1" in
+    cargo | rustc) printf 'the Rust toolchain, installed with rustup' ;;
+    python3 | python*) printf 'apt-get install python3 python3-venv' ;;
+    curl | make | git) printf 'apt-get install %s' "$1" ;;
+    tee | tail | nohup | timeout | mktemp) printf 'coreutils' ;;
+    *) printf 'install %s' "$1" ;;
+  esac
 }
 
 ensure_run_dir() { mkdir -p "$RUN_DIR"; }

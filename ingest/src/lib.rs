@@ -9,6 +9,7 @@ pub mod cursor;
 pub mod docs;
 pub mod docs_ui;
 pub mod error;
+pub mod idempotency;
 pub mod queue;
 pub mod read_routes;
 pub mod reads;
@@ -29,6 +30,7 @@ use time::OffsetDateTime;
 
 use crate::auth::{Authenticator, TokenValidator, UserServiceValidator, ValidationCache};
 use crate::cursor::{CursorCodec, CursorKey};
+use crate::idempotency::{DynamoStoredWrites, StoredWrites};
 use crate::queue::{ScoreQueue, SqsScoreQueue};
 use crate::reads::{DynamoScoreReader, ScoreReader};
 use crate::settings::IngestSettings;
@@ -41,6 +43,8 @@ pub struct AppState {
     pub auth: Arc<Authenticator>,
     pub queue: Arc<dyn ScoreQueue>,
     pub reader: Arc<dyn ScoreReader>,
+    /// Asked before enqueueing a write that carries an Idempotency-Key.
+    pub stored_writes: Arc<dyn StoredWrites>,
     /// Signs and checks list cursors.
     pub cursors: Arc<CursorCodec>,
     /// The clock, so tests can pin "now" for the future-timestamp rule.
@@ -53,6 +57,7 @@ impl AppState {
         validator: Arc<dyn TokenValidator>,
         queue: Arc<dyn ScoreQueue>,
         reader: Arc<dyn ScoreReader>,
+        stored_writes: Arc<dyn StoredWrites>,
         cursor_key: &CursorKey,
     ) -> Self {
         Self {
@@ -64,6 +69,7 @@ impl AppState {
             }),
             queue,
             reader,
+            stored_writes,
             cursors: Arc::new(CursorCodec::new(cursor_key)),
             now: OffsetDateTime::now_utc,
         }
@@ -83,8 +89,14 @@ impl AppState {
             client: shared::aws::sqs_client_bounded(sdk, settings.sqs_send_timeout),
             queue_url: settings.queue_url.clone(),
         };
+        let table_client =
+            shared::aws::dynamodb_client_bounded(sdk, settings.dynamodb_read_timeout);
         let reader = DynamoScoreReader {
-            client: shared::aws::dynamodb_client_bounded(sdk, settings.dynamodb_read_timeout),
+            client: table_client.clone(),
+            table_name: settings.table_name.clone(),
+        };
+        let stored_writes = DynamoStoredWrites {
+            client: table_client,
             table_name: settings.table_name.clone(),
         };
         let cursor_key = match &settings.cursor_signing_key {
@@ -109,6 +121,7 @@ impl AppState {
             Arc::new(validator),
             Arc::new(queue),
             Arc::new(reader),
+            Arc::new(stored_writes),
             &cursor_key,
         ))
     }
@@ -188,6 +201,38 @@ pub fn route_table() -> Vec<(Method, &'static str)> {
         .collect()
 }
 
+/// [`app`] as served in server mode: with the CORS layer when `CORS_ALLOWED_ORIGINS` lists
+/// origins (under API Gateway the HTTP API answers CORS itself).
+pub fn server_app(state: AppState, settings: &IngestSettings) -> Router {
+    let router = app(state);
+    match cors_layer(&settings.cors_allowed_origins) {
+        Some(cors) => router.layer(cors),
+        None => router,
+    }
+}
+
+/// Preflights from the listed origins get the methods and headers the API uses; other
+/// origins get no CORS headers, so browsers refuse them. None when no origin is listed.
+pub fn cors_layer(origins: &[http::HeaderValue]) -> Option<tower_http::cors::CorsLayer> {
+    use http::header::{AUTHORIZATION, CONTENT_TYPE, LOCATION, RETRY_AFTER};
+    use tower_http::cors::{AllowOrigin, CorsLayer};
+    if origins.is_empty() {
+        return None;
+    }
+    Some(
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::list(origins.iter().cloned()))
+            .allow_methods([Method::GET, Method::POST])
+            .allow_headers([
+                AUTHORIZATION,
+                CONTENT_TYPE,
+                http::HeaderName::from_static("idempotency-key"),
+            ])
+            .expose_headers([LOCATION, RETRY_AFTER])
+            .max_age(std::time::Duration::from_secs(600)),
+    )
+}
+
 pub fn app(state: AppState) -> Router {
     let mut router = Router::new();
     for api_route in api_routes() {
@@ -204,14 +249,15 @@ pub fn app(state: AppState) -> Router {
 /// Serves [`app`] under Lambda when `AWS_LAMBDA_RUNTIME_API` is set, else on `PORT`.
 pub async fn run(settings: IngestSettings) -> anyhow::Result<()> {
     let sdk = shared::aws::sdk_config().await;
-    let router = app(AppState::from_settings(&settings, &sdk)?);
+    let state = AppState::from_settings(&settings, &sdk)?;
     if shared::telemetry::running_in_lambda() {
-        lambda::run(router).await
+        lambda::run(app(state)).await
     } else {
-        let addr = SocketAddr::from(([0, 0, 0, 0], settings.port));
+        let router = server_app(state, &settings);
+        let addr = SocketAddr::new(settings.bind_address, settings.port);
         let listener = tokio::net::TcpListener::bind(addr)
             .await
-            .with_context(|| format!("binding port {}", settings.port))?;
+            .with_context(|| format!("binding {addr} (BIND_ADDRESS, PORT)"))?;
         tracing::info!(%addr, "ingest listening");
         axum::serve(listener, router)
             .with_graceful_shutdown(shutdown_signal())

@@ -10,6 +10,7 @@ use serde::Serialize;
 use shared::{MessageSource, ScoreMessage, UserId};
 
 use crate::error::ApiError;
+use crate::idempotency::KeyedWrite;
 use crate::write::{idempotency_key, parse_score_body};
 use crate::{AppState, MAX_BODY_BYTES};
 
@@ -105,7 +106,7 @@ pub fn correlation_id(headers: &HeaderMap) -> String {
         (status = 403, description = "The token belongs to another user, or the User Service refused it", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body over 64 KiB", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 415, description = "Content-Type is not JSON", body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "A field breaks the contract; each is named", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A field breaks the contract; each is named. Also an Idempotency-Key already used for a different stored write", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 503, description = "User Service or queue unavailable; retry with the same Idempotency-Key", body = crate::error::Problem, content_type = "application/problem+json",
             headers(("Retry-After" = u32, description = "Seconds to wait"))),
     ),
@@ -123,7 +124,9 @@ pub async fn submit_score(
     let body = body_bytes(body)?;
     require_json(&headers)?;
     let now = (state.now)();
-    let report = parse_score_body(user_id, idempotency_key(&headers)?, &body, now)?;
+    let key = idempotency_key(&headers)?;
+    let keyed = key.is_some();
+    let report = parse_score_body(user_id, key, &body, now)?;
     let span = tracing::Span::current();
     span.record("user_id", tracing::field::display(&report.user_id));
     span.record("report_id", tracing::field::display(&report.report_id));
@@ -133,20 +136,28 @@ pub async fn submit_score(
         report.user_id, report.report_id
     );
     let correlation = correlation_id(&headers);
+    // A reused key: same write already stored is answered again, another write is a 422.
+    let already_stored = keyed
+        && crate::idempotency::check(state.stored_writes.as_ref(), &report).await?
+            == KeyedWrite::AlreadyStored;
     let message = ScoreMessage {
         report,
         source: MessageSource::Api,
         received_at: Some(now),
     };
-    state
-        .queue
-        .enqueue(&message, &correlation)
-        .await
-        .map_err(|source| ApiError::Unavailable {
-            what: "the score queue",
-            source,
-        })?;
-    tracing::info!("score accepted");
+    if already_stored {
+        tracing::info!("score already stored under this Idempotency-Key; not enqueued again");
+    } else {
+        state
+            .queue
+            .enqueue(&message, &correlation)
+            .await
+            .map_err(|source| ApiError::Unavailable {
+                what: "the score queue",
+                source,
+            })?;
+        tracing::info!("score accepted");
+    }
 
     let mut response = (
         StatusCode::ACCEPTED,

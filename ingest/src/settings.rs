@@ -1,6 +1,9 @@
 //! Ingest configuration, from the environment.
 
+use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
+
+use http::HeaderValue;
 
 use shared::settings::{http_url, millis, optional, parsed, required, SettingsError, Source};
 
@@ -11,6 +14,12 @@ pub struct IngestSettings {
     pub queue_url: String,
     pub table_name: String,
     pub port: u16,
+    /// Address to listen on in server mode: all interfaces by default (containers), loopback
+    /// for a laptop (`make dev` sets 127.0.0.1).
+    pub bind_address: IpAddr,
+    /// Browser origins allowed to call the API cross-origin (server mode); empty means no CORS
+    /// headers at all. Under API Gateway the HTTP API's CorsConfiguration does this instead.
+    pub cors_allowed_origins: Vec<HeaderValue>,
     pub user_service_url: String,
     pub user_service_validate_path: String,
     pub user_service_timeout: Duration,
@@ -41,6 +50,8 @@ impl IngestSettings {
             queue_url: required(source, "QUEUE_URL")?,
             table_name: required(source, "TABLE_NAME")?,
             port: parsed(source, "PORT", 4112u16)?,
+            bind_address: parsed(source, "BIND_ADDRESS", IpAddr::V4(Ipv4Addr::UNSPECIFIED))?,
+            cors_allowed_origins: cors_origins(source)?,
             user_service_url: http_url(source, "USER_SERVICE_URL")?,
             user_service_validate_path: path,
             user_service_timeout: millis(
@@ -76,6 +87,36 @@ impl IngestSettings {
     }
 }
 
+/// `CORS_ALLOWED_ORIGINS`: comma-separated origins, each `scheme://host[:port]` exactly as a
+/// browser sends it in `Origin` (no path, no trailing slash, no wildcard).
+fn cors_origins(source: &dyn Source) -> Result<Vec<HeaderValue>, SettingsError> {
+    let invalid = |reason: String| SettingsError::Invalid {
+        name: "CORS_ALLOWED_ORIGINS",
+        reason,
+    };
+    let Some(raw) = source.get("CORS_ALLOWED_ORIGINS") else {
+        return Ok(Vec::new());
+    };
+    raw.split(',')
+        .map(str::trim)
+        .filter(|origin| !origin.is_empty())
+        .map(|origin| {
+            let rest = origin
+                .strip_prefix("https://")
+                .or_else(|| origin.strip_prefix("http://"))
+                .ok_or_else(|| {
+                    invalid(format!("{origin:?} must start with https:// or http://"))
+                })?;
+            if rest.is_empty() || rest.contains(['/', '*', ' ', '?', '#']) {
+                return Err(invalid(format!(
+                    "{origin:?} must be an origin: scheme://host[:port], no path or wildcard"
+                )));
+            }
+            HeaderValue::from_str(origin).map_err(|e| invalid(format!("{origin:?}: {e}")))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -94,6 +135,56 @@ mod tests {
         assert_eq!(s.auth_cache_ttl, Duration::ZERO);
         assert_eq!(s.user_claim, "sub");
         assert_eq!(s.user_service_endpoint(), "http://127.0.0.1:4113/validate");
+        assert_eq!(s.bind_address, IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        assert!(s.cors_allowed_origins.is_empty());
+    }
+
+    fn with(name: &'static str, value: &'static str) -> Result<IngestSettings, SettingsError> {
+        let mut env: Vec<(&str, &str)> = BASE.to_vec();
+        env.push((name, value));
+        let env: [(&str, &str); 4] = env.try_into().unwrap();
+        IngestSettings::from_source(&env)
+    }
+
+    #[test]
+    fn reads_the_bind_address_and_names_a_bad_one() {
+        assert_eq!(
+            with("BIND_ADDRESS", "127.0.0.1").unwrap().bind_address,
+            IpAddr::V4(Ipv4Addr::LOCALHOST)
+        );
+        assert_eq!(
+            with("BIND_ADDRESS", "::").unwrap().bind_address.to_string(),
+            "::"
+        );
+        for bad in ["localhost", "127.0.0.1:80", "0.0.0.256"] {
+            let err = with("BIND_ADDRESS", bad).unwrap_err();
+            assert!(err.to_string().contains("BIND_ADDRESS"), "{err}");
+        }
+    }
+
+    #[test]
+    fn reads_cors_origins_and_refuses_what_is_not_an_origin() {
+        let s = with(
+            "CORS_ALLOWED_ORIGINS",
+            "https://app.example.com, http://127.0.0.1:3000,",
+        )
+        .unwrap();
+        assert_eq!(
+            s.cors_allowed_origins,
+            ["https://app.example.com", "http://127.0.0.1:3000"]
+        );
+        for bad in [
+            "*",
+            "app.example.com",
+            "https://app.example.com/",
+            "https://*.example.com",
+        ] {
+            let err = with("CORS_ALLOWED_ORIGINS", bad).unwrap_err();
+            assert!(
+                err.to_string().contains("CORS_ALLOWED_ORIGINS"),
+                "{bad}: {err}"
+            );
+        }
     }
 
     #[test]

@@ -402,6 +402,7 @@ fn state(queue: Arc<MemoryQueue>) -> AppState {
         }),
         queue,
         reader: Arc::new(EmptyTable),
+        stored_writes: Arc::new(ingest::idempotency::NothingStored),
         cursors: Arc::new(ingest::cursor::CursorCodec::new(
             &ingest::cursor::CursorKey::random().expect("a random cursor key"),
         )),

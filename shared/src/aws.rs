@@ -67,3 +67,73 @@ pub fn dynamodb_client_bounded(
         .build();
     aws_sdk_dynamodb::Client::from_conf(conf)
 }
+
+/// When `error` is a refused connection to an endpoint on loopback, the local emulator is
+/// simply not running: says so and how to start it, instead of a bare "Connection refused".
+pub fn emulator_hint(error: &anyhow::Error) -> Option<String> {
+    let refused = error.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionRefused)
+    }) || format!("{error:?}").contains("Connection refused");
+    if !refused {
+        return None;
+    }
+    let endpoint = [
+        "AWS_ENDPOINT_URL_SQS",
+        "AWS_ENDPOINT_URL_DYNAMODB",
+        "AWS_ENDPOINT_URL",
+    ]
+    .into_iter()
+    .filter_map(|name| std::env::var(name).ok())
+    .find(|url| is_loopback_url(url))?;
+    Some(loopback_refused_hint(&endpoint))
+}
+
+fn loopback_refused_hint(endpoint: &str) -> String {
+    format!(
+        "no AWS emulator is running on {endpoint} (connection refused). Start it with \
+         `make emulator-up` (then `make provision`), or run the whole stack with `make dev`."
+    )
+}
+
+/// True for http(s)://127.x.x.x, localhost and [::1], with or without a port.
+pub fn is_loopback_url(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let host_port = rest.split('/').next().unwrap_or_default();
+    let host_port = host_port.rsplit('@').next().unwrap_or_default();
+    if host_port.starts_with("[::1]") {
+        return true;
+    }
+    let host = host_port.split(':').next().unwrap_or_default();
+    host == "localhost" || host.starts_with("127.")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn knows_loopback_urls() {
+        for url in [
+            "http://127.0.0.1:4566",
+            "http://localhost:4566/",
+            "http://[::1]:4566",
+            "https://127.1.2.3",
+        ] {
+            assert!(is_loopback_url(url), "{url}");
+        }
+        for url in [
+            "https://sqs.eu-west-1.amazonaws.com",
+            "http://10.0.0.1:4566",
+        ] {
+            assert!(!is_loopback_url(url), "{url}");
+        }
+    }
+
+    #[test]
+    fn a_refusal_elsewhere_gets_no_hint() {
+        let error = anyhow::anyhow!("something else went wrong");
+        assert_eq!(emulator_hint(&error), None);
+    }
+}

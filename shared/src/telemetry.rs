@@ -1,5 +1,7 @@
 //! Tracing set-up: JSON lines under Lambda (CloudWatch parses them), readable text elsewhere.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 
 /// True when the process was started by the Lambda runtime.
@@ -16,7 +18,10 @@ pub fn init() {
         Ok("text") => false,
         _ => running_in_lambda(),
     };
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    // Logs go to stdout; colour codes only help a terminal and garble log files.
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(!json && std::io::stdout().is_terminal());
     let result = if json {
         builder
             .json()

@@ -546,6 +546,8 @@ async fn ingest_in_process(emulator: &Emulator) {
         Arc::new(validator),
         queue.clone(),
         Arc::new(reader),
+        // Unkeyed writes never ask it; keyed ones cost one GetItem (not measured here).
+        Arc::new(ingest::idempotency::NothingStored),
         &ingest::cursor::CursorKey::random().expect("a key"),
     );
     let ours = ingest::app(state);

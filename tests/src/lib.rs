@@ -40,7 +40,17 @@ pub fn ingest_settings(
     resources: &TestResources,
     user_service: &UserServiceStub,
 ) -> IngestSettings {
-    let env = [
+    ingest_settings_with_env(resources, user_service, &[])
+}
+
+/// Like [`ingest_settings`], with more variables read exactly as the process environment
+/// would be (`extra` wins over the test defaults).
+pub fn ingest_settings_with_env(
+    resources: &TestResources,
+    user_service: &UserServiceStub,
+    extra: &[(&str, &str)],
+) -> IngestSettings {
+    let defaults = [
         ("QUEUE_URL", resources.queue_url.as_str()),
         ("TABLE_NAME", resources.table_name.as_str()),
         ("USER_SERVICE_URL", user_service.url.as_str()),
@@ -49,12 +59,27 @@ pub fn ingest_settings(
         // The emulator is shared by parallel tests on small machines: allow for stalls.
         ("DYNAMODB_READ_TIMEOUT_MS", "10000"),
     ];
+    let env: std::collections::HashMap<String, String> = defaults
+        .iter()
+        .chain(extra)
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
     IngestSettings::from_source(&env).expect("test settings are valid")
 }
 
 /// Starts ingest on an ephemeral port against fresh resources.
 pub async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await
+}
+
+/// Like [`spawn_app`], with settings read from the test defaults plus `env`.
+pub async fn spawn_app_with_env(env: &[(&str, &str)]) -> TestApp {
+    let emulator = Emulator::connect().await;
+    let sdk = emulator.sdk.clone();
+    let resources = emulator.create_resources().await;
+    let user_service = UserServiceStub::start().await;
+    let settings = ingest_settings_with_env(&resources, &user_service, env);
+    serve_app(emulator, &sdk, resources, user_service, settings).await
 }
 
 /// Like [`spawn_app`], with a chance to adjust the settings first.
@@ -84,8 +109,18 @@ async fn start_app(
     let user_service = UserServiceStub::start().await;
     let mut settings = ingest_settings(&resources, &user_service);
     adjust(&mut settings);
+    serve_app(emulator, sdk, resources, user_service, settings).await
+}
+
+async fn serve_app(
+    emulator: Emulator,
+    sdk: &aws_config::SdkConfig,
+    resources: TestResources,
+    user_service: UserServiceStub,
+    settings: IngestSettings,
+) -> TestApp {
     let state = ingest::AppState::from_settings(&settings, sdk).expect("ingest state builds");
-    let router = ingest::app(state);
+    let router = ingest::server_app(state, &settings);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind an ephemeral port");
@@ -285,4 +320,50 @@ pub fn lambda_env(runtime_api: &str) -> Vec<(String, String)> {
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
     .collect()
+}
+
+/// Runs `command` to its end, capturing stdout and stderr; kills it and returns None when it
+/// is still running after `timeout` (a test of "it terminates" must not hang itself).
+pub fn run_with_timeout(
+    mut command: std::process::Command,
+    timeout: Duration,
+) -> Option<std::process::Output> {
+    use std::io::Read;
+    let mut child = command
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("starting {command:?}: {e}"));
+    // Drain both pipes on threads so a chatty child never blocks on a full pipe.
+    let mut stdout = child.stdout.take().expect("piped stdout");
+    let mut stderr = child.stderr.take().expect("piped stderr");
+    let out = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = stdout.read_to_end(&mut buf);
+        buf
+    });
+    let err = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = stderr.read_to_end(&mut buf);
+        buf
+    });
+    let deadline = std::time::Instant::now() + timeout;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("waiting for the child") {
+            break Some(status);
+        }
+        if std::time::Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let stdout = out.join().unwrap_or_default();
+    let stderr = err.join().unwrap_or_default();
+    status.map(|status| std::process::Output {
+        status,
+        stdout,
+        stderr,
+    })
 }

@@ -143,3 +143,38 @@ pub fn string_attributes(
         })
         .unwrap_or_default()
 }
+
+/// A long-polling consumer running in the background until [`RunningPoller::stop`].
+pub struct RunningPoller {
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl RunningPoller {
+    /// Starts the real poller on `queue_url` with `settings` (quick receives).
+    pub fn start(emulator: &Emulator, settings: &WorkerSettings, queue_url: &str) -> Self {
+        let config = PollerConfig {
+            queue_url: queue_url.to_owned(),
+            receive_loops: 2,
+            wait_time_seconds: 1,
+            max_messages: 10,
+            deadline_margin: settings.deadline_margin,
+            failure_visibility_base: settings.failure_visibility_base,
+        };
+        let poller = Poller::new(emulator.sqs.clone(), processor(emulator, settings), config);
+        let (stop, stopped) = watch::channel(false);
+        Self {
+            stop,
+            task: tokio::spawn(poller.run(stopped)),
+        }
+    }
+
+    /// Stops it the graceful way (it finishes the batches in hand).
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        self.task
+            .await
+            .expect("the poller task does not panic")
+            .expect("the poller stops cleanly");
+    }
+}

@@ -6,12 +6,13 @@ use std::time::Duration;
 
 use pipeline_tests::worker_harness::{
     process_messages, processor, run_poller_until_drained, string_attributes, worker_settings,
+    RunningPoller,
 };
-use pipeline_tests::{workspace_binary, Emulator, TestResources};
+use pipeline_tests::{run_with_timeout, workspace_binary, Emulator, TestResources};
 use serde_json::json;
 use tokio::sync::watch;
 use worker::dlq::{DeadLetter, DeadLetterQueue, SqsDeadLetterQueue, REASON_ATTRIBUTE};
-use worker::dlq_tools::{DlqTools, RedriveReport, EXHAUSTED_RETRIES};
+use worker::dlq_tools::{DlqTools, RedriveOptions, RedriveReport, EXHAUSTED_RETRIES};
 use worker::producer::RetryPolicy;
 
 fn reported_at() -> String {
@@ -50,19 +51,27 @@ async fn dead_letter(
             reason_code: reason,
             detail: format!("{reason}: seeded by the test"),
             correlation_id: Some(format!("corr-{i}")),
+            redrive_run_id: None,
         })
         .await
         .unwrap();
     }
 }
 
+/// A redrive that sends poison too (the tests' messages were dead-lettered for reasons the
+/// test then "fixes").
 async fn redrive(
     tools: &DlqTools,
     limit: Option<usize>,
     shutdown: watch::Receiver<bool>,
 ) -> RedriveReport {
+    let options = RedriveOptions {
+        limit,
+        include_poison: true,
+        ..RedriveOptions::default()
+    };
     tools
-        .redrive(false, limit, shutdown, &RetryPolicy::default(), &mut |_| {})
+        .redrive(&options, shutdown, &RetryPolicy::default(), &mut |_| {})
         .await
         .expect("redrive runs")
 }
@@ -160,8 +169,12 @@ async fn an_interrupted_redrive_rerun_loses_and_duplicates_nothing() {
 
     // Ctrl-C during a run: it finishes the batch in hand and stops.
     let (stop, stopped) = watch::channel(false);
+    let everything = RedriveOptions {
+        include_poison: true,
+        ..RedriveOptions::default()
+    };
     let interrupted = tools
-        .redrive(false, None, stopped, &RetryPolicy::default(), &mut |_| {
+        .redrive(&everything, stopped, &RetryPolicy::default(), &mut |_| {
             let _ = stop.send(true);
         })
         .await
@@ -291,11 +304,17 @@ async fn stats_peek_and_dry_run_report_reasons_and_consume_nothing() {
     }
     assert_eq!(emulator.queue_depth(&resources.dlq_url).await, (8, 0));
 
+    let dry_run = RedriveOptions {
+        dry_run: true,
+        ..RedriveOptions::default()
+    };
     let dry = tools
-        .redrive(true, None, never(), &RetryPolicy::default(), &mut |_| {})
+        .redrive(&dry_run, never(), &RetryPolicy::default(), &mut |_| {})
         .await
         .unwrap();
-    assert_eq!(dry.would_redrive.values().sum::<usize>(), 8);
+    // Only the two without a reason would go; the six poison messages would be skipped.
+    assert_eq!(dry.would_redrive.values().sum::<usize>(), 2);
+    assert_eq!(dry.skipped(), 6);
     assert_eq!(dry.redriven, 0);
     assert_eq!(emulator.queue_depth(&resources.dlq_url).await, (8, 0));
     assert_eq!(emulator.queue_depth(&resources.queue_url).await, (0, 0));
@@ -326,7 +345,15 @@ async fn the_worker_binary_prints_stats_and_redrives_with_progress() {
     let peek = run(&["dlq", "peek", "--limit", "2"]);
     assert_eq!(String::from_utf8_lossy(&peek.stdout).lines().count(), 2);
 
-    let redrive = run(&["dlq", "redrive"]);
+    // Poison stays put without --include-poison.
+    let skipping = run(&["dlq", "redrive"]);
+    let stdout = String::from_utf8_lossy(&skipping.stdout);
+    assert!(skipping.status.success(), "{stdout}");
+    assert!(stdout.contains("redriven 0 messages"), "{stdout}");
+    assert!(stdout.contains("skipped 12 (poison"), "{stdout}");
+    assert_eq!(emulator.queue_depth(&resources.dlq_url).await, (12, 0));
+
+    let redrive = run(&["dlq", "redrive", "--include-poison"]);
     let stdout = String::from_utf8_lossy(&redrive.stdout);
     let stderr = String::from_utf8_lossy(&redrive.stderr);
     assert!(redrive.status.success(), "{stdout}{stderr}");
@@ -339,4 +366,225 @@ async fn the_worker_binary_prints_stats_and_redrives_with_progress() {
     assert!(dead
         .iter()
         .all(|m| !string_attributes(m).contains_key(REASON_ATTRIBUTE)));
+}
+
+#[tokio::test]
+async fn redrive_without_a_limit_ends_while_a_worker_dead_letters_poison_again() {
+    let emulator = Emulator::connect().await;
+    let resources = emulator.create_resources().await;
+    // Poison that no retry can fix, and messages that only ran out of retries.
+    dead_letter(
+        &emulator,
+        &resources,
+        &["{".into(), "not json".into(), "[1,".into()],
+        "invalid_json",
+    )
+    .await;
+    dead_letter(
+        &emulator,
+        &resources,
+        &vec![r#"{"version":9}"#.to_owned(); 2],
+        "unknown_version",
+    )
+    .await;
+    let ids: Vec<String> = (0..4).map(|i| format!("retry-{i}")).collect();
+    let valid: Vec<String> = ids.iter().map(|id| valid_body(id)).collect();
+    emulator.send_bodies(&resources.dlq_url, &valid).await;
+
+    // A worker drains the queue meanwhile: whatever poison it gets, it dead-letters again.
+    let poller = RunningPoller::start(
+        &emulator,
+        &worker_settings(&resources),
+        &resources.queue_url,
+    );
+    let mut command = std::process::Command::new(workspace_binary("worker"));
+    command
+        .args(["dlq", "redrive"])
+        .envs(resources.env(&emulator))
+        .env("RUST_LOG", "warn")
+        .env_remove("AWS_LAMBDA_RUNTIME_API")
+        .stdin(std::process::Stdio::null());
+    let output = run_with_timeout(command, Duration::from_secs(90));
+    let stored = emulator
+        .wait_for_reports(&resources.table_name, 4, Duration::from_secs(30))
+        .await;
+    poller.stop().await;
+    let output = output.expect("redrive ends by itself");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stdout}{stderr}");
+    assert!(stdout.contains("redriven 4 messages"), "{stdout}");
+    assert!(stdout.contains("skipped 5 (poison"), "{stdout}");
+    assert!(stdout.contains("invalid_json  3"), "{stdout}");
+    assert!(stdout.contains("unknown_version  2"), "{stdout}");
+
+    // Nothing lost: the valid ones are stored, the poison is still in the DLQ, untouched.
+    assert_eq!(stored.len(), 4, "{stored:?}");
+    let left = emulator.receive_all(&resources.dlq_url).await;
+    let mut reasons: Vec<String> = left
+        .iter()
+        .map(|m| {
+            string_attributes(m)
+                .get(REASON_ATTRIBUTE)
+                .cloned()
+                .unwrap_or_default()
+        })
+        .collect();
+    reasons.sort();
+    assert_eq!(
+        reasons,
+        [
+            "invalid_json",
+            "invalid_json",
+            "invalid_json",
+            "unknown_version",
+            "unknown_version"
+        ]
+    );
+}
+
+/// Moves everything that reaches `queue_url` straight back to the DLQ, attributes and all, as
+/// SQS's redrive policy does with a message that keeps failing: the loop a redrive must not
+/// chase. Runs until `stop` turns true (bounded by the test's own timeout).
+async fn bounce_back_to_the_dlq(
+    emulator: Emulator,
+    resources: TestResources,
+    stop: watch::Receiver<bool>,
+) -> usize {
+    let mut bounced = 0;
+    while !*stop.borrow() {
+        let out = emulator
+            .sqs
+            .receive_message()
+            .queue_url(&resources.queue_url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .message_attribute_names("All")
+            .send()
+            .await
+            .expect("ReceiveMessage on the emulator");
+        for m in out.messages.unwrap_or_default() {
+            emulator
+                .sqs
+                .send_message()
+                .queue_url(&resources.dlq_url)
+                .message_body(m.body().unwrap_or_default())
+                .set_message_attributes(m.message_attributes().cloned())
+                .send()
+                .await
+                .expect("SendMessage to the DLQ");
+            emulator
+                .sqs
+                .delete_message()
+                .queue_url(&resources.queue_url)
+                .receipt_handle(m.receipt_handle().unwrap_or_default())
+                .send()
+                .await
+                .expect("DeleteMessage");
+            bounced += 1;
+        }
+    }
+    bounced
+}
+
+#[tokio::test]
+async fn redrive_ends_when_what_it_sends_comes_straight_back_and_loses_nothing() {
+    let emulator = Emulator::connect().await;
+    let resources = emulator.create_resources().await;
+    // Valid messages that ran out of retries (the table is still broken, say): no reason, so
+    // every run takes them.
+    let bodies: Vec<String> = (0..6).map(|i| valid_body(&format!("bounce-{i}"))).collect();
+    emulator.send_bodies(&resources.dlq_url, &bodies).await;
+
+    let (stop, stopped) = watch::channel(false);
+    let bouncer = tokio::spawn(bounce_back_to_the_dlq(
+        emulator.clone(),
+        resources.clone(),
+        stopped,
+    ));
+    let mut command = std::process::Command::new(workspace_binary("worker"));
+    command
+        .args(["dlq", "redrive"])
+        .envs(resources.env(&emulator))
+        .env("RUST_LOG", "warn")
+        .env_remove("AWS_LAMBDA_RUNTIME_API")
+        .stdin(std::process::Stdio::null());
+    let output =
+        tokio::task::spawn_blocking(move || run_with_timeout(command, Duration::from_secs(60)))
+            .await
+            .expect("the runner thread does not panic");
+    // Let the bouncer put back whatever is still on the queue, then stop it.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let _ = stop.send(true);
+    let bounced = bouncer.await.expect("the bouncer does not panic");
+
+    let output = output.expect("redrive ends although every message it sends comes back");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("redriven 6 messages"),
+        "each sent once: {stdout}"
+    );
+    assert_eq!(bounced, 6, "{stdout}");
+    // Nothing lost: all six are back in the DLQ, none on the queue.
+    assert_eq!(emulator.queue_depth(&resources.queue_url).await, (0, 0));
+    let left = emulator.receive_all(&resources.dlq_url).await;
+    assert_eq!(left.len(), 6, "{stdout}");
+}
+
+#[tokio::test]
+async fn redrive_with_poison_included_sends_each_once_while_the_worker_dead_letters_them_again() {
+    let emulator = Emulator::connect().await;
+    let resources = emulator.create_resources().await;
+    dead_letter(
+        &emulator,
+        &resources,
+        &["{".into(), "nope".into(), "[".into()],
+        "invalid_json",
+    )
+    .await;
+    let valid: Vec<String> = (0..2)
+        .map(|i| valid_body(&format!("with-poison-{i}")))
+        .collect();
+    emulator.send_bodies(&resources.dlq_url, &valid).await;
+
+    let poller = RunningPoller::start(
+        &emulator,
+        &worker_settings(&resources),
+        &resources.queue_url,
+    );
+    let options = RedriveOptions {
+        include_poison: true,
+        ..RedriveOptions::default()
+    };
+    let tools = tools(&emulator, &resources);
+    let report = tokio::time::timeout(
+        Duration::from_secs(60),
+        tools.redrive(&options, never(), &RetryPolicy::default(), &mut |_| {}),
+    )
+    .await
+    .expect("redrive ends")
+    .expect("redrive runs");
+    let stored = emulator
+        .wait_for_reports(&resources.table_name, 2, Duration::from_secs(30))
+        .await;
+    poller.stop().await;
+
+    assert_eq!(report.budget, 5);
+    assert_eq!(report.redriven, 5, "{report:?}");
+    assert_eq!(report.redriven_by_reason.get("invalid_json"), Some(&3));
+    assert!(report.came_back <= 3, "{report:?}");
+    assert_eq!(stored.len(), 2);
+    // The three are back in the DLQ, dead-lettered afresh and tagged with the run that sent them.
+    let left = emulator.receive_all(&resources.dlq_url).await;
+    assert_eq!(left.len(), 3);
+    for m in &left {
+        let attributes = string_attributes(m);
+        assert_eq!(
+            attributes.get(REASON_ATTRIBUTE).map(String::as_str),
+            Some("invalid_json")
+        );
+        assert_eq!(attributes.get("redriveRunId"), Some(&report.run_id));
+    }
 }

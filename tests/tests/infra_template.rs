@@ -845,3 +845,88 @@ fn the_cursor_signing_key_is_a_hidden_parameter_of_at_least_32_characters() {
         "{parameter} must have no default"
     );
 }
+
+// ------------------------------------------------------------------ CORS
+
+/// `[condition, then, else]` of `!If [...]` or `{Fn::If: [...]}`.
+fn if_parts(v: &Value) -> Option<(&str, &Value, &Value)> {
+    let arg = match v {
+        Value::Tagged(tagged) if tagged.tag == "If" => &tagged.value,
+        Value::Mapping(m) if m.len() == 1 => m.get("Fn::If")?,
+        _ => return None,
+    };
+    match arg.as_sequence()?.as_slice() {
+        [condition, then, otherwise] => Some((condition.as_str()?, then, otherwise)),
+        _ => None,
+    }
+}
+
+#[test]
+fn http_api_cors_comes_from_a_parameter_and_is_off_when_it_is_empty() {
+    let t = template();
+    let parameter = t
+        .get("Parameters")
+        .and_then(|p| p.get("CorsAllowedOrigins"))
+        .unwrap_or_else(|| panic!("{TEMPLATE_PATH} has no CorsAllowedOrigins parameter"));
+    assert_eq!(
+        parameter.get("Type").and_then(Value::as_str),
+        Some("CommaDelimitedList")
+    );
+    assert_eq!(
+        parameter.get("Default").and_then(Value::as_str),
+        Some(""),
+        "no CORS unless origins are given, as CORS_ALLOWED_ORIGINS in server mode"
+    );
+
+    let cors = prop(resource(&t, "HttpApi"), &["CorsConfiguration"])
+        .unwrap_or_else(|| panic!("HttpApi has no CorsConfiguration"));
+    let (condition, on, off) = if_parts(cors).unwrap_or_else(|| {
+        panic!("CorsConfiguration should be !If [<condition>, {{...}}, !Ref AWS::NoValue]")
+    });
+    assert_eq!(ref_target(off), Some("AWS::NoValue"), "no CORS when empty");
+    let condition_body = t
+        .get("Conditions")
+        .and_then(|c| c.get(condition))
+        .unwrap_or_else(|| panic!("no condition {condition}"));
+    assert!(
+        strings_within(condition_body).contains(&""),
+        "{condition} should test CorsAllowedOrigins against empty: {condition_body:?}"
+    );
+    assert!(
+        format!("{condition_body:?}").contains("CorsAllowedOrigins"),
+        "{condition} should test CorsAllowedOrigins: {condition_body:?}"
+    );
+    let origins = on
+        .get("AllowOrigins")
+        .unwrap_or_else(|| panic!("CorsConfiguration has no AllowOrigins"));
+    assert!(
+        format!("{origins:?}").contains("CorsAllowedOrigins"),
+        "AllowOrigins comes from the CorsAllowedOrigins parameter: {origins:?}"
+    );
+    let list = |key: &str| -> Vec<String> {
+        on.get(key)
+            .and_then(Value::as_sequence)
+            .map(|items| {
+                items
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_ascii_lowercase)
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    // What ingest's CorsLayer allows in server mode (ingest/src/lib.rs, cors_layer).
+    for method in ["get", "post"] {
+        assert!(
+            list("AllowMethods").contains(&method.to_owned()),
+            "{method}"
+        );
+    }
+    for header in ["authorization", "content-type", "idempotency-key"] {
+        assert!(
+            list("AllowHeaders").contains(&header.to_owned()),
+            "{header}"
+        );
+    }
+    assert!(list("ExposeHeaders").contains(&"location".to_owned()));
+}

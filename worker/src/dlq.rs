@@ -12,6 +12,9 @@ pub const REASON_ATTRIBUTE: &str = "failureReason";
 pub const DETAIL_ATTRIBUTE: &str = "failureDetail";
 pub const ORIGINAL_MESSAGE_ID_ATTRIBUTE: &str = "originalMessageId";
 pub const FAILED_AT_ATTRIBUTE: &str = "failedAt";
+/// Set by `worker dlq redrive` on what it sends back; kept when the message is dead-lettered
+/// again, so that run recognises it and does not send it round forever.
+pub const REDRIVE_RUN_ATTRIBUTE: &str = "redriveRunId";
 
 /// SQS rejects an empty body; a message that had none is kept visible as such.
 const EMPTY_BODY_PLACEHOLDER: &str = "<empty body>";
@@ -25,6 +28,8 @@ pub struct DeadLetter {
     pub reason_code: &'static str,
     pub detail: String,
     pub correlation_id: Option<String>,
+    /// The `redriveRunId` the message arrived with, if a redrive sent it.
+    pub redrive_run_id: Option<String>,
 }
 
 #[async_trait]
@@ -94,6 +99,12 @@ impl DeadLetterQueue for SqsDeadLetterQueue {
             attributes.insert(
                 CORRELATION_ID_ATTRIBUTE.to_owned(),
                 string_attribute(&sanitize(id))?,
+            );
+        }
+        if let Some(run) = letter.redrive_run_id.as_deref().filter(|id| !id.is_empty()) {
+            attributes.insert(
+                REDRIVE_RUN_ATTRIBUTE.to_owned(),
+                string_attribute(&sanitize(run))?,
             );
         }
         self.client

@@ -5,35 +5,30 @@
 //! back to QUEUE_URL and deletes it from the DLQ only after SQS acknowledged the send: an
 //! interrupted run leaves at worst a message on both queues, and since its reportId maps to
 //! one table item, redriving it again never stores it twice.
+//!
+//! A redrive takes a fixed set: at most the messages the DLQ held when it started (or
+//! `--limit`). Everything it sends carries its run id (`redriveRunId`, kept by the worker when
+//! it dead-letters a message again and by SQS's redrive policy), and a message carrying this
+//! run's id is never taken twice: poison that comes straight back cannot keep a run going.
 
 use std::collections::{BTreeMap, HashMap};
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use aws_sdk_sqs::types::{
     ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry, Message,
     MessageSystemAttributeName, QueueAttributeName,
 };
+use clap::Subcommand;
 use shared::sqs_batch::OutgoingMessage;
 use time::OffsetDateTime;
 use tokio::sync::watch;
 
 use crate::dlq::{
     DETAIL_ATTRIBUTE, FAILED_AT_ATTRIBUTE, ORIGINAL_MESSAGE_ID_ATTRIBUTE, REASON_ATTRIBUTE,
+    REDRIVE_RUN_ATTRIBUTE,
 };
 use crate::producer::{send_with_retries, RetryPolicy};
 use crate::record::parse_sent_timestamp;
-
-pub const DLQ_USAGE: &str = "\
-usage: worker dlq COMMAND
-
-Commands (DLQ_URL required; redrive also needs QUEUE_URL):
-  stats [--limit N]               depth, counts by failureReason, oldest message age
-                                  (reads up to N messages, default 10000, and releases them)
-  peek [--limit N]                up to N sample messages (default 10) as JSON lines with their
-                                  reasons; nothing is deleted
-  redrive [--dry-run] [--limit N] send messages back to QUEUE_URL, each deleted from the DLQ
-                                  only after the send succeeded; progress on stderr, final
-                                  count on stdout; safe to interrupt (Ctrl-C) and run again";
 
 /// Failure reason shown for messages SQS moved here by the redrive policy (they carry no
 /// failureReason: the worker kept failing to write them until maxReceiveCount).
@@ -47,57 +42,77 @@ const REDRIVE_VISIBILITY_SECONDS: i32 = 60;
 /// Consecutive empty receives that mean "the queue is drained".
 const EMPTY_ROUNDS_TO_STOP: usize = 2;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Reasons a retry cannot change: the body itself is broken, so sending it back only brings
+/// it back. Redrive leaves these in the DLQ unless `--include-poison` is given. (A
+/// `contract_violation` may be one that a fixed producer clock or a widened rule would now
+/// accept: that is what `--include-poison` is for.)
+pub const POISON_REASONS: [&str; 5] = [
+    "invalid_json",
+    "empty_body",
+    "not_an_object",
+    "contract_violation",
+    "unknown_version",
+];
+
+/// True when `reason` is one of [`POISON_REASONS`].
+pub fn is_poison(reason: &str) -> bool {
+    POISON_REASONS.contains(&reason)
+}
+
+/// `worker dlq ...` (DLQ_URL required; redrive also needs QUEUE_URL).
+#[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
 pub enum DlqCommand {
-    Stats { limit: usize },
-    Peek { limit: usize },
-    Redrive { dry_run: bool, limit: Option<usize> },
+    /// depth, counts by failureReason, oldest message age (reads the messages and releases
+    /// them; progress on stderr when it is a terminal)
+    Stats {
+        /// read up to N messages
+        #[arg(long, value_name = "N", default_value_t = 10_000, value_parser = positive)]
+        limit: usize,
+    },
+    /// up to N sample messages as JSON lines with their reasons; nothing is deleted
+    Peek {
+        /// how many messages to show
+        #[arg(long, value_name = "N", default_value_t = 10, value_parser = positive)]
+        limit: usize,
+    },
+    /// send messages back to QUEUE_URL, each deleted from the DLQ only after the send
+    /// succeeded; progress on stderr, summary on stdout; safe to interrupt (Ctrl-C) and run
+    /// again
+    #[command(
+        after_help = "A run takes at most the messages in the DLQ when it starts (or --limit) \
+                      and never one it already sent back. Poison (failureReason invalid_json, \
+                      empty_body, not_an_object, contract_violation, unknown_version) is \
+                      skipped and left in the DLQ unless --include-poison is given."
+    )]
+    Redrive {
+        /// count what would be redriven and skipped, by reason; move nothing
+        #[arg(long)]
+        dry_run: bool,
+        /// redrive at most N messages
+        #[arg(long, value_name = "N", value_parser = positive)]
+        limit: Option<usize>,
+        /// send poison back too (say, after widening a rule that rejected it)
+        #[arg(long)]
+        include_poison: bool,
+    },
 }
 
-impl DlqCommand {
-    /// Parses the words after `dlq`.
-    pub fn parse(args: &[String]) -> Result<Self, String> {
-        let (command, rest) = args
-            .split_first()
-            .ok_or_else(|| "missing dlq command".to_owned())?;
-        let mut limit = None;
-        let mut dry_run = false;
-        let mut words = rest.iter();
-        while let Some(word) = words.next() {
-            match word.as_str() {
-                "--dry-run" if command == "redrive" => dry_run = true,
-                "--limit" => {
-                    let value = words
-                        .next()
-                        .ok_or_else(|| "--limit needs a number".to_owned())?;
-                    limit = Some(parse_limit(value)?);
-                }
-                other => match other.strip_prefix("--limit=") {
-                    Some(value) => limit = Some(parse_limit(value)?),
-                    None => return Err(format!("unknown option {other:?} for dlq {command}")),
-                },
-            }
-        }
-        match command.as_str() {
-            "stats" => Ok(Self::Stats {
-                limit: limit.unwrap_or(10_000),
-            }),
-            "peek" => Ok(Self::Peek {
-                limit: limit.unwrap_or(10),
-            }),
-            "redrive" => Ok(Self::Redrive { dry_run, limit }),
-            other => Err(format!("unknown dlq command {other:?}")),
-        }
-    }
-}
-
-fn parse_limit(value: &str) -> Result<usize, String> {
+fn positive(value: &str) -> Result<usize, String> {
     match value.parse::<usize>() {
         Ok(n) if n > 0 => Ok(n),
-        _ => Err(format!(
-            "--limit must be a whole number above 0, not {value:?}"
-        )),
+        _ => Err(format!("must be a whole number above 0, not {value:?}")),
     }
+}
+
+/// What a redrive run does.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RedriveOptions {
+    /// Count only; move nothing.
+    pub dry_run: bool,
+    /// At most this many messages (never more than the DLQ held at the start).
+    pub limit: Option<usize>,
+    /// Send [`POISON_REASONS`] messages too.
+    pub include_poison: bool,
 }
 
 /// One message read from the DLQ and held invisible until released or deleted.
@@ -166,11 +181,12 @@ pub fn reason_of(attributes: &HashMap<String, String>) -> &str {
 /// The attributes a redriven message keeps: everything but what the DLQ added (why and when
 /// it failed), so a message that fails again is described afresh.
 pub fn carried_attributes(attributes: &HashMap<String, String>) -> HashMap<String, String> {
-    const DROPPED: [&str; 4] = [
+    const DROPPED: [&str; 5] = [
         REASON_ATTRIBUTE,
         DETAIL_ATTRIBUTE,
         FAILED_AT_ATTRIBUTE,
         ORIGINAL_MESSAGE_ID_ATTRIBUTE,
+        REDRIVE_RUN_ATTRIBUTE,
     ];
     attributes
         .iter()
@@ -250,17 +266,81 @@ pub fn format_age(age: time::Duration) -> String {
 /// How far a redrive got.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RedriveReport {
+    /// This run's id, carried by every message it sent (`redriveRunId`).
+    pub run_id: String,
+    /// How many messages the run would take at most: the DLQ's depth at the start, or the
+    /// limit when smaller.
+    pub budget: usize,
     /// Sent to QUEUE_URL and deleted from the DLQ.
     pub redriven: usize,
+    /// What was redriven, by reason.
+    pub redriven_by_reason: BTreeMap<String, usize>,
     /// Sent, but the delete failed: they stay in the DLQ and a rerun sends them again
     /// (harmless: same reportId, same item).
     pub sent_not_deleted: usize,
-    /// Not sent; left in the DLQ (visible again after the visibility timeout).
+    /// Not sent; left in the DLQ.
     pub failed: usize,
+    /// Poison left in the DLQ (no `--include-poison`), by reason.
+    pub skipped_by_reason: BTreeMap<String, usize>,
+    /// Messages this run sent that were dead-lettered again while it ran: left in the DLQ.
+    pub came_back: usize,
     /// For --dry-run: what would be redriven, by reason.
     pub would_redrive: BTreeMap<String, usize>,
     /// True when a shutdown signal stopped the run early.
     pub interrupted: bool,
+}
+
+impl RedriveReport {
+    pub fn skipped(&self) -> usize {
+        self.skipped_by_reason.values().sum()
+    }
+
+    /// The summary `worker dlq redrive` prints on stdout.
+    pub fn render(&self, queue_url: &str, dry_run: bool) -> String {
+        let mut out = String::new();
+        let by_reason = |out: &mut String, counts: &BTreeMap<String, usize>| {
+            for (reason, n) in counts {
+                out.push_str(&format!("  {reason}  {n}\n"));
+            }
+        };
+        if dry_run {
+            let count: usize = self.would_redrive.values().sum();
+            out.push_str(&format!("dry run: would redrive {count} messages\n"));
+            by_reason(&mut out, &self.would_redrive);
+        } else {
+            out.push_str(&format!(
+                "redriven {} messages to {queue_url}{}\n",
+                self.redriven,
+                if self.interrupted {
+                    " (interrupted; run again to continue)"
+                } else {
+                    ""
+                }
+            ));
+            by_reason(&mut out, &self.redriven_by_reason);
+        }
+        if self.skipped() > 0 {
+            out.push_str(&format!(
+                "{} {} (poison, left in the DLQ; --include-poison sends them too)\n",
+                if dry_run { "would skip" } else { "skipped" },
+                self.skipped()
+            ));
+            by_reason(&mut out, &self.skipped_by_reason);
+        }
+        if self.came_back > 0 {
+            out.push_str(&format!(
+                "left {} that this run sent and the worker dead-lettered again (see `worker dlq stats`)\n",
+                self.came_back
+            ));
+        }
+        if self.sent_not_deleted > 0 || self.failed > 0 {
+            out.push_str(&format!(
+                "left {} sent but not deleted (a rerun sends them again; same reportId, same item), {} not sent\n",
+                self.sent_not_deleted, self.failed
+            ));
+        }
+        out
+    }
 }
 
 /// `[#######.............]  120/400 redriven`: the total is SQS's approximate count, so the
@@ -346,7 +426,11 @@ impl DlqTools {
 
     /// Reads up to `limit` distinct messages, holding them invisible; the caller releases
     /// them. A message seen twice keeps its newest receipt handle (the only valid one).
-    async fn scan(&self, limit: usize) -> anyhow::Result<Vec<DlqMessage>> {
+    async fn scan(
+        &self,
+        limit: usize,
+        progress: &mut dyn FnMut(usize),
+    ) -> anyhow::Result<Vec<DlqMessage>> {
         let mut seen: Vec<DlqMessage> = Vec::new();
         let mut position: HashMap<String, usize> = HashMap::new();
         let mut empty_rounds = 0;
@@ -366,6 +450,7 @@ impl DlqTools {
                 }
             }
             empty_rounds = if new == 0 { empty_rounds + 1 } else { 0 };
+            progress(seen.len());
         }
         Ok(seen)
     }
@@ -405,39 +490,59 @@ impl DlqTools {
 
     /// Depth, reasons and oldest age; every message read is released again.
     pub async fn stats(&self, limit: usize) -> anyhow::Result<DlqStats> {
+        self.stats_with_progress(limit, &mut |_, _| {}).await
+    }
+
+    /// [`Self::stats`], calling `progress(read, approximate_depth)` after every receive.
+    pub async fn stats_with_progress(
+        &self,
+        limit: usize,
+        progress: &mut dyn FnMut(usize, u64),
+    ) -> anyhow::Result<DlqStats> {
         let (visible, in_flight) = self.depth().await?;
-        let messages = self.scan(limit).await?;
+        let messages = self
+            .scan(limit, &mut |read| progress(read, visible + in_flight))
+            .await?;
         self.release(&messages).await?;
         Ok(DlqStats::from_messages(visible, in_flight, &messages))
     }
 
     /// Up to `limit` messages, released again before returning.
     pub async fn peek(&self, limit: usize) -> anyhow::Result<Vec<DlqMessage>> {
-        let messages = self.scan(limit).await?;
+        let messages = self.scan(limit, &mut |_| {}).await?;
         self.release(&messages).await?;
         Ok(messages)
     }
 
     /// Sends DLQ messages back to QUEUE_URL, each deleted only after its send succeeded.
-    /// Stops at `limit`, when the DLQ is drained, or when `shutdown` turns true (after the
-    /// batch in hand). `progress` is called after every batch with the report so far.
+    /// Takes at most the messages the DLQ held at the start (or `limit`), never one this run
+    /// sent already; poison is left unless `include_poison`. Stops at that budget, when
+    /// nothing new is received, or when `shutdown` turns true (after the batch in hand).
+    /// `progress` is called after every batch with the report so far.
     pub async fn redrive(
         &self,
-        dry_run: bool,
-        limit: Option<usize>,
+        options: &RedriveOptions,
         shutdown: watch::Receiver<bool>,
         retry: &RetryPolicy,
         progress: &mut dyn FnMut(&RedriveReport),
     ) -> anyhow::Result<RedriveReport> {
-        let mut report = RedriveReport::default();
-        if dry_run {
-            let messages = self.scan(limit.unwrap_or(usize::MAX)).await?;
+        let (visible, in_flight) = self.depth().await?;
+        let depth = usize::try_from(visible.saturating_add(in_flight)).unwrap_or(usize::MAX);
+        let mut report = RedriveReport {
+            run_id: ulid::Ulid::new().to_string(),
+            budget: depth.min(options.limit.unwrap_or(usize::MAX)),
+            ..RedriveReport::default()
+        };
+        if options.dry_run {
+            let messages = self.scan(report.budget, &mut |_| {}).await?;
             self.release(&messages).await?;
             for m in &messages {
-                *report
-                    .would_redrive
-                    .entry(m.reason().to_owned())
-                    .or_insert(0) += 1;
+                let counts = if is_poison(m.reason()) && !options.include_poison {
+                    &mut report.skipped_by_reason
+                } else {
+                    &mut report.would_redrive
+                };
+                *counts.entry(m.reason().to_owned()).or_insert(0) += 1;
             }
             return Ok(report);
         }
@@ -445,36 +550,76 @@ impl DlqTools {
             .queue_url
             .as_deref()
             .context("redrive needs QUEUE_URL (where messages go back to)")?;
-        let limit = limit.unwrap_or(usize::MAX);
-        let mut empty_rounds = 0;
-        loop {
-            let handled = report.redriven + report.sent_not_deleted + report.failed;
-            if handled >= limit || empty_rounds >= EMPTY_ROUNDS_TO_STOP {
-                break;
+        // Everything received and not sent stays held (invisible) until the run ends, so a
+        // receive never returns it again; then it is released in one go.
+        let mut held: Vec<DlqMessage> = Vec::new();
+        let mut seen: HashMap<String, Option<usize>> = HashMap::new();
+        let mut taken = 0;
+        let mut idle_rounds = 0;
+        let result = loop {
+            if taken >= report.budget || idle_rounds >= EMPTY_ROUNDS_TO_STOP {
+                break Ok(());
             }
             if *shutdown.borrow() {
                 report.interrupted = true;
-                break;
+                break Ok(());
             }
-            let batch = self
-                .receive(limit - handled, REDRIVE_VISIBILITY_SECONDS)
-                .await?;
-            if batch.is_empty() {
-                empty_rounds += 1;
+            let batch = match self
+                .receive(report.budget - taken, REDRIVE_VISIBILITY_SECONDS)
+                .await
+            {
+                Ok(batch) => batch,
+                Err(e) => break Err(e),
+            };
+            let mut to_send = Vec::new();
+            let mut new = 0;
+            for m in batch {
+                if let Some(position) = seen.get(&m.message_id) {
+                    // Held past its visibility timeout and received again: keep the newest
+                    // receipt handle (the only one that works), count nothing.
+                    if let Some(&i) = position.as_ref() {
+                        held[i].receipt_handle = m.receipt_handle;
+                    }
+                    continue;
+                }
+                new += 1;
+                if m.attributes.get(REDRIVE_RUN_ATTRIBUTE) == Some(&report.run_id) {
+                    report.came_back += 1;
+                } else {
+                    taken += 1;
+                    if !is_poison(m.reason()) || options.include_poison {
+                        seen.insert(m.message_id.clone(), None);
+                        to_send.push(m);
+                        continue;
+                    }
+                    *report
+                        .skipped_by_reason
+                        .entry(m.reason().to_owned())
+                        .or_insert(0) += 1;
+                }
+                seen.insert(m.message_id.clone(), Some(held.len()));
+                held.push(m);
+            }
+            idle_rounds = if new == 0 { idle_rounds + 1 } else { 0 };
+            if to_send.is_empty() {
+                progress(&report);
                 continue;
             }
-            empty_rounds = 0;
-            let outgoing: Vec<OutgoingMessage> = batch
+            let outgoing: Vec<OutgoingMessage> = to_send
                 .iter()
-                .map(|m| OutgoingMessage {
-                    body: m.body.clone(),
-                    attributes: carried_attributes(&m.attributes),
+                .map(|m| {
+                    let mut attributes = carried_attributes(&m.attributes);
+                    attributes.insert(REDRIVE_RUN_ATTRIBUTE.to_owned(), report.run_id.clone());
+                    OutgoingMessage {
+                        body: m.body.clone(),
+                        attributes,
+                    }
                 })
                 .collect();
             let sent = send_with_retries(&self.sqs, queue_url, &outgoing, retry).await;
             let mut to_delete = Vec::new();
             let mut codes = Vec::new();
-            for (m, result) in batch.iter().zip(&sent) {
+            for (m, result) in to_send.iter().zip(&sent) {
                 match result {
                     Ok(_) => to_delete.push(m),
                     Err(f) => {
@@ -487,18 +632,28 @@ impl DlqTools {
             let not_deleted = self.delete(&to_delete).await;
             report.sent_not_deleted += not_deleted;
             report.redriven += to_delete.len() - not_deleted;
+            for m in &to_delete {
+                *report
+                    .redriven_by_reason
+                    .entry(m.reason().to_owned())
+                    .or_insert(0) += 1;
+            }
             progress(&report);
             if to_delete.is_empty() {
                 // Nothing in this batch could be sent: the queue is missing or refusing us.
                 // Going on would only spin on the same messages.
-                bail!(
+                break Err(anyhow::anyhow!(
                     "SQS refused every message of a batch ({}); {} redriven so far",
                     codes.join(", "),
                     report.redriven
-                );
+                ));
             }
+        };
+        // Skipped poison and returned messages are visible again at once for stats/peek.
+        if let Err(e) = self.release(&held).await {
+            tracing::warn!(error = %format!("{e:#}"), "some skipped messages stay hidden until their visibility timeout ends");
         }
-        Ok(report)
+        result.map(|()| report)
     }
 
     /// Deletes sent messages from the DLQ; returns how many could not be deleted.
@@ -536,42 +691,47 @@ impl DlqTools {
 }
 
 /// `worker dlq ...`: reads DLQ_URL (and QUEUE_URL for redrive) from the environment.
-pub async fn run(args: &[String], shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+pub async fn run(command: DlqCommand, shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
     use shared::settings::{required, Env, Source};
     use std::io::{IsTerminal, Write};
 
-    if matches!(
-        args.first().map(String::as_str),
-        None | Some("help" | "--help" | "-h")
-    ) {
-        println!("{DLQ_USAGE}");
-        return Ok(());
-    }
-    let command = DlqCommand::parse(args).map_err(|e| anyhow::anyhow!("{e}\n\n{DLQ_USAGE}"))?;
     let dlq_url = required(&Env, "DLQ_URL")?;
     let sdk = shared::aws::sdk_config().await;
     let tools = DlqTools::new(shared::aws::sqs_client(&sdk), dlq_url, Env.get("QUEUE_URL"));
     let now = OffsetDateTime::now_utc();
+    let tty = std::io::stderr().is_terminal();
     match command {
         DlqCommand::Stats { limit } => {
-            print!("{}", tools.stats(limit).await?.render(now));
+            // Reading a deep DLQ takes seconds: show how far it got, on a terminal only.
+            let mut progress = |read: usize, depth: u64| {
+                if tty {
+                    let _ = write!(
+                        std::io::stderr(),
+                        "\rscanning the DLQ: {read} read of ~{depth}"
+                    );
+                }
+            };
+            let stats = tools.stats_with_progress(limit, &mut progress).await;
+            if tty {
+                eprintln!();
+            }
+            print!("{}", stats?.render(now));
         }
         DlqCommand::Peek { limit } => {
             for m in tools.peek(limit).await? {
                 println!("{}", m.to_json_line());
             }
         }
-        DlqCommand::Redrive { dry_run, limit } => {
+        DlqCommand::Redrive {
+            dry_run,
+            limit,
+            include_poison,
+        } => {
             if !dry_run {
                 required(&Env, "QUEUE_URL")?;
             }
-            let (visible, _) = tools.depth().await?;
-            let total = usize::try_from(visible)
-                .unwrap_or(usize::MAX)
-                .min(limit.unwrap_or(usize::MAX));
-            let tty = std::io::stderr().is_terminal();
             let mut progress = |r: &RedriveReport| {
-                let line = progress_line(r.redriven, total, r.failed);
+                let line = progress_line(r.redriven, r.budget, r.failed);
                 let mut err = std::io::stderr();
                 // A terminal gets one line redrawn in place; a log gets one line per batch.
                 let _ = if tty {
@@ -580,43 +740,21 @@ pub async fn run(args: &[String], shutdown: watch::Receiver<bool>) -> anyhow::Re
                     writeln!(err, "{line}")
                 };
             };
+            let options = RedriveOptions {
+                dry_run,
+                limit,
+                include_poison,
+            };
             let report = tools
-                .redrive(
-                    dry_run,
-                    limit,
-                    shutdown,
-                    &RetryPolicy::default(),
-                    &mut progress,
-                )
+                .redrive(&options, shutdown, &RetryPolicy::default(), &mut progress)
                 .await;
             if tty {
                 eprintln!();
             }
-            let report = report?;
-            if dry_run {
-                let count: usize = report.would_redrive.values().sum();
-                println!("dry run: would redrive {count} messages");
-                for (reason, n) in &report.would_redrive {
-                    println!("  {reason}  {n}");
-                }
-            } else {
-                println!(
-                    "redriven {} messages to {}{}",
-                    report.redriven,
-                    tools.queue_url.as_deref().unwrap_or_default(),
-                    if report.interrupted {
-                        " (interrupted; run again to continue)"
-                    } else {
-                        ""
-                    }
-                );
-                if report.sent_not_deleted > 0 || report.failed > 0 {
-                    println!(
-                        "{} sent but not deleted (a rerun sends them again; same reportId, same item), {} not sent (left in the DLQ)",
-                        report.sent_not_deleted, report.failed
-                    );
-                }
-            }
+            print!(
+                "{}",
+                report?.render(tools.queue_url.as_deref().unwrap_or_default(), dry_run)
+            );
         }
     }
     Ok(())
@@ -626,10 +764,6 @@ pub async fn run(args: &[String], shutdown: watch::Receiver<bool>) -> anyhow::Re
 mod tests {
     use super::*;
     use time::macros::datetime;
-
-    fn args(words: &[&str]) -> Vec<String> {
-        words.iter().map(|w| (*w).to_owned()).collect()
-    }
 
     fn message(id: &str, reason: Option<&str>, sent_at: OffsetDateTime) -> DlqMessage {
         let mut attributes = HashMap::new();
@@ -645,45 +779,81 @@ mod tests {
         }
     }
 
+    #[derive(Debug, clap::Parser)]
+    struct Dlq {
+        #[command(subcommand)]
+        command: DlqCommand,
+    }
+
+    fn parse(words: &[&str]) -> Result<DlqCommand, clap::Error> {
+        use clap::Parser;
+        Dlq::try_parse_from(std::iter::once("dlq").chain(words.iter().copied())).map(|d| d.command)
+    }
+
     #[test]
     fn parses_each_command_with_its_options() {
         assert_eq!(
-            DlqCommand::parse(&args(&["stats"])),
-            Ok(DlqCommand::Stats { limit: 10_000 })
+            parse(&["stats"]).unwrap(),
+            DlqCommand::Stats { limit: 10_000 }
         );
         assert_eq!(
-            DlqCommand::parse(&args(&["peek", "--limit", "3"])),
-            Ok(DlqCommand::Peek { limit: 3 })
+            parse(&["peek", "--limit", "3"]).unwrap(),
+            DlqCommand::Peek { limit: 3 }
         );
         assert_eq!(
-            DlqCommand::parse(&args(&["redrive", "--dry-run", "--limit=25"])),
-            Ok(DlqCommand::Redrive {
+            parse(&["redrive", "--dry-run", "--limit=25"]).unwrap(),
+            DlqCommand::Redrive {
                 dry_run: true,
-                limit: Some(25)
-            })
+                limit: Some(25),
+                include_poison: false,
+            }
         );
         assert_eq!(
-            DlqCommand::parse(&args(&["redrive"])),
-            Ok(DlqCommand::Redrive {
+            parse(&["redrive", "--include-poison"]).unwrap(),
+            DlqCommand::Redrive {
                 dry_run: false,
-                limit: None
-            })
+                limit: None,
+                include_poison: true,
+            }
         );
     }
 
     #[test]
     fn rejects_bad_options_naming_them() {
-        assert!(DlqCommand::parse(&args(&["peek", "--limit", "0"]))
-            .unwrap_err()
-            .contains("--limit"));
-        assert!(DlqCommand::parse(&args(&["peek", "--limit"])).is_err());
-        assert!(DlqCommand::parse(&args(&["peek", "--dry-run"]))
-            .unwrap_err()
-            .contains("--dry-run"));
-        assert!(DlqCommand::parse(&args(&["purge"]))
-            .unwrap_err()
-            .contains("purge"));
-        assert!(DlqCommand::parse(&[]).is_err());
+        let message = |words: &[&str]| parse(words).unwrap_err().to_string();
+        assert!(message(&["peek", "--limit", "0"]).contains("--limit"));
+        assert!(parse(&["peek", "--limit"]).is_err());
+        assert!(message(&["peek", "--dry-run"]).contains("--dry-run"));
+        assert!(message(&["purge"]).contains("purge"));
+        assert!(parse(&[]).is_err());
+    }
+
+    #[test]
+    fn knows_which_reasons_a_retry_cannot_change() {
+        for reason in POISON_REASONS {
+            assert!(is_poison(reason));
+        }
+        assert!(!is_poison(EXHAUSTED_RETRIES));
+    }
+
+    #[test]
+    fn the_summary_counts_redriven_skipped_and_left_by_reason() {
+        let report = RedriveReport {
+            redriven: 4,
+            redriven_by_reason: BTreeMap::from([(EXHAUSTED_RETRIES.to_owned(), 4)]),
+            skipped_by_reason: BTreeMap::from([
+                ("invalid_json".to_owned(), 3),
+                ("unknown_version".to_owned(), 2),
+            ]),
+            came_back: 1,
+            ..RedriveReport::default()
+        };
+        let text = report.render("q", false);
+        assert!(text.contains("redriven 4 messages to q"), "{text}");
+        assert!(text.contains("exhausted_retries  4"), "{text}");
+        assert!(text.contains("skipped 5 (poison"), "{text}");
+        assert!(text.contains("invalid_json  3"), "{text}");
+        assert!(text.contains("left 1 that this run sent"), "{text}");
     }
 
     #[test]
@@ -703,6 +873,12 @@ mod tests {
         let mut keys: Vec<&str> = carried.keys().map(String::as_str).collect();
         keys.sort_unstable();
         assert_eq!(keys, ["correlationId", "tenant"]);
+        let mut tagged = attributes;
+        tagged.insert(
+            REDRIVE_RUN_ATTRIBUTE.to_owned(),
+            "an-earlier-run".to_owned(),
+        );
+        assert!(!carried_attributes(&tagged).contains_key(REDRIVE_RUN_ATTRIBUTE));
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //!
 //! Under Lambda (`AWS_LAMBDA_RUNTIME_API` set) it is an SQS event handler returning partial
 //! batch failures; anywhere else it is a long-polling consumer. Both drive the same
-//! [`processor::Processor`].
+//! [`processor::Processor`]. The command line is [`Cli`] (clap).
 
 pub mod dlq;
 pub mod dlq_tools;
@@ -18,49 +18,68 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use aws_config::SdkConfig;
+use clap::{Parser, Subcommand};
 use lambda_runtime::{service_fn, LambdaEvent};
 use shared::provision::{provision, ProvisionRequest};
 use shared::settings::{optional, parsed, Env};
 use tokio::sync::watch;
 
 use crate::dlq::SqsDeadLetterQueue;
+use crate::dlq_tools::DlqCommand;
 use crate::poller::{Poller, PollerConfig};
 use crate::processor::Processor;
 use crate::settings::WorkerSettings;
 use crate::store::DynamoScoreStore;
 
-pub const USAGE: &str = "\
-usage: worker [COMMAND]
+/// The worker's command line (`worker --help`; every subcommand answers `--help` too).
+#[derive(Debug, Parser)]
+#[command(
+    name = "worker",
+    about = "Drains credit-score messages from SQS into DynamoDB; provisioning and DLQ tools.",
+    after_help = ENVIRONMENT_HELP
+)]
+pub struct Cli {
+    /// What to do; `run` when left out.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
 
-Commands:
-  run         (default) process the queue: the Lambda SQS handler when AWS_LAMBDA_RUNTIME_API
-              is set, otherwise a long-polling consumer of QUEUE_URL
-  provision   create the queue, its DLQ (with redrive policy) and the table when missing, and
-              print QUEUE_URL=, DLQ_URL= and TABLE_NAME= lines (QUEUE_NAME, DLQ_NAME,
-              TABLE_NAME, MAX_RECEIVE_COUNT, VISIBILITY_TIMEOUT_SECONDS override the defaults)
-  dlq         operate the dead-letter queue: `worker dlq stats|peek|redrive` (`worker dlq help`)
-  schema      print the JSON Schema of the v1 queue message (schemas/score-message-v1.schema.json)
-  help        print this text
-
+const ENVIRONMENT_HELP: &str = "\
 Environment: DLQ_URL and TABLE_NAME (required), QUEUE_URL (poller), WRITE_CONCURRENCY,
 RETRY_BASE_DELAY_MS, RETRY_MAX_DELAY_MS, DEADLINE_MARGIN_MS, DYNAMODB_ATTEMPT_TIMEOUT_MS,
 POLLER_RECEIVE_LOOPS, FAILURE_VISIBILITY_BASE_SECONDS, plus the standard AWS variables.";
 
-/// Dispatches the command line.
-pub async fn main_with_args(args: &[String]) -> anyhow::Result<()> {
-    match args.first().map(String::as_str) {
-        None | Some("run") => run().await,
-        Some("provision") => provision_from_env().await,
-        Some("dlq") => dlq_tools::run(&args[1..], shutdown_signal()).await,
-        Some("schema") => {
+#[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
+pub enum Command {
+    /// (default) process the queue: the Lambda SQS handler when AWS_LAMBDA_RUNTIME_API is
+    /// set, otherwise a long-polling consumer of QUEUE_URL
+    Run,
+    /// create the queue, its DLQ (with redrive policy) and the table when missing, and print
+    /// QUEUE_URL=, DLQ_URL= and TABLE_NAME= lines
+    #[command(
+        after_help = "QUEUE_NAME, DLQ_NAME, TABLE_NAME, MAX_RECEIVE_COUNT (5) and \
+                      VISIBILITY_TIMEOUT_SECONDS (60) override the defaults."
+    )]
+    Provision,
+    /// operate the dead-letter queue: `worker dlq stats|peek|redrive`
+    Dlq {
+        #[command(subcommand)]
+        command: DlqCommand,
+    },
+    /// print the JSON Schema of the v1 queue message (schemas/score-message-v1.schema.json)
+    Schema,
+}
+
+/// Runs a parsed command line.
+pub async fn main_with(cli: Cli) -> anyhow::Result<()> {
+    match cli.command.unwrap_or(Command::Run) {
+        Command::Run => run().await,
+        Command::Provision => provision_from_env().await,
+        Command::Dlq { command } => dlq_tools::run(command, shutdown_signal()).await,
+        Command::Schema => {
             print!("{}", shared::message::json_schema_text());
             Ok(())
         }
-        Some("help" | "--help" | "-h") => {
-            println!("{USAGE}");
-            Ok(())
-        }
-        Some(other) => anyhow::bail!("unknown command {other:?}\n\n{USAGE}"),
     }
 }
 
@@ -160,4 +179,28 @@ async fn provision_from_env() -> anyhow::Result<()> {
     println!("DLQ_URL={}", done.dlq_url);
     println!("TABLE_NAME={}", done.table_name);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn no_command_means_run() {
+        let cli = Cli::try_parse_from(["worker"]).unwrap();
+        assert_eq!(cli.command, None);
+        let cli = Cli::try_parse_from(["worker", "dlq", "peek", "--limit", "3"]).unwrap();
+        assert_eq!(
+            cli.command,
+            Some(Command::Dlq {
+                command: DlqCommand::Peek { limit: 3 }
+            })
+        );
+    }
 }

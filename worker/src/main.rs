@@ -1,14 +1,20 @@
 use std::process::ExitCode;
 
+use clap::Parser;
+
 #[tokio::main]
 async fn main() -> ExitCode {
+    // clap prints help (exit 0) or a usage error (exit 2) itself.
+    let cli = worker::Cli::parse();
     shared::telemetry::init();
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match worker::main_with_args(&args).await {
+    match worker::main_with(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %format!("{e:#}"), "worker stopped");
             eprintln!("worker: {e:#}");
+            if let Some(hint) = shared::aws::emulator_hint(&e) {
+                eprintln!("worker: {hint}");
+            }
             ExitCode::FAILURE
         }
     }

@@ -287,6 +287,10 @@ fn dead_letter(message: &InboundMessage, reason: &shared::message::MessageError)
         reason_code: reason.reason_code(),
         detail: reason.to_string(),
         correlation_id: message.attributes.get(CORRELATION_ID_ATTRIBUTE).cloned(),
+        redrive_run_id: message
+            .attributes
+            .get(crate::dlq::REDRIVE_RUN_ATTRIBUTE)
+            .cloned(),
     }
 }
 

@@ -1,8 +1,8 @@
 //! A development-only stand-in for the User Service. It validates HS256 tokens it mints
 //! itself. Never deployed: it exists so `make dev` works with no outside system.
 //!
-//!   dev-user-service serve                 # GET /validate: 204 for a good token, else 401
-//!   dev-user-service mint --sub alice [--scope credit-scores:service] [--ttl-seconds 3600]
+//!   dev-user-service serve [--port N]     # GET /validate: 204 for a good token, else 401
+//!   dev-user-service mint --sub NAME [--scope credit-scores:service] [--ttl-seconds N]
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -10,40 +10,64 @@ use std::time::Duration;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::get;
 use axum::Router;
+use clap::{Parser, Subcommand};
 use pipeline_tests::DevTokens;
 
-const USAGE: &str = "usage: dev-user-service serve [--port N] | mint --sub USER [--scope SCOPE]... [--ttl-seconds N]
-Port defaults to DEV_USER_SERVICE_PORT or 4113; the signing secret is DEV_TOKEN_SECRET or a fixed dev secret.";
+/// A development-only stand-in for the User Service: it validates the HS256 tokens it mints
+/// (secret DEV_TOKEN_SECRET, or a fixed dev secret). Never deploy it.
+#[derive(Debug, Parser)]
+#[command(name = "dev-user-service")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// serve GET /validate on 127.0.0.1: 204 for a good dev token, else 401
+    Serve {
+        /// port on 127.0.0.1 (default DEV_USER_SERVICE_PORT, else 4113)
+        #[arg(long, value_name = "N")]
+        port: Option<u16>,
+    },
+    /// print a dev token for a user
+    Mint {
+        /// the user id (`sub` claim)
+        #[arg(long, value_name = "NAME")]
+        sub: String,
+        /// a scope to grant, e.g. credit-scores:service (repeatable)
+        #[arg(long, value_name = "SCOPE")]
+        scope: Vec<String>,
+        /// lifetime of the token
+        #[arg(long, value_name = "N", default_value_t = 3600)]
+        ttl_seconds: u64,
+    },
+}
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match run(&args).await {
+    // clap prints help (exit 0) or a usage error (exit 2) itself.
+    let cli = Cli::parse();
+    match run(cli.command).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("dev-user-service: {e}\n{USAGE}");
+            eprintln!("dev-user-service: {e}");
             ExitCode::FAILURE
         }
     }
 }
 
-fn flag<'a>(args: &'a [String], name: &str) -> Vec<&'a str> {
-    args.windows(2)
-        .filter(|w| w[0] == name)
-        .map(|w| w[1].as_str())
-        .collect()
-}
-
-async fn run(args: &[String]) -> Result<(), String> {
-    match args.first().map(String::as_str) {
-        Some("serve") => {
-            let port: u16 = flag(args, "--port")
-                .first()
-                .map(|p| (*p).to_owned())
-                .or_else(|| std::env::var("DEV_USER_SERVICE_PORT").ok())
-                .unwrap_or_else(|| "4113".into())
-                .parse()
-                .map_err(|e| format!("bad port: {e}"))?;
+async fn run(command: Command) -> Result<(), String> {
+    match command {
+        Command::Serve { port } => {
+            let port = match port {
+                Some(port) => port,
+                None => std::env::var("DEV_USER_SERVICE_PORT")
+                    .ok()
+                    .filter(|v| !v.trim().is_empty())
+                    .map_or(Ok(4113), |v| v.trim().parse())
+                    .map_err(|e| format!("DEV_USER_SERVICE_PORT is not a port: {e}"))?,
+            };
             let app = Router::new()
                 .route("/validate", get(validate))
                 .route("/health", get(|| async { "ok" }));
@@ -60,20 +84,18 @@ async fn run(args: &[String]) -> Result<(), String> {
                 .await
                 .map_err(|e| e.to_string())
         }
-        Some("mint") => {
-            let sub = *flag(args, "--sub").first().ok_or("--sub is required")?;
-            let scopes = flag(args, "--scope");
-            let ttl: u64 = flag(args, "--ttl-seconds")
-                .first()
-                .map_or(Ok(3600), |v| v.parse())
-                .map_err(|e| format!("bad --ttl-seconds: {e}"))?;
+        Command::Mint {
+            sub,
+            scope,
+            ttl_seconds,
+        } => {
+            let scopes: Vec<&str> = scope.iter().map(String::as_str).collect();
             println!(
                 "{}",
-                DevTokens::default().mint(sub, &scopes, Duration::from_secs(ttl))
+                DevTokens::default().mint(&sub, &scopes, Duration::from_secs(ttl_seconds))
             );
             Ok(())
         }
-        _ => Err("expected a command".into()),
     }
 }
 
