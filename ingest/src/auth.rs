@@ -184,6 +184,7 @@ pub struct UserServiceValidator {
 
 impl UserServiceValidator {
     pub fn new(endpoint: String, timeout: Duration) -> anyhow::Result<Self> {
+        shared::aws::install_crypto_provider();
         let client = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout)

@@ -11,7 +11,27 @@ use aws_config::{BehaviorVersion, SdkConfig};
 
 /// Loads region, credentials and endpoints from the standard AWS sources.
 pub async fn sdk_config() -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest()).load().await
+    config_loader().load().await
+}
+
+/// The standard loader with this project's HTTPS client; tests add endpoint and credentials.
+///
+/// The client is the SDK's own hyper client, on rustls with ring rather than its default
+/// aws-lc-rs: the same TLS (1.2 and 1.3, the SDK's cipher suites, the system's root
+/// certificates) in a much smaller binary.
+pub fn config_loader() -> aws_config::ConfigLoader {
+    use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
+    let https = aws_smithy_http_client::Builder::new()
+        .tls_provider(Provider::Rustls(CryptoMode::Ring))
+        .build_https();
+    aws_config::defaults(BehaviorVersion::latest()).http_client(https)
+}
+
+/// Makes ring the process's rustls provider, for clients that take the process default
+/// (reqwest). Safe to call any number of times.
+pub fn install_crypto_provider() {
+    // Err only means a provider is already installed: nothing to do.
+    let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
 pub fn sqs_client(config: &SdkConfig) -> aws_sdk_sqs::Client {

@@ -259,6 +259,14 @@ impl<'a> Source<'a> {
     }
 
     fn unknown_keys(self, allowed: &[&str]) -> Vec<&'a str> {
+        let all_known = match self {
+            Self::Map(map) => map.keys().all(|k| allowed.contains(&k.as_str())),
+            Self::Fields(fields) => fields.keys().all(|k| allowed.contains(&k)),
+        };
+        // The usual case, checked without allocating.
+        if all_known {
+            return Vec::new();
+        }
         let mut unknown: Vec<&'a str> = match self {
             Self::Map(map) => map.keys().map(String::as_str).collect(),
             Self::Fields(fields) => fields.keys().collect(),

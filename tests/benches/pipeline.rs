@@ -439,7 +439,13 @@ async fn queued(emulator: &Emulator, bodies: &[String]) -> TestResources {
 /// Drain through the poller (the ECS/EKS mode): the worker binary vs a bare
 /// receive/BatchWriteItem/DeleteMessageBatch loop with as many loops as the worker runs.
 async fn drain_poller_path(emulator: &Emulator, verdicts: &mut Verdicts) {
-    let batch = messages(DRAIN_RECORDS, DRAIN_RECORDS);
+    // The emulator's ReceiveMessage slows down as a queue grows (about 1.4 s per call at
+    // 2,000 deep on moto), so this section is slow there; BENCH_POLLER_MESSAGES trims it.
+    let count = std::env::var("BENCH_POLLER_MESSAGES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(DRAIN_RECORDS);
+    let batch = messages(count, count);
     let bodies: Vec<String> = batch.iter().filter_map(|m| m.body.clone()).collect();
     let items: HashMap<String, Item> = bodies.iter().cloned().zip(items_of(&batch)).collect();
     let n = batch.len() as i64;
@@ -471,7 +477,7 @@ async fn drain_poller_path(emulator: &Emulator, verdicts: &mut Verdicts) {
 
     let bare_rate = n as f64 / bare;
     let ours_rate = n as f64 / ours;
-    println!("\n## Drain, poller path ({DRAIN_RECORDS} queued messages, {loops} receive loops each, 10 per receive)");
+    println!("\n## Drain, poller path ({count} queued messages, {loops} receive loops each, 10 per receive)");
     println!("bare receive/BatchWriteItem/delete loops   {bare_rate:>8.0} records/s");
     println!(
         "worker binary (poller mode)                {ours_rate:>8.0} records/s   {:.2} of bare (budget 0.9: {})",
@@ -699,21 +705,43 @@ fn zip_sizes(verdicts: &mut Verdicts) {
     println!("(x86_64 here: this machine has no aarch64 standard library; arm64 binaries come out close in size)");
 }
 
+/// Whether `BENCH_SECTIONS` (comma-separated; unset = all) asks for `name`.
+fn wanted(name: &str) -> bool {
+    std::env::var("BENCH_SECTIONS")
+        .map(|v| v.split(',').any(|s| s.trim() == name))
+        .unwrap_or(true)
+}
+
 #[tokio::main]
 async fn main() {
-    // `cargo bench` passes `--bench`; filters are not supported, everything runs.
+    // `cargo bench` passes `--bench`; sections are chosen with BENCH_SECTIONS (cpu, requests,
+    // drain, poller, ingest, init, zip), everything by default.
     shared::telemetry::init();
     let mut verdicts = Verdicts::default();
     println!("# credit-score pipeline benchmarks");
-    cpu_per_record(&mut verdicts);
-    request_counts().await;
+    if wanted("cpu") {
+        cpu_per_record(&mut verdicts);
+    }
+    if wanted("requests") {
+        request_counts().await;
+    }
     let emulator = Emulator::connect().await;
-    drain_lambda_path(&emulator, DRAIN_RECORDS, &mut verdicts).await;
-    drain_lambda_path(&emulator, 50, &mut verdicts).await;
-    drain_poller_path(&emulator, &mut verdicts).await;
-    ingest_in_process(&emulator).await;
-    lambda_start(&emulator, &mut verdicts).await;
-    zip_sizes(&mut verdicts);
+    if wanted("drain") {
+        drain_lambda_path(&emulator, DRAIN_RECORDS, &mut verdicts).await;
+        drain_lambda_path(&emulator, 50, &mut verdicts).await;
+    }
+    if wanted("poller") {
+        drain_poller_path(&emulator, &mut verdicts).await;
+    }
+    if wanted("ingest") {
+        ingest_in_process(&emulator).await;
+    }
+    if wanted("init") {
+        lambda_start(&emulator, &mut verdicts).await;
+    }
+    if wanted("zip") {
+        zip_sizes(&mut verdicts);
+    }
     println!("\n## Budgets");
     for (what, ok) in &verdicts.0 {
         println!("{} {what}", if *ok { "met " } else { "MISS" });

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_config::{Region, SdkConfig};
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_sqs::types::{Message, MessageSystemAttributeName, QueueAttributeName};
 use shared::item::{StoredReport, SK};
@@ -53,7 +53,7 @@ impl Emulator {
     pub async fn connect() -> Self {
         let endpoint =
             std::env::var("AWS_ENDPOINT_URL").unwrap_or_else(|_| DEFAULT_ENDPOINT.to_owned());
-        let sdk = aws_config::defaults(BehaviorVersion::latest())
+        let sdk = shared::aws::config_loader()
             .endpoint_url(&endpoint)
             .region(Region::new("us-east-1"))
             .credentials_provider(aws_sdk_sqs::config::Credentials::new(

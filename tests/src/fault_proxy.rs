@@ -25,7 +25,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_config::{Region, SdkConfig};
 use bytes::Bytes;
 use http::{header, HeaderMap, HeaderValue, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
@@ -244,7 +244,7 @@ impl FaultProxy {
         let url = format!("http://{}", listener.local_addr().expect("proxy address"));
         let shared = Arc::new(Shared {
             upstream: upstream.trim_end_matches('/').to_owned(),
-            client: reqwest::Client::builder()
+            client: crate::http_client_builder()
                 .no_proxy()
                 .timeout(Duration::from_secs(60))
                 .build()
@@ -298,7 +298,7 @@ impl FaultProxy {
     /// A config loader pointed at the proxy with the emulator's dummy credentials; add
     /// settings (a retry config, say) before `.load()`.
     pub fn config_loader(&self) -> aws_config::ConfigLoader {
-        aws_config::defaults(BehaviorVersion::latest())
+        shared::aws::config_loader()
             .endpoint_url(&self.url)
             .region(Region::new("us-east-1"))
             .credentials_provider(aws_sdk_sqs::config::Credentials::new(

@@ -130,7 +130,7 @@ async fn serve_app(
     });
     TestApp {
         address,
-        http: reqwest::Client::builder()
+        http: http_client_builder()
             .timeout(Duration::from_secs(30))
             .build()
             .expect("reqwest client"),
@@ -228,6 +228,12 @@ pub fn workspace_binary(name: &str) -> std::path::PathBuf {
         path.display()
     );
     path
+}
+
+/// A reqwest client builder for tests (reqwest needs the process's rustls provider first).
+pub fn http_client_builder() -> reqwest::ClientBuilder {
+    shared::aws::install_crypto_provider();
+    reqwest::Client::builder()
 }
 
 /// Waits (bounded) until `check` returns `Some`.

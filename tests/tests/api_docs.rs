@@ -372,7 +372,7 @@ fn attribute_values<'a>(html: &'a str, attribute: &str) -> Vec<&'a str> {
 #[tokio::test]
 async fn swagger_ui_loads_from_assets_in_the_binary_with_no_network() {
     let app = spawn_app().await;
-    let no_redirects = reqwest::Client::builder()
+    let no_redirects = pipeline_tests::http_client_builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();

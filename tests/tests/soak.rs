@@ -159,7 +159,7 @@ async fn a_spike_of_writes_is_absorbed_by_the_queue_and_every_write_lands_once()
         started_shards.push(start_shard(&emulator, &user_service, workers, send_timeout_ms).await);
     }
     let shards = Arc::new(started_shards);
-    let http = reqwest::Client::builder()
+    let http = pipeline_tests::http_client_builder()
         .pool_max_idle_per_host(clients)
         .timeout(Duration::from_secs(30))
         .build()

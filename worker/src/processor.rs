@@ -51,10 +51,26 @@ pub struct BatchOutcome {
     pub write_requests: usize,
 }
 
-/// Reports sharing one table key, reduced to the newest, with every message that carried one.
+/// Reports sharing one table key, reduced to the newest, with the position in the batch of
+/// every message that carried one. Positions, not ids: most keys come once, and then a group
+/// costs no allocation of its own.
 pub struct KeyGroup {
     pub report: StoredReport,
-    pub message_ids: Vec<String>,
+    /// The first message with this key.
+    pub first: usize,
+    /// Later messages with the same key, in batch order.
+    pub repeats: Vec<usize>,
+}
+
+impl KeyGroup {
+    /// Every message of the group, as positions in the batch.
+    pub fn positions(&self) -> impl Iterator<Item = usize> + '_ {
+        std::iter::once(self.first).chain(self.repeats.iter().copied())
+    }
+
+    pub fn len(&self) -> usize {
+        1 + self.repeats.len()
+    }
 }
 
 /// A batch after the CPU-only steps: decoded, validated, poison set aside, deduplicated.
@@ -71,9 +87,9 @@ pub fn prepare_batch(messages: &[InboundMessage], now: OffsetDateTime) -> Prepar
     let mut valid = Vec::with_capacity(messages.len());
     let mut poison = Vec::new();
     let mut retry = Vec::new();
-    for message in messages {
+    for (position, message) in messages.iter().enumerate() {
         match process_record(message, now) {
-            Ok(report) => valid.push((message.message_id.clone(), report)),
+            Ok(report) => valid.push((position, report)),
             Err(RecordError::Permanent(reason)) => poison.push(dead_letter(message, &reason)),
             Err(e @ RecordError::Retryable(_)) => {
                 tracing::warn!(message_id = %message.message_id, error = %e, "record will be retried");
@@ -133,11 +149,13 @@ impl Processor {
         for i in unwritten {
             written[i] = false;
         }
-        for (group, written) in groups.into_iter().zip(written) {
+        for (group, written) in groups.iter().zip(written) {
             if written {
-                outcome.written += group.message_ids.len();
+                outcome.written += group.len();
             } else {
-                outcome.failed.extend(group.message_ids);
+                outcome
+                    .failed
+                    .extend(group.positions().map(|i| messages[i].message_id.clone()));
             }
         }
         if !outcome.failed.is_empty() {
@@ -297,9 +315,11 @@ fn dead_letter(message: &InboundMessage, reason: &shared::message::MessageError)
 /// One request may not carry the same key twice, so reports sharing a key are folded into
 /// the newest by `reportedAt` (the later message wins a tie); every message that carried the
 /// key shares the outcome of that one write.
-fn dedupe(valid: Vec<(String, StoredReport)>) -> Vec<KeyGroup> {
+fn dedupe(valid: Vec<(usize, StoredReport)>) -> Vec<KeyGroup> {
     // First pass on borrowed keys (no clone per record): which group each record joins.
-    let mut position: HashMap<(&str, &str), usize> = HashMap::with_capacity(valid.len());
+    // foldhash, seeded per process: several times cheaper than SipHash on short keys.
+    let mut position: HashMap<(&str, &str), usize, foldhash::fast::RandomState> =
+        HashMap::with_capacity_and_hasher(valid.len(), foldhash::fast::RandomState::default());
     let mut group_of = Vec::with_capacity(valid.len());
     for (_, stored) in &valid {
         let key = (
@@ -314,10 +334,10 @@ fn dedupe(valid: Vec<(String, StoredReport)>) -> Vec<KeyGroup> {
 
     let mut groups: Vec<Option<KeyGroup>> = Vec::with_capacity(group_count);
     groups.resize_with(group_count, || None);
-    for ((message_id, report), i) in valid.into_iter().zip(group_of) {
+    for ((message, report), i) in valid.into_iter().zip(group_of) {
         match &mut groups[i] {
             Some(group) => {
-                group.message_ids.push(message_id);
+                group.repeats.push(message);
                 if report.report.reported_at >= group.report.report.reported_at {
                     group.report = report;
                 }
@@ -325,7 +345,8 @@ fn dedupe(valid: Vec<(String, StoredReport)>) -> Vec<KeyGroup> {
             slot @ None => {
                 *slot = Some(KeyGroup {
                     report,
-                    message_ids: vec![message_id],
+                    first: message,
+                    repeats: Vec::new(),
                 });
             }
         }

@@ -55,19 +55,17 @@ proptest! {
 
     #[test]
     fn dedupe_keeps_every_message_once_and_the_newest_report_per_key(reports in reports()) {
-        let input: Vec<(String, StoredReport)> = reports
-            .iter()
-            .enumerate()
-            .map(|(i, r)| (format!("m-{i}"), r.clone()))
-            .collect();
+        let input: Vec<(usize, StoredReport)> = reports.iter().cloned().enumerate().collect();
         let groups = dedupe(input.clone());
 
-        // Every message id lands in exactly one group.
-        let mut ids: Vec<&str> = groups.iter().flat_map(|g| g.message_ids.iter().map(String::as_str)).collect();
-        ids.sort_unstable();
-        let mut expected_ids: Vec<&str> = input.iter().map(|(id, _)| id.as_str()).collect();
-        expected_ids.sort_unstable();
-        prop_assert_eq!(ids, expected_ids);
+        // Every message lands in exactly one group, each group's positions in batch order.
+        let mut positions: Vec<usize> = groups.iter().flat_map(KeyGroup::positions).collect();
+        for group in &groups {
+            let own: Vec<usize> = group.positions().collect();
+            prop_assert!(own.windows(2).all(|w| w[0] < w[1]), "{:?}", own);
+        }
+        positions.sort_unstable();
+        prop_assert_eq!(positions, (0..input.len()).collect::<Vec<_>>());
 
         // One group per distinct key, in order of first appearance.
         let mut first_seen: Vec<ReportKey> = Vec::new();
@@ -83,7 +81,7 @@ proptest! {
             // Every member carried this key.
             let members: Vec<&StoredReport> = input
                 .iter()
-                .filter(|(id, _)| group.message_ids.contains(id))
+                .filter(|(i, _)| group.positions().any(|p| p == *i))
                 .map(|(_, r)| r)
                 .collect();
             prop_assert!(members.iter().all(|r| r.key() == group.report.key()));

@@ -253,10 +253,10 @@ fn dedupe_keeps_the_later_message_on_equal_timestamps() {
         source: "api".into(),
         received_at: OffsetDateTime::UNIX_EPOCH,
     };
-    let groups = dedupe(vec![("a".into(), stored(1)), ("b".into(), stored(2))]);
+    let groups = dedupe(vec![(0, stored(1)), (1, stored(2))]);
     assert_eq!(groups.len(), 1);
     assert_eq!(groups[0].report.report.score.value(), 2);
-    assert_eq!(groups[0].message_ids, ["a", "b"]);
+    assert_eq!(groups[0].positions().collect::<Vec<_>>(), [0, 1]);
 }
 
 /// Counts requests and nothing else: a store with no I/O.
