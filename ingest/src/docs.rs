@@ -174,7 +174,17 @@ fn swagger_ui_page() {}
 #[allow(dead_code)] // served by `docs_ui`; this function only describes it.
 fn openapi_document() {}
 
-/// The document as served: [`ApiDoc`] in JSON, with link objects' keys spelt as OpenAPI
+/// The document as checked in (`ingest/openapi.json`) and served: [`openapi_json`] pretty
+/// printed. The binary serves the file's bytes and never runs the generator, so none of the
+/// generating code is in it; a test fails when the file and the code drift apart
+/// (`UPDATE_OPENAPI=1 cargo test -p pipeline-tests --test api_docs` rewrites it).
+pub fn openapi_text() -> String {
+    let mut text = serde_json::to_string_pretty(&openapi_json()).unwrap_or_default();
+    text.push('\n');
+    text
+}
+
+/// The document as generated: [`ApiDoc`] in JSON, with link objects' keys spelt as OpenAPI
 /// spells them (utoipa 5 writes `operation_id`/`operation_ref`/`request_body`; fixed in 6).
 pub fn openapi_json() -> serde_json::Value {
     let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();

@@ -6,7 +6,6 @@
 //! inflated for the others, so the binary carries them once, small.
 
 use std::io::Read;
-use std::sync::OnceLock;
 
 use axum::body::Bytes;
 use axum::extract::Path;
@@ -15,7 +14,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::Router;
 
-use crate::docs::{openapi_json, SPEC_PATH, UI_PATH};
+use crate::docs::{SPEC_PATH, UI_PATH};
 use crate::error::ApiError;
 
 struct Asset {
@@ -81,13 +80,13 @@ async fn asset(Path(name): Path<String>, headers: HeaderMap) -> Response {
     }
 }
 
-/// The document, serialised on first request and kept: start-up does none of this work.
+/// The document, as generated from the code and checked in ([`crate::docs::openapi_text`]).
 async fn document() -> Response {
-    static DOCUMENT: OnceLock<Bytes> = OnceLock::new();
-    let body = DOCUMENT
-        .get_or_init(|| Bytes::from(serde_json::to_vec(&openapi_json()).unwrap_or_default()))
-        .clone();
-    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        Bytes::from_static(include_bytes!("../openapi.json")),
+    )
+        .into_response()
 }
 
 fn serve(asset: &Asset, headers: &HeaderMap, cache_control: &'static str) -> Response {

@@ -2,13 +2,14 @@ use std::process::ExitCode;
 
 use ingest::settings::IngestSettings;
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     shared::telemetry::init();
-    let result = match IngestSettings::from_source(&shared::settings::Env) {
-        Ok(settings) => ingest::run(settings).await,
-        Err(e) => Err(e.into()),
-    };
+    let result = IngestSettings::from_source(&shared::settings::Env)
+        .map_err(anyhow::Error::from)
+        .and_then(|settings| {
+            let runtime = shared::runtime::build()?;
+            runtime.block_on(ingest::run(settings))
+        });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -9,6 +9,7 @@ pub mod item;
 pub mod json_fields;
 pub mod message;
 pub mod provision;
+pub mod runtime;
 pub mod settings;
 pub mod sqs_batch;
 pub mod telemetry;

@@ -8,12 +8,11 @@
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
-use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use crate::domain::{
-    format_utc_millis, utc_millis, Bureau, FieldError, ReportId, ReportedAt, Score, ScoreReport,
-    UserId, ValidationErrors,
+    format_utc_millis, parse_rfc3339, utc_millis, Bureau, FieldError, ReportId, ReportedAt, Score,
+    ScoreReport, UserId, ValidationErrors,
 };
 use crate::json_fields::{BodyError, FieldReader, JsonScalar, ObjectFields};
 
@@ -292,7 +291,7 @@ impl ScoreMessage {
         let received_at = match r.optional_str("receivedAt") {
             // Kept as UTC milliseconds, as it is sent on and stored, so a parsed message
             // equals itself after a round trip.
-            Some(v) => match OffsetDateTime::parse(v, &Rfc3339).ok().and_then(utc_millis) {
+            Some(v) => match parse_rfc3339(v).and_then(utc_millis) {
                 Some(t) => Some(t),
                 None => {
                     r.push(FieldError::new(

@@ -310,8 +310,24 @@ pub fn spawn_binary(name: &str, args: &[&str], env: &[(String, String)]) -> Runn
     RunningBinary { child, log_path }
 }
 
-/// The environment the Lambda runtime gives a function, pointed at a fake Runtime API.
+/// The environment the Lambda runtime gives a function, pointed at a fake Runtime API, plus
+/// what the template sets for every function: `SSL_CERT_FILE` names this machine's CA bundle
+/// as the template names provided.al2023's.
 pub fn lambda_env(runtime_api: &str) -> Vec<(String, String)> {
+    let bundle = [
+        "/etc/pki/tls/certs/ca-bundle.crt",
+        "/etc/ssl/certs/ca-certificates.crt",
+    ]
+    .into_iter()
+    .find(|path| std::path::Path::new(path).exists());
+    bundle
+        .map(|path| ("SSL_CERT_FILE".to_owned(), path.to_owned()))
+        .into_iter()
+        .chain(lambda_runtime_env(runtime_api))
+        .collect()
+}
+
+fn lambda_runtime_env(runtime_api: &str) -> Vec<(String, String)> {
     [
         ("AWS_LAMBDA_RUNTIME_API", runtime_api),
         ("AWS_LAMBDA_FUNCTION_NAME", "credit-scores-test"),

@@ -99,6 +99,24 @@ async fn every_route_in_the_table_is_served() {
     }
 }
 
+/// The binary serves `ingest/openapi.json` as it is; it must be what the code generates.
+#[test]
+fn the_checked_in_document_is_what_the_code_generates() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../ingest/openapi.json");
+    let generated = ingest::docs::openapi_text();
+    let mut checked_in = std::fs::read_to_string(&path).unwrap_or_default();
+    // Written only when it changed, so a normal run never touches the file.
+    if std::env::var_os("UPDATE_OPENAPI").is_some() && checked_in != generated {
+        std::fs::write(&path, &generated).unwrap();
+        checked_in.clone_from(&generated);
+    }
+    assert!(
+        checked_in == generated,
+        "ingest/openapi.json is out of date with the code; regenerate it with \
+         `UPDATE_OPENAPI=1 cargo test -p pipeline-tests --test api_docs` and commit it"
+    );
+}
+
 #[tokio::test]
 async fn the_served_document_is_the_one_generated_from_the_code() {
     let app = spawn_app().await;

@@ -40,10 +40,7 @@ async fn dead_letter(
     bodies: &[String],
     reason: &'static str,
 ) {
-    let dlq = SqsDeadLetterQueue {
-        client: emulator.sqs.clone(),
-        queue_url: resources.dlq_url.clone(),
-    };
+    let dlq = SqsDeadLetterQueue::new(emulator.sqs.clone(), resources.dlq_url.clone());
     for (i, body) in bodies.iter().enumerate() {
         dlq.send(&DeadLetter {
             original_message_id: format!("orig-{i}"),

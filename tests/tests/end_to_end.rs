@@ -40,7 +40,9 @@ async fn fifty_scores_posted_to_ingest_each_land_in_the_table_exactly_once() {
     let ingest = spawn_binary("ingest", &[], &ingest_env);
     let worker = spawn_binary("worker", &[], &resources.env(&emulator));
 
-    let http = pipeline_tests::http_client_builder().build().expect("reqwest client");
+    let http = pipeline_tests::http_client_builder()
+        .build()
+        .expect("reqwest client");
     let base = format!("http://127.0.0.1:{port}");
     wait_healthy(&http, &base, &ingest).await;
 

@@ -695,6 +695,20 @@ fn functions_get_every_environment_variable_they_require() {
     }
 }
 
+/// Scanning /etc/ssl/certs file by file was most of the init time; both functions read the
+/// one bundle the provided.al2023 runtime ships.
+#[test]
+fn both_functions_read_tls_roots_from_the_runtime_bundle() {
+    let t = template();
+    for function in [INGEST, WORKER] {
+        assert_eq!(
+            environment(&t, function).get("SSL_CERT_FILE"),
+            Some(&Value::from("/etc/pki/tls/certs/ca-bundle.crt")),
+            "{function}"
+        );
+    }
+}
+
 #[test]
 fn ingest_ignores_the_api_stage_in_request_paths() {
     let t = template();

@@ -40,8 +40,48 @@ pub trait DeadLetterQueue: Send + Sync {
 
 /// [`DeadLetterQueue`] on an SQS queue.
 pub struct SqsDeadLetterQueue {
-    pub client: aws_sdk_sqs::Client,
+    client: DlqClient,
     pub queue_url: String,
+}
+
+/// Most batches hold no poison, so the production client is built on the first send:
+/// building an SDK client loads and parses the TLS root certificates, which start-up (Lambda
+/// init) should not pay for a client most invocations never use.
+enum DlqClient {
+    Ready(aws_sdk_sqs::Client),
+    OnFirstUse {
+        sdk: aws_config::SdkConfig,
+        client: std::sync::OnceLock<aws_sdk_sqs::Client>,
+    },
+}
+
+impl SqsDeadLetterQueue {
+    pub fn new(client: aws_sdk_sqs::Client, queue_url: String) -> Self {
+        Self {
+            client: DlqClient::Ready(client),
+            queue_url,
+        }
+    }
+
+    /// Builds its client from `sdk` when the first poison message needs it.
+    pub fn on_first_use(sdk: &aws_config::SdkConfig, queue_url: String) -> Self {
+        Self {
+            client: DlqClient::OnFirstUse {
+                sdk: sdk.clone(),
+                client: std::sync::OnceLock::new(),
+            },
+            queue_url,
+        }
+    }
+
+    fn client(&self) -> &aws_sdk_sqs::Client {
+        match &self.client {
+            DlqClient::Ready(client) => client,
+            DlqClient::OnFirstUse { sdk, client } => {
+                client.get_or_init(|| shared::aws::sqs_client(sdk))
+            }
+        }
+    }
 }
 
 /// SQS accepts only some characters in attribute values (#x9, #xA, #xD, #x20-#xD7FF,
@@ -107,7 +147,7 @@ impl DeadLetterQueue for SqsDeadLetterQueue {
                 string_attribute(&sanitize(run))?,
             );
         }
-        self.client
+        self.client()
             .send_message()
             .queue_url(&self.queue_url)
             .message_body(body)

@@ -89,10 +89,7 @@ pub fn build_processor(settings: &WorkerSettings, sdk: &SdkConfig) -> Arc<Proces
         client: shared::aws::dynamodb_client_single_attempt(sdk, settings.dynamodb_attempt_timeout),
         table_name: settings.table_name.clone(),
     };
-    let dlq = SqsDeadLetterQueue {
-        client: shared::aws::sqs_client(sdk),
-        queue_url: settings.dlq_url.clone(),
-    };
+    let dlq = SqsDeadLetterQueue::on_first_use(sdk, settings.dlq_url.clone());
     Arc::new(Processor::new(
         Arc::new(store),
         Arc::new(dlq),

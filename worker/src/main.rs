@@ -2,12 +2,14 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     // clap prints help (exit 0) or a usage error (exit 2) itself.
     let cli = worker::Cli::parse();
     shared::telemetry::init();
-    match worker::main_with(cli).await {
+    let result = shared::runtime::build()
+        .map_err(anyhow::Error::from)
+        .and_then(|runtime| runtime.block_on(worker::main_with(cli)));
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %format!("{e:#}"), "worker stopped");
