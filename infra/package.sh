@@ -7,8 +7,8 @@
 #   target/lambda/worker/bootstrap.zip
 #
 # infra/template.yaml points its CodeUri at exactly these files; `sam deploy` uploads them.
-# Prints each zip's size and fails if one is larger than MAX_ZIP_BYTES (the 6 MB budget of
-# shared/DESIGN.md).
+# Prints each zip's size and fails if one is larger than MAX_ZIP_BYTES (the 4 MB budget in
+# docs/architecture.md).
 #
 # cargo-lambda (pinned, from PyPI, bundles zig as the cross linker; about 500 MB) is installed
 # into the repo's tools venv (.venv-tools) when missing. The Rust standard library for
@@ -23,7 +23,7 @@
 set -euo pipefail
 
 CARGO_LAMBDA_VERSION=1.9.2
-MAX_ZIP_BYTES=6000000 # 6 MB
+MAX_ZIP_BYTES=4000000 # 4 MB
 FUNCTIONS=(ingest worker)
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)

@@ -1,4 +1,4 @@
-//! Authentication and authorization, exactly as DESIGN.md says:
+//! Authentication and authorization, exactly as docs/architecture.md says:
 //!
 //! 1. no or malformed `Authorization: Bearer` header: 401, the User Service is not called;
 //! 2. the User Service answers 200/204: valid; 401/403: passed back as they are; anything

@@ -653,12 +653,12 @@ async fn lambda_start(emulator: &Emulator, verdicts: &mut Verdicts) {
             _ => {
                 let ratio_budget = if *name == "worker" { 2.0 } else { 3.0 };
                 format!(
-                    "init budget {ratio_budget}x floor: {}; rss budget 30 MB: {}",
+                    "init budget {ratio_budget}x floor: {}; rss budget 16 MB: {}",
                     verdicts.check(
                         format!("{name} init <= {ratio_budget}x bare"),
                         init / floor_init <= ratio_budget
                     ),
-                    verdicts.check(format!("{name} peak RSS <= 30 MB"), *rss <= 30.0)
+                    verdicts.check(format!("{name} peak RSS <= 16 MB"), *rss <= 16.0)
                 )
             }
         };

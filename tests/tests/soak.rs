@@ -99,7 +99,7 @@ fn sorted(mut values: Vec<f64>) -> Vec<f64> {
 
 /// One slice of the pipeline: its own queue, DLQ and table, one ingest process and its
 /// worker pollers. The emulator's SQS gets slower with the depth of each queue, so the load
-/// is spread over several (as DESIGN.md says to); the code under test is the same.
+/// is spread over several (as docs/reliability.md explains); the code under test is the same.
 struct Shard {
     resources: TestResources,
     base: String,

@@ -50,7 +50,8 @@ pub struct SqsDeadLetterQueue {
 enum DlqClient {
     Ready(aws_sdk_sqs::Client),
     OnFirstUse {
-        sdk: aws_config::SdkConfig,
+        // Boxed: an SdkConfig is large beside a client handle.
+        sdk: Box<aws_config::SdkConfig>,
         client: std::sync::OnceLock<aws_sdk_sqs::Client>,
     },
 }
@@ -67,7 +68,7 @@ impl SqsDeadLetterQueue {
     pub fn on_first_use(sdk: &aws_config::SdkConfig, queue_url: String) -> Self {
         Self {
             client: DlqClient::OnFirstUse {
-                sdk: sdk.clone(),
+                sdk: Box::new(sdk.clone()),
                 client: std::sync::OnceLock::new(),
             },
             queue_url,

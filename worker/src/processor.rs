@@ -68,7 +68,8 @@ impl KeyGroup {
         std::iter::once(self.first).chain(self.repeats.iter().copied())
     }
 
-    pub fn len(&self) -> usize {
+    /// How many messages share this key (at least one).
+    pub fn message_count(&self) -> usize {
         1 + self.repeats.len()
     }
 }
@@ -151,7 +152,7 @@ impl Processor {
         }
         for (group, written) in groups.iter().zip(written) {
             if written {
-                outcome.written += group.len();
+                outcome.written += group.message_count();
             } else {
                 outcome
                     .failed
