@@ -438,18 +438,6 @@ pub struct ScoreReport {
     pub reported_at: ReportedAt,
 }
 
-impl ScoreReport {
-    /// The order in which reports supersede each other: time first, then id, so that two
-    /// reports with the same timestamp still have one winner, the same on every replay.
-    pub fn order_key(&self) -> String {
-        let mut key = String::with_capacity(UTC_MILLIS_LEN + 1 + self.report_id.as_str().len());
-        push_utc_millis(&mut key, self.reported_at.datetime());
-        key.push('#');
-        key.push_str(self.report_id.as_str());
-        key
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -139,7 +139,7 @@ impl StoredReport {
 
     /// The report item, with the sort keys of both list indexes. This runs once per record
     /// in the worker, so every string is built at its final size and the map holds exactly
-    /// its eleven attributes.
+    /// its twelve attributes.
     pub fn report_item(&self) -> Item {
         let r = &self.report;
         let user = r.user_id.as_str();

@@ -1,7 +1,8 @@
 //! The batch processor: decode each record on its own, dead-letter poison, dedupe, write in
 //! requests of at most 25 with bounded concurrency (BatchWriteItem and nothing else: for n
-//! distinct keys, `ceil(n/25)` requests plus retries of what DynamoDB left unprocessed), retry what is left with exponential
-//! backoff and full jitter inside the time the invocation has, and report the rest.
+//! distinct keys, `ceil(n/25)` requests plus retries of what DynamoDB left unprocessed),
+//! retry what is left with exponential backoff and full jitter inside the time the
+//! invocation has, and report the rest.
 
 use std::collections::HashMap;
 use std::future::Future;
