@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Builds the two Lambda functions as deployment zips: release builds of the `ingest` and
-# `worker` binaries, cross-compiled for arm64 (Graviton) with cargo-lambda, each zipped as
-# `bootstrap` for the provided.al2023 runtime:
+# Builds the two Lambda functions as deployment zips, cross-compiled for arm64 (Graviton) with
+# cargo-lambda, each zipped as `bootstrap` for the provided.al2023 runtime: `worker` with the
+# `release` profile, `ingest` with `release-size` (the same, optimised for size: ingest waits
+# on the network, and so fits its zip budget; see the workspace Cargo.toml):
 #
 #   target/lambda/ingest/bootstrap.zip
 #   target/lambda/worker/bootstrap.zip
@@ -77,14 +78,21 @@ if ! has_target; then
   fi
 fi
 
-packages=()
-for f in "${FUNCTIONS[@]}"; do packages+=(-p "$f"); done
-echo "package: cargo lambda build --release $arch_flag --output-format zip ${packages[*]}" >&2
-(
-  cd "$root"
-  cargo lambda build --release "$arch_flag" --output-format zip \
-    --lambda-dir "$lambda_dir" "${packages[@]}"
-)
+profile_of() { # FUNCTION -> the cargo profile flag its deployment build uses
+  case "$1" in
+    ingest) echo "--profile=release-size" ;;
+    *) echo "--release" ;;
+  esac
+}
+for f in "${FUNCTIONS[@]}"; do
+  profile=$(profile_of "$f")
+  echo "package: cargo lambda build $profile $arch_flag --output-format zip -p $f" >&2
+  (
+    cd "$root"
+    cargo lambda build "$profile" "$arch_flag" --output-format zip \
+      --lambda-dir "$lambda_dir" -p "$f"
+  )
+done
 
 status=0
 for f in "${FUNCTIONS[@]}"; do

@@ -17,5 +17,7 @@ cd "$REPO_ROOT"
 
 log "cargo build --release --workspace --bins (fat LTO: several minutes from cold)"
 cargo build --release --workspace --bins
+log "cargo build --profile release-size -p ingest (ingest as deployed: optimised for size)"
+cargo build --profile release-size -p ingest --bin ingest
 log "cargo bench -p pipeline-tests --bench pipeline"
 cargo bench -p pipeline-tests --bench pipeline

@@ -81,7 +81,7 @@ impl AppState {
         sdk: &aws_config::SdkConfig,
     ) -> anyhow::Result<Self> {
         let validator = UserServiceValidator::new(
-            settings.user_service_endpoint(),
+            &settings.user_service_endpoint(),
             settings.user_service_timeout,
         )
         .context("building the User Service client")?;

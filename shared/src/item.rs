@@ -29,54 +29,7 @@ pub const LSI2_SK: &str = "lsi2sk";
 pub const INDEX_BY_REPORTED_AT: &str = "byReportedAt";
 pub const INDEX_BY_BUREAU_REPORTED_AT: &str = "byBureauReportedAt";
 
-/// On report items: [`write_hash`] of the report, so ingest can tell a retried write from a
-/// reused `Idempotency-Key` with a different body.
-pub const WRITE_HASH: &str = "writeHash";
-
 pub type Item = HashMap<String, AttributeValue>;
-
-/// SHA-256 (hex) of the normalised write: userId, reportId, bureau, score and reportedAt (UTC,
-/// millisecond precision). The one definition both the worker (on the item) and ingest (on an
-/// incoming write) use. Fields are length-prefixed in a stack buffer sized for the longest
-/// valid ids, so no two different writes hash the same input and nothing is allocated but the
-/// 64-character result; `source` and `receivedAt` are left out (a retry may differ in them).
-pub fn write_hash(report: &ScoreReport) -> String {
-    use sha2::{Digest, Sha256};
-    // version, 3 length-prefixed ids (at most 128 + 64 + 10 bytes), score u16, millis i64.
-    const CAPACITY: usize = 1 + (1 + 128) + (1 + 64) + (1 + 16) + 2 + 8;
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut buf = [0u8; CAPACITY];
-    let mut len = 0;
-    let mut put = |bytes: &[u8]| {
-        let end = (len + bytes.len()).min(CAPACITY);
-        buf[len..end].copy_from_slice(&bytes[..end - len]);
-        len = end;
-    };
-    put(&[1]); // the scheme's version: a change of fields gets a new one
-    for field in [
-        report.user_id.as_str(),
-        report.report_id.as_str(),
-        report.bureau.as_str(),
-    ] {
-        // Valid ids are at most 128 bytes, so the length fits a byte.
-        put(&[u8::try_from(field.len()).unwrap_or(u8::MAX)]);
-        put(field.as_bytes());
-    }
-    put(&report.score.value().to_be_bytes());
-    let millis = report
-        .reported_at
-        .datetime()
-        .unix_timestamp_nanos()
-        .div_euclid(1_000_000);
-    put(&i64::try_from(millis).unwrap_or(i64::MAX).to_be_bytes());
-    let digest = Sha256::digest(&buf[..len]);
-    let mut hex = String::with_capacity(digest.len() * 2);
-    for byte in digest {
-        hex.push(char::from(HEX[usize::from(byte >> 4)]));
-        hex.push(char::from(HEX[usize::from(byte & 0x0f)]));
-    }
-    hex
-}
 
 pub fn user_pk(user: &UserId) -> String {
     prefixed("USER#", user.as_str())
@@ -139,7 +92,7 @@ impl StoredReport {
 
     /// The report item, with the sort keys of both list indexes. This runs once per record
     /// in the worker, so every string is built at its final size and the map holds exactly
-    /// its twelve attributes.
+    /// its eleven attributes.
     pub fn report_item(&self) -> Item {
         let r = &self.report;
         let user = r.user_id.as_str();
@@ -157,7 +110,7 @@ impl StoredReport {
         lsi2.push('#');
         lsi2.push_str(&lsi1);
 
-        let mut item = HashMap::with_capacity(12);
+        let mut item = HashMap::with_capacity(11);
         item.insert(PK.to_owned(), AttributeValue::S(prefixed("USER#", user)));
         item.insert(
             SK.to_owned(),
@@ -181,7 +134,6 @@ impl StoredReport {
             "receivedAt".to_owned(),
             AttributeValue::S(format_utc_millis(self.received_at)),
         );
-        item.insert(WRITE_HASH.to_owned(), AttributeValue::S(write_hash(r)));
         item
     }
 
@@ -261,7 +213,7 @@ mod tests {
     }
 
     #[test]
-    fn report_item_holds_exactly_the_twelve_documented_attributes() {
+    fn report_item_holds_exactly_the_eleven_documented_attributes() {
         let item = stored().report_item();
         let mut names: Vec<&str> = item.keys().map(String::as_str).collect();
         names.sort_unstable();
@@ -278,8 +230,7 @@ mod tests {
                 "score",
                 "sk",
                 "source",
-                "userId",
-                "writeHash"
+                "userId"
             ]
         );
         assert_eq!(item["score"], AttributeValue::N("1000".into()));
@@ -305,49 +256,26 @@ mod tests {
     }
 
     #[test]
-    fn the_write_hash_changes_with_every_field_of_the_write_and_nothing_else() {
+    fn an_item_reads_back_to_the_same_write_whatever_offset_reported_at_came_in() {
+        // Ingest's Idempotency-Key check compares the report read back from the table with
+        // the incoming one, so equality must ignore the offset the timestamp was given in.
         let s = stored();
-        let base = write_hash(&s.report);
-        assert_eq!(base.len(), 64);
-        assert!(base.bytes().all(|b| b.is_ascii_hexdigit()));
-        assert_eq!(s.report_item()[WRITE_HASH], AttributeValue::S(base.clone()));
-
-        let mut other = s.clone();
-        other.source = "batch:other".into();
-        other.received_at += time::Duration::hours(1);
-        assert_eq!(
-            write_hash(&other.report),
-            base,
-            "source and receivedAt are not the write"
-        );
-
-        let mut changed = s.report.clone();
-        changed.score = Score::parse(changed.bureau, 999).unwrap();
-        assert_ne!(write_hash(&changed), base);
-        let mut changed = s.report.clone();
-        changed.reported_at = ReportedAt::from_datetime(
-            changed.reported_at.datetime() + time::Duration::milliseconds(1),
-        );
-        assert_ne!(write_hash(&changed), base);
-        let mut changed = s.report.clone();
-        changed.bureau = Bureau::Experian;
-        assert_ne!(write_hash(&changed), base);
-        let mut changed = s.report.clone();
-        changed.user_id = UserId::parse("alice2").unwrap();
-        assert_ne!(write_hash(&changed), base);
-    }
-
-    #[test]
-    fn the_write_hash_does_not_depend_on_the_offset_reported_at_was_given_in() {
-        let s = stored();
-        let mut shifted = s.report.clone();
-        shifted.reported_at = ReportedAt::from_datetime(
+        let mut shifted = s.clone();
+        shifted.report.reported_at = ReportedAt::from_datetime(
             s.report
                 .reported_at
                 .datetime()
                 .to_offset(time::macros::offset!(+05:30)),
         );
-        assert_eq!(write_hash(&shifted), write_hash(&s.report));
+        let read_back = StoredReport::from_item(&shifted.report_item()).map(|r| r.report);
+        assert_eq!(read_back, Ok(s.report.clone()));
+        assert_eq!(shifted.report, s.report);
+
+        let mut later = s.report.clone();
+        later.reported_at = ReportedAt::from_datetime(
+            later.reported_at.datetime() + time::Duration::milliseconds(1),
+        );
+        assert_ne!(later, s.report);
     }
 
     #[test]

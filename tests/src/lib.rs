@@ -286,7 +286,19 @@ impl Drop for RunningBinary {
 /// Starts a workspace binary with exactly `env` on top of PATH/HOME (no inherited AWS
 /// settings leak in).
 pub fn spawn_binary(name: &str, args: &[&str], env: &[(String, String)]) -> RunningBinary {
-    let path = workspace_binary(name);
+    spawn_binary_at(&workspace_binary(name), args, env)
+}
+
+/// [`spawn_binary`] for a binary at `path` (the benchmarks start other profiles' builds).
+pub fn spawn_binary_at(
+    path: &std::path::Path,
+    args: &[&str],
+    env: &[(String, String)],
+) -> RunningBinary {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let log_dir = path
         .parent()
         .map(|p| p.join("test-logs"))
@@ -294,7 +306,7 @@ pub fn spawn_binary(name: &str, args: &[&str], env: &[(String, String)]) -> Runn
     std::fs::create_dir_all(&log_dir).expect("create target/test-logs");
     let log_path = log_dir.join(format!("{name}-{}.log", ulid::Ulid::new()));
     let log = std::fs::File::create(&log_path).expect("create a log file");
-    let mut command = std::process::Command::new(&path);
+    let mut command = std::process::Command::new(path);
     command
         .args(args)
         .env_clear()

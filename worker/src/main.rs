@@ -2,6 +2,10 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+// See the workspace Cargo.toml: per-record strings and maps, and the SDK's per-request ones.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     // clap prints help (exit 0) or a usage error (exit 2) itself.
     let cli = worker::Cli::parse();
