@@ -35,7 +35,9 @@ const BUREAUS: [(&str, u64); 3] = [("experian", 999), ("equifax", 1000), ("trans
 const DRAIN_RECORDS: usize = 2000;
 const LAMBDA_BATCH: usize = 100;
 /// Worker runs per Lambda-path drain, each between two bare-loop runs.
-const DRAIN_ROUNDS: usize = 3;
+const DRAIN_ROUNDS: usize = 5;
+/// Start-ups per binary in the init section, taken in turn.
+const INIT_ROUNDS: usize = 31;
 
 /// Every budget's verdict, printed again at the end.
 #[derive(Default)]
@@ -320,7 +322,12 @@ async fn lambda_drain(emulator: &Emulator, batch: &[InboundMessage]) -> (f64, Du
 /// loop writing the same items and vs one PutItem per message. The emulator's rate drifts
 /// by tens of percent between runs, so the bare loop runs before and after each of
 /// [`DRAIN_ROUNDS`] worker runs and each side's median is compared.
-async fn drain_lambda_path(emulator: &Emulator, users: usize, verdicts: &mut Verdicts) {
+async fn drain_lambda_path(
+    emulator: &Emulator,
+    connections: Connections,
+    users: usize,
+    verdicts: &mut Verdicts,
+) {
     let batch = messages(DRAIN_RECORDS, users);
     let items = items_of(&batch);
     let n = batch.len() as f64;
@@ -344,7 +351,8 @@ async fn drain_lambda_path(emulator: &Emulator, users: usize, verdicts: &mut Ver
     let per_item_rate = n / per_item;
     let cpu_us = median(cpu_runs) * 1e6 / n;
     println!(
-        "\n## Drain, Lambda handler path ({DRAIN_RECORDS} records, {users} users, events of {LAMBDA_BATCH}; medians of interleaved runs)"
+        "\n## Drain, Lambda handler path ({DRAIN_RECORDS} records, {users} users, events of {LAMBDA_BATCH}; {}; medians of interleaved runs)",
+        connections.describe()
     );
     println!(
         "bare BatchWriteItem loop, same items       {bare_rate:>8.0} records/s   (runs: {})",
@@ -355,19 +363,53 @@ async fn drain_lambda_path(emulator: &Emulator, users: usize, verdicts: &mut Ver
         "worker binary under the Runtime API        {ours_rate:>8.0} records/s   {:.2} of bare (budget 0.9: {}), {:.1}x PutItem-per-message   (runs: {})",
         ours_rate / bare_rate,
         verdicts.check(
-            format!("Lambda-path drain, {users} users >= 0.9 of bare"),
+            format!(
+                "Lambda-path drain, {users} users, {} >= 0.9 of bare",
+                connections.short()
+            ),
             ours_rate / bare_rate >= 0.9
         ),
         ours_rate / per_item_rate,
         rates(&ours_runs)
     );
-    println!(
-        "worker process CPU (user+system, all)      {cpu_us:>8.1} µs/record   budget 20 µs: {}",
-        verdicts.check(
+    let cpu_verdict = match connections {
+        Connections::KeptAlive => verdicts.check(
             format!("worker process CPU per record, {users} users <= 20 µs"),
-            cpu_us <= 20.0
-        )
+            cpu_us <= 20.0,
+        ),
+        // A TCP connect per request is the emulator's doing, not AWS's: shown, not judged.
+        Connections::OnePerRequest => "not judged (see the kept-alive figure)",
+    };
+    println!(
+        "worker process CPU (user+system, all)      {cpu_us:>8.1} µs/record   budget 20 µs: {cpu_verdict}"
     );
+}
+
+/// How the drain's clients reach the emulator.
+#[derive(Clone, Copy)]
+enum Connections {
+    /// Straight to moto, whose server answers every request with `Connection: close`: each
+    /// request opens a TCP connection, which the worker's CPU time then includes.
+    OnePerRequest,
+    /// Through a pass-through proxy that keeps client connections open, as DynamoDB and SQS
+    /// endpoints do; bare loop and worker alike go through it.
+    KeptAlive,
+}
+
+impl Connections {
+    fn short(self) -> &'static str {
+        match self {
+            Self::OnePerRequest => "straight to moto",
+            Self::KeptAlive => "kept-alive connections",
+        }
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            Self::OnePerRequest => "straight to moto: a new connection per request",
+            Self::KeptAlive => "through a keep-alive proxy, as AWS endpoints keep connections",
+        }
+    }
 }
 /// Seconds until every queued message is written and gone from the queue, watched the same
 /// way for both contenders.
@@ -644,16 +686,17 @@ async fn lambda_start(emulator: &Emulator, verdicts: &mut Verdicts) {
             r#"{\"bureau\":\"experian\",\"score\":742,\"reportedAt\":\"2026-11-28T10:00:00Z\"}"#,
         );
 
-    println!("\n## Lambda init (spawn to first Runtime API poll) and peak RSS after one invocation; deployment builds, median of 15");
-    let mut rows = Vec::new();
-    for (name, event) in [
+    println!("\n## Lambda init (spawn to first Runtime API poll) and peak RSS after one invocation; deployment builds, median of {INIT_ROUNDS} round-robin runs");
+    let contenders = [
         ("bare-lambda", "{}".to_owned()),
         ("worker", sqs),
         ("ingest", api_event),
-    ] {
-        let mut inits = Vec::new();
-        let mut rss = Vec::new();
-        for _ in 0..15 {
+    ];
+    // Round robin, so a slow stretch of the machine hits every binary alike.
+    let mut inits = vec![Vec::new(); contenders.len()];
+    let mut rss = vec![Vec::new(); contenders.len()];
+    for _ in 0..INIT_ROUNDS {
+        for (i, (name, event)) in contenders.iter().enumerate() {
             let runtime = FakeRuntimeApi::start().await;
             let mut env = resources.env(emulator);
             env.extend(lambda_env(&runtime.address));
@@ -669,7 +712,7 @@ async fn lambda_start(emulator: &Emulator, verdicts: &mut Verdicts) {
             let Some(first) = first else {
                 panic!("{name} never polled; log:\n{}", process.log());
             };
-            inits.push(first.duration_since(started).as_secs_f64() * 1e3);
+            inits[i].push(first.duration_since(started).as_secs_f64() * 1e3);
             let id = runtime.invoke(event.clone()).await;
             let result = runtime.result(&id, Duration::from_secs(30)).await;
             assert!(
@@ -677,11 +720,15 @@ async fn lambda_start(emulator: &Emulator, verdicts: &mut Verdicts) {
                 "{name} invocation failed: {}",
                 process.log()
             );
-            rss.push(peak_rss_kib(process.child.id()).unwrap_or_default() as f64 / 1024.0);
+            rss[i].push(peak_rss_kib(process.child.id()).unwrap_or_default() as f64 / 1024.0);
             process.kill_hard();
         }
-        rows.push((name, median(inits), median(rss)));
     }
+    let rows: Vec<(&str, f64, f64)> = contenders
+        .iter()
+        .zip(inits.into_iter().zip(rss))
+        .map(|((name, _), (inits, rss))| (*name, median(inits), median(rss)))
+        .collect();
     let (_, floor_init, floor_rss) = rows[0];
     for (name, init, rss) in &rows {
         let budgets = match *name {
@@ -763,8 +810,14 @@ async fn main() {
     }
     let emulator = Emulator::connect().await;
     if wanted("drain") {
-        drain_lambda_path(&emulator, DRAIN_RECORDS, &mut verdicts).await;
-        drain_lambda_path(&emulator, 50, &mut verdicts).await;
+        let direct = Connections::OnePerRequest;
+        drain_lambda_path(&emulator, direct, DRAIN_RECORDS, &mut verdicts).await;
+        // Nothing injected: the fault proxy only forwards, keeping its clients' connections.
+        let front = pipeline_tests::fault_proxy::FaultProxy::start(&emulator.endpoint).await;
+        let kept_alive = Emulator::at(front.url.clone()).await;
+        for users in [DRAIN_RECORDS, 50] {
+            drain_lambda_path(&kept_alive, Connections::KeptAlive, users, &mut verdicts).await;
+        }
     }
     if wanted("poller") {
         drain_poller_path(&emulator, &mut verdicts).await;

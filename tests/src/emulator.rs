@@ -53,6 +53,11 @@ impl Emulator {
     pub async fn connect() -> Self {
         let endpoint =
             std::env::var("AWS_ENDPOINT_URL").unwrap_or_else(|_| DEFAULT_ENDPOINT.to_owned());
+        Self::at(endpoint).await
+    }
+
+    /// Connects to the emulator (or a proxy in front of it) at `endpoint`.
+    pub async fn at(endpoint: String) -> Self {
         let sdk = shared::aws::config_loader()
             .endpoint_url(&endpoint)
             .region(Region::new("us-east-1"))

@@ -249,7 +249,7 @@ async fn a_table_down_past_the_retry_budget_fails_the_items_which_are_redelivere
     let response = worker::lambda::handle_sqs_event(
         &processor,
         Duration::from_millis(500),
-        lambda_runtime::LambdaEvent::new(event, context),
+        lambda_runtime::LambdaEvent::new(event.into(), context),
     )
     .await
     .expect("the handler answers even when the table is down");

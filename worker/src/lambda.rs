@@ -3,36 +3,111 @@
 //! The event source mapping must have `ReportBatchItemFailures` on; SQS then redelivers just
 //! the listed message ids, and the redrive policy moves repeat offenders to the DLQ.
 
+use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use lambda_runtime::LambdaEvent;
+use serde::Deserialize;
 use tokio::time::Instant;
 
 use crate::processor::Processor;
 use crate::record::{parse_sent_timestamp, InboundMessage};
 
-/// Converts one Lambda SQS record; a record without an id cannot be reported back, so it is
-/// processed like any other and its fate logged.
-pub fn inbound_from_lambda(record: SqsMessage) -> InboundMessage {
-    let attributes = record
-        .message_attributes
-        .iter()
-        .filter_map(|(k, v)| v.string_value.clone().map(|s| (k.clone(), s)))
-        .collect();
-    InboundMessage {
-        message_id: record.message_id.unwrap_or_default(),
-        sent_at: record
-            .attributes
-            .get("SentTimestamp")
-            .and_then(|v| parse_sent_timestamp(v)),
-        receive_count: record
-            .attributes
-            .get("ApproximateReceiveCount")
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(1),
+/// Lambda's SQS event, read straight into [`InboundMessage`]s. aws_lambda_events' `SqsEvent`
+/// keeps every field of every record as owned strings and maps (receipt handle, MD5s, ARNs,
+/// all system attributes); the worker reads four of them, and a batch may hold 10,000
+/// records, so this type reads the same JSON and skips the rest. [`From<SqsEvent>`] accepts
+/// the library's type too.
+#[derive(Debug, Default, Deserialize)]
+pub struct SqsRecords {
+    #[serde(rename = "Records", default)]
+    records: Vec<LambdaSqsRecord>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct LambdaSqsRecord {
+    #[serde(default)]
+    message_id: Option<String>,
+    #[serde(default)]
+    body: Option<String>,
+    #[serde(default)]
+    attributes: SystemAttributes,
+    #[serde(default)]
+    message_attributes: HashMap<String, MessageAttribute>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct SystemAttributes {
+    #[serde(default)]
+    sent_timestamp: Option<String>,
+    #[serde(default)]
+    approximate_receive_count: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct MessageAttribute {
+    #[serde(default)]
+    string_value: Option<String>,
+}
+
+impl SqsRecords {
+    /// The records as the processor takes them; a record without an id cannot be reported
+    /// back, so it is processed like any other and its fate logged.
+    pub fn into_inbound(self) -> Vec<InboundMessage> {
+        self.records
+            .into_iter()
+            .map(|record| InboundMessage {
+                message_id: record.message_id.unwrap_or_default(),
+                sent_at: record
+                    .attributes
+                    .sent_timestamp
+                    .as_deref()
+                    .and_then(parse_sent_timestamp),
+                receive_count: record
+                    .attributes
+                    .approximate_receive_count
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(1),
+                body: record.body,
+                attributes: record
+                    .message_attributes
+                    .into_iter()
+                    .filter_map(|(k, v)| v.string_value.map(|s| (k, s)))
+                    .collect(),
+            })
+            .collect()
+    }
+}
+
+impl From<SqsEvent> for SqsRecords {
+    fn from(event: SqsEvent) -> Self {
+        let records = event.records.into_iter().map(lean_record).collect();
+        Self { records }
+    }
+}
+
+fn lean_record(record: SqsMessage) -> LambdaSqsRecord {
+    LambdaSqsRecord {
+        message_id: record.message_id,
         body: record.body,
-        attributes,
+        attributes: SystemAttributes {
+            sent_timestamp: record.attributes.get("SentTimestamp").cloned(),
+            approximate_receive_count: record.attributes.get("ApproximateReceiveCount").cloned(),
+        },
+        message_attributes: record
+            .message_attributes
+            .into_iter()
+            .map(|(k, v)| {
+                let attribute = MessageAttribute {
+                    string_value: v.string_value,
+                };
+                (k, attribute)
+            })
+            .collect(),
     }
 }
 
@@ -48,15 +123,10 @@ pub fn deadline_from(lambda_deadline: SystemTime, margin: Duration) -> Instant {
 pub async fn handle_sqs_event(
     processor: &Processor,
     margin: Duration,
-    event: LambdaEvent<SqsEvent>,
+    event: LambdaEvent<SqsRecords>,
 ) -> Result<SqsBatchResponse, lambda_runtime::Error> {
     let deadline = deadline_from(event.context.deadline(), margin);
-    let messages: Vec<InboundMessage> = event
-        .payload
-        .records
-        .into_iter()
-        .map(inbound_from_lambda)
-        .collect();
+    let messages = event.payload.into_inbound();
     let outcome = processor.process_batch(&messages, deadline).await;
     tracing::info!(
         records = messages.len(),
@@ -78,4 +148,47 @@ pub async fn handle_sqs_event(
         })
         .collect();
     Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FIXTURE: &str = include_str!("../../tests/tests/fixtures/sqs_mixed_batch.json");
+
+    #[test]
+    fn reads_lambdas_sqs_event_exactly_as_aws_lambda_events_does() {
+        let lean: SqsRecords = serde_json::from_str(FIXTURE).expect("the fixture is an SQS event");
+        let full: SqsEvent = serde_json::from_str(FIXTURE).expect("the fixture is an SQS event");
+        let ours = lean.into_inbound();
+        assert_eq!(ours.len(), 5);
+        assert_eq!(ours, SqsRecords::from(full).into_inbound());
+
+        let first = &ours[0];
+        assert_eq!(first.message_id, "059f36b4-87a3-44ab-83d2-661975830a7d");
+        assert_eq!(first.receive_count, 1);
+        assert_eq!(
+            first.sent_at.map(|t| t.unix_timestamp()),
+            Some(1_795_860_001)
+        );
+        assert_eq!(
+            first.attributes.get("correlationId").map(String::as_str),
+            Some("corr-1")
+        );
+        assert!(first
+            .body
+            .as_deref()
+            .is_some_and(|b| b.contains("fixture-valid-1")));
+    }
+
+    #[test]
+    fn a_record_missing_optional_fields_still_reads() {
+        let lean: SqsRecords =
+            serde_json::from_str(r#"{"Records":[{"messageId":"m-1"}]}"#).expect("reads");
+        let inbound = lean.into_inbound();
+        assert_eq!(inbound.len(), 1);
+        assert_eq!(inbound[0].receive_count, 1);
+        assert_eq!(inbound[0].body, None);
+        assert_eq!(inbound[0].sent_at, None);
+    }
 }
