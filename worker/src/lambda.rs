@@ -32,10 +32,20 @@ struct LambdaSqsRecord {
     message_id: Option<String>,
     #[serde(default)]
     body: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     attributes: SystemAttributes,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     message_attributes: HashMap<String, MessageAttribute>,
+}
+
+/// `null` reads as empty, as aws_lambda_events reads these maps: one odd record must not fail
+/// the whole batch's deserialisation.
+fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -183,10 +193,13 @@ mod tests {
 
     #[test]
     fn a_record_missing_optional_fields_still_reads() {
-        let lean: SqsRecords =
-            serde_json::from_str(r#"{"Records":[{"messageId":"m-1"}]}"#).expect("reads");
+        let lean: SqsRecords = serde_json::from_str(
+            r#"{"Records":[{"messageId":"m-1"},{"messageId":"m-2","attributes":null,"messageAttributes":null}]}"#,
+        )
+        .expect("reads");
         let inbound = lean.into_inbound();
-        assert_eq!(inbound.len(), 1);
+        assert_eq!(inbound.len(), 2);
+        assert!(inbound[1].attributes.is_empty());
         assert_eq!(inbound[0].receive_count, 1);
         assert_eq!(inbound[0].body, None);
         assert_eq!(inbound[0].sent_at, None);
