@@ -13,7 +13,7 @@ SHELL_SCRIPTS := localstack/start.sh localstack/stop.sh localstack/provision.sh 
 	scripts/lib.sh scripts/dev.sh scripts/test.sh scripts/with-emulator.sh scripts/bench.sh scripts/vendor-swagger-ui.sh scripts/schemathesis.sh scripts/fuzz.sh scripts/soak.sh scripts/deny.sh infra/package.sh infra/lint.sh .ci/run
 
 .PHONY: help dev dev-stop test lint lint-rust lint-sh fmt emulator-up emulator-down \
-	provision bench package clean distclean schemathesis fuzz soak lint-infra lint-deny
+	provision bench package clean distclean schemathesis fuzz soak lint-infra lint-deny sbom
 
 help: ## list the targets
 	@echo "Usage: make <target>"
@@ -76,6 +76,9 @@ lint-infra: ## cfn-lint the SAM template (installs pinned cfn-lint into .venv-to
 
 bench: ## performance budgets against the emulator, release build (prints figures and ratios)
 	@bash scripts/bench.sh
+
+sbom: ## CycloneDX bills of materials for both functions (from cargo metadata) into target/sbom/
+	@python3 scripts/sbom.py target/sbom
 
 package: ## build the deployment zips (infra/package.sh)
 	@test -f infra/package.sh || { echo "infra/package.sh does not exist yet" >&2; exit 1; }
