@@ -3,8 +3,9 @@
 # in deny.toml, offline.
 #   - cargo-deny is installed pinned (`cargo install --locked`) into .tools/ when that exact
 #     version is not already there; a fresh machine needs only cargo and crates.io.
-#   - Advisories come from a local copy of the RustSec advisory database (data files, no git
-#     history: ADVISORY_DB, by default the snapshot beside this checkout). cargo-deny wants a
+#   - Advisories come from a local copy of the RustSec advisory database: ADVISORY_DB, by
+#     default the snapshot in the directory beside this checkout (see $advisory_db below),
+#     either its data files with a SNAPSHOT file giving their date, or a git clone. cargo-deny wants a
 #     git checkout, so a throwaway repository is made from those files under target/ at each
 #     run, committed with a fixed author and the snapshot's own date: that date is the age
 #     cargo-deny checks against deny.toml's maximum-db-staleness. Nothing is fetched.
@@ -24,8 +25,8 @@ die() { echo "deny: $*" >&2; exit 1; }
 
 command -v cargo >/dev/null || die "cargo is not on PATH"
 command -v git >/dev/null || die "git is not on PATH (cargo-deny reads the advisory database as a git repository)"
-[[ -d "$advisory_db/crates" && -f "$advisory_db/SNAPSHOT" ]] ||
-  die "no advisory database at $advisory_db (need its crates/ and SNAPSHOT); set ADVISORY_DB to a copy of github.com/rustsec/advisory-db"
+[[ -d "$advisory_db/crates" ]] ||
+  die "no advisory database at $advisory_db (no crates/ in it); set ADVISORY_DB to a copy of github.com/rustsec/advisory-db"
 
 installed_version() { "$deny" --version 2>/dev/null | sed -n 's/^cargo-deny //p'; }
 # One already on PATH at the pinned version will do (e.g. a CI image that caches it).
@@ -39,10 +40,17 @@ if [[ "$(installed_version)" != "$CARGO_DENY_VERSION" ]]; then
   [[ "$(installed_version)" == "$CARGO_DENY_VERSION" ]] || die "cargo-deny $CARGO_DENY_VERSION did not install"
 fi
 
-# The snapshot's date, from its SNAPSHOT file (`date   2026-08-21 08:28:40 +0200`).
-snapshot_date=$(sed -n 's/^date[[:space:]]\{1,\}//p' "$advisory_db/SNAPSHOT" | head -n 1)
+# The data's date: a snapshot's SNAPSHOT file (`date   2026-08-21 08:28:40 +0200`), or the
+# last commit when ADVISORY_DB is a git clone of the upstream repository.
+if [[ -f "$advisory_db/SNAPSHOT" ]]; then
+  snapshot_date=$(sed -n 's/^date[[:space:]]\{1,\}//p' "$advisory_db/SNAPSHOT" | head -n 1)
+elif [[ -e "$advisory_db/.git" ]]; then
+  snapshot_date=$(git -C "$advisory_db" log -1 --format=%cI)
+else
+  die "$advisory_db has neither a SNAPSHOT file nor git history: cannot tell how old it is"
+fi
 if [[ -z "$snapshot_date" ]] || ! date -d "$snapshot_date" >/dev/null 2>&1; then
-  die "$advisory_db/SNAPSHOT has no readable 'date' line"
+  die "cannot read the date of the advisory database in $advisory_db"
 fi
 
 # Where cargo-deny will look for the database: it logs the path when told not to fetch. An
@@ -56,7 +64,8 @@ db_dir=$(cd "$root" && "$deny" --offline --log-level debug check advisories 2>&1
   die "could not learn where cargo-deny $CARGO_DENY_VERSION expects the database for $db_url"
 
 mkdir -p "$db_dir"
-cp -R "$advisory_db/." "$db_dir/"
+# The data files only (a clone's own .git stays behind).
+(cd "$advisory_db" && tar --exclude=./.git -cf - .) | (cd "$db_dir" && tar -xf -)
 (
   cd "$db_dir"
   export GIT_AUTHOR_NAME=advisory-snapshot GIT_AUTHOR_EMAIL=advisory-snapshot@localhost
