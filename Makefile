@@ -10,10 +10,10 @@ export EMULATOR_PORT
 AWS_ENDPOINT_URL ?= http://127.0.0.1:$(EMULATOR_PORT)
 
 SHELL_SCRIPTS := localstack/start.sh localstack/stop.sh localstack/provision.sh \
-	scripts/lib.sh scripts/dev.sh scripts/test.sh scripts/with-emulator.sh scripts/bench.sh scripts/vendor-swagger-ui.sh scripts/schemathesis.sh scripts/fuzz.sh scripts/soak.sh infra/package.sh infra/lint.sh .ci/run
+	scripts/lib.sh scripts/dev.sh scripts/test.sh scripts/with-emulator.sh scripts/bench.sh scripts/vendor-swagger-ui.sh scripts/schemathesis.sh scripts/fuzz.sh scripts/soak.sh scripts/deny.sh infra/package.sh infra/lint.sh .ci/run
 
 .PHONY: help dev dev-stop test lint lint-rust lint-sh fmt emulator-up emulator-down \
-	provision bench package clean distclean schemathesis fuzz soak lint-infra
+	provision bench package clean distclean schemathesis fuzz soak lint-infra lint-deny sbom
 
 help: ## list the targets
 	@echo "Usage: make <target>"
@@ -33,7 +33,7 @@ dev-stop: ## stop what `DEV_DETACH=1 make dev` left running
 test: ## all tests against the emulator (started and stopped if not running)
 	@bash scripts/test.sh
 
-lint: lint-rust lint-sh lint-infra ## cargo fmt --check, clippy -D warnings, shellcheck (when installed)
+lint: lint-rust lint-sh lint-deny lint-infra ## fmt --check, clippy -D warnings, shellcheck (when installed), cargo-deny, cfn-lint
 
 lint-rust:
 	cargo fmt --all --check
@@ -68,11 +68,17 @@ fuzz: ## fuzz the body and queue-message parsers (FUZZ_SECONDS per target, defau
 soak: ## spike test: 20,000 writes through ingest while worker pollers drain (about 7 min; not in make test)
 	@bash scripts/soak.sh
 
+lint-deny: ## cargo deny check: advisories (offline snapshot, ADVISORY_DB), licences, bans, sources
+	@bash scripts/deny.sh
+
 lint-infra: ## cfn-lint the SAM template (installs pinned cfn-lint into .venv-tools)
 	@bash infra/lint.sh
 
 bench: ## performance budgets against the emulator, release build (prints figures and ratios)
 	@bash scripts/bench.sh
+
+sbom: ## CycloneDX bills of materials for both functions (from cargo metadata) into target/sbom/
+	@python3 scripts/sbom.py target/sbom
 
 package: ## build the deployment zips (infra/package.sh)
 	@test -f infra/package.sh || { echo "infra/package.sh does not exist yet" >&2; exit 1; }

@@ -4,6 +4,9 @@
 #   2. the AWS SAM translator expands it offline (as `sam deploy` would, minus uploads) and
 #      cfn-lint checks the resulting plain CloudFormation, so a template SAM cannot expand, or
 #      that expands into something invalid, fails here and not at deploy time.
+# Then checkov, the IaC security scanner adopters run, scans both forms (the SAM form sees
+# what we wrote, the expanded one what SAM generates from it, e.g. the API stage). Checks
+# that do not apply are skipped in the template, beside the resource, with the reason.
 # Tools go into the repo's tools venv (.venv-tools), installed when missing or at another
 # version, so a fresh machine needs only python3 and access to PyPI. Any finding, including
 # informational ones, fails the script: the template must lint clean.
@@ -11,6 +14,7 @@ set -euo pipefail
 
 CFN_LINT_VERSION=1.58.0
 SAM_TRANSLATOR_VERSION=1.115.0
+CHECKOV_VERSION=3.3.30
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 venv="$root/.venv-tools"
@@ -23,10 +27,12 @@ fi
 installed() { # NAME VERSION -> true when exactly that version is in the venv
   [[ "$("$venv/bin/python" -m pip show "$1" 2>/dev/null | sed -n 's/^Version: //p')" == "$2" ]]
 }
-if ! installed cfn-lint "$CFN_LINT_VERSION" || ! installed aws-sam-translator "$SAM_TRANSLATOR_VERSION"; then
-  echo "lint: installing cfn-lint $CFN_LINT_VERSION and aws-sam-translator $SAM_TRANSLATOR_VERSION into $venv" >&2
+if ! installed cfn-lint "$CFN_LINT_VERSION" || ! installed aws-sam-translator "$SAM_TRANSLATOR_VERSION" ||
+  ! installed checkov "$CHECKOV_VERSION"; then
+  echo "lint: installing cfn-lint $CFN_LINT_VERSION, aws-sam-translator $SAM_TRANSLATOR_VERSION and checkov $CHECKOV_VERSION into $venv" >&2
   "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
-    "cfn-lint==$CFN_LINT_VERSION" "aws-sam-translator==$SAM_TRANSLATOR_VERSION"
+    "cfn-lint==$CFN_LINT_VERSION" "aws-sam-translator==$SAM_TRANSLATOR_VERSION" \
+    "checkov==$CHECKOV_VERSION"
 fi
 
 expanded=$(mktemp --suffix=.json)
@@ -38,5 +44,13 @@ echo "lint: cfn-lint $CFN_LINT_VERSION on $template" >&2
 echo "lint: expanding the SAM transform (aws-sam-translator $SAM_TRANSLATOR_VERSION) and linting the result" >&2
 "$venv/bin/python" "$root/infra/sam_transform.py" "$template" "$expanded"
 "$venv/bin/cfn-lint" --include-checks I -- "$expanded"
+
+# Offline: no policy download from the vendor's platform, no PyPI version check. Any failed
+# check fails the script.
+echo "lint: checkov $CHECKOV_VERSION on the template and its expansion" >&2
+for scanned in "$template" "$expanded"; do
+  CKV_SKIP_PACKAGE_UPDATE_CHECK=true BC_SKIP_MAPPING=TRUE "$venv/bin/checkov" \
+    --framework cloudformation --skip-download --quiet --compact --file "$scanned"
+done
 
 echo "lint: clean"
