@@ -1013,12 +1013,16 @@ fn the_kms_key_is_an_optional_parameter_and_its_condition_tests_it_against_empty
     );
 }
 
+/// The worker's queue and its dead-letter queue, by logical id.
+fn both_queues(t: &Value) -> [String; 2] {
+    let (_, queue) = worker_sqs_event(t);
+    [queue, dead_letter_queue(t)]
+}
+
 #[test]
 fn both_queues_are_encrypted_at_rest_with_sse_sqs_or_the_optional_key() {
     let t = template();
-    let (_, queue) = worker_sqs_event(&t);
-    let dlq = dead_letter_queue(&t);
-    for id in [queue.as_str(), dlq.as_str()] {
+    for id in &both_queues(&t) {
         let q = resource(&t, id);
         assert_uses_optional_key(
             prop(q, &["KmsMasterKeyId"]),
@@ -1139,10 +1143,8 @@ fn with_a_key_each_role_may_use_it_for_data_keys_and_nothing_more() {
 #[test]
 fn both_queues_deny_every_request_not_made_over_tls() {
     let t = template();
-    let (_, queue) = worker_sqs_event(&t);
-    let dlq = dead_letter_queue(&t);
     let policies = resources_of_type(&t, "AWS::SQS::QueuePolicy");
-    for id in [queue.as_str(), dlq.as_str()] {
+    for id in &both_queues(&t) {
         let denied = policies.iter().any(|(_, policy)| {
             let covers_queue = prop(policy, &["Queues"])
                 .map(one_or_many)
