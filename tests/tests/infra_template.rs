@@ -117,6 +117,15 @@ fn one_or_many(v: &Value) -> Vec<&Value> {
     }
 }
 
+/// The literal strings of a property that holds one string or a list of them (none if absent).
+fn string_list(v: Option<&Value>) -> Vec<&str> {
+    v.map(one_or_many)
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(Value::as_str)
+        .collect()
+}
+
 /// Every literal string anywhere inside `v`, including inside tags such as `!Sub` or `!If`.
 fn strings_within(v: &Value) -> Vec<&str> {
     match v {
@@ -311,13 +320,7 @@ fn queue_visibility_timeout_is_at_least_six_times_the_worker_timeout() {
 fn worker_event_source_reports_batch_item_failures() {
     let t = template();
     let (event, _) = worker_sqs_event(&t);
-    let types: Vec<&str> = event
-        .get("FunctionResponseTypes")
-        .map(one_or_many)
-        .unwrap_or_default()
-        .into_iter()
-        .filter_map(Value::as_str)
-        .collect();
+    let types = string_list(event.get("FunctionResponseTypes"));
     assert!(
         types.contains(&"ReportBatchItemFailures"),
         "the SQS event of {WORKER} must have FunctionResponseTypes [ReportBatchItemFailures], \
@@ -661,12 +664,7 @@ fn both_functions_are_arm64_on_provided_al2023() {
             "provided.al2023",
             "{function} should run on provided.al2023 (the Rust binary is the bootstrap)"
         );
-        let architectures: Vec<&str> = function_prop(&t, function, "Architectures")
-            .map(one_or_many)
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(Value::as_str)
-            .collect();
+        let architectures = string_list(function_prop(&t, function, "Architectures"));
         assert_eq!(
             architectures,
             ["arm64"],
@@ -1117,13 +1115,7 @@ fn with_a_key_each_role_may_use_it_for_data_keys_and_nothing_more() {
             statement.get("Effect").and_then(Value::as_str),
             Some("Allow")
         );
-        let actions: BTreeSet<&str> = statement
-            .get("Action")
-            .map(one_or_many)
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(Value::as_str)
-            .collect();
+        let actions: BTreeSet<&str> = string_list(statement.get("Action")).into_iter().collect();
         assert_eq!(
             actions,
             BTreeSet::from(["kms:Decrypt", "kms:GenerateDataKey"]),
