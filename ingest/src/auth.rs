@@ -14,6 +14,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use anyhow::Context as _;
 use async_trait::async_trait;
 use axum::http::{header, HeaderMap, StatusCode};
 use base64::Engine;
@@ -195,7 +196,6 @@ pub struct UserServiceValidator {
 impl UserServiceValidator {
     /// `timeout` bounds the whole call: connect, TLS, the answer and its body.
     pub fn new(endpoint: &str, timeout: Duration) -> anyhow::Result<Self> {
-        use anyhow::Context as _;
         let endpoint: http::Uri = endpoint
             .parse()
             .with_context(|| format!("the User Service URL {endpoint:?} is not a URL"))?;
@@ -219,7 +219,6 @@ impl UserServiceValidator {
     }
 
     async fn status_of(&self, token: &BearerToken) -> anyhow::Result<StatusCode> {
-        use anyhow::Context as _;
         use http_body_util::BodyExt as _;
         let mut authorization = http::HeaderValue::try_from(format!("Bearer {}", token.expose()))
             .context("the bearer token is not a header value")?;

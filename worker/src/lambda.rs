@@ -25,12 +25,11 @@ pub struct SqsRecords {
     records: Vec<LambdaSqsRecord>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+// A missing `Option` field reads as `None` without `#[serde(default)]`.
+#[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct LambdaSqsRecord {
-    #[serde(default)]
     message_id: Option<String>,
-    #[serde(default)]
     body: Option<String>,
     #[serde(default, deserialize_with = "null_as_default")]
     attributes: SystemAttributes,
@@ -51,16 +50,13 @@ where
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 struct SystemAttributes {
-    #[serde(default)]
     sent_timestamp: Option<String>,
-    #[serde(default)]
     approximate_receive_count: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct MessageAttribute {
-    #[serde(default)]
     string_value: Option<String>,
 }
 
