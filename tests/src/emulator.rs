@@ -43,6 +43,17 @@ impl TestResources {
     }
 }
 
+/// The project's config loader pointed at `endpoint` (the emulator, or a proxy in front of
+/// it) with the emulator's region and dummy credentials; add settings before `.load()`.
+pub fn config_loader_at(endpoint: &str) -> aws_config::ConfigLoader {
+    shared::aws::config_loader()
+        .endpoint_url(endpoint)
+        .region(Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_sqs::config::Credentials::new(
+            "test", "test", None, None, "tests",
+        ))
+}
+
 /// A name no other test (or earlier run) uses.
 pub fn unique_name(prefix: &str) -> String {
     format!("{prefix}-{}", ulid::Ulid::new().to_string().to_lowercase())
@@ -58,14 +69,7 @@ impl Emulator {
 
     /// Connects to the emulator (or a proxy in front of it) at `endpoint`.
     pub async fn at(endpoint: String) -> Self {
-        let sdk = shared::aws::config_loader()
-            .endpoint_url(&endpoint)
-            .region(Region::new("us-east-1"))
-            .credentials_provider(aws_sdk_sqs::config::Credentials::new(
-                "test", "test", None, None, "tests",
-            ))
-            .load()
-            .await;
+        let sdk = config_loader_at(&endpoint).load().await;
         let emulator = Self {
             sqs: aws_sdk_sqs::Client::new(&sdk),
             dynamodb: aws_sdk_dynamodb::Client::new(&sdk),

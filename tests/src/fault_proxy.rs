@@ -25,7 +25,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use aws_config::{Region, SdkConfig};
+use aws_config::SdkConfig;
 use bytes::Bytes;
 use http::{header, HeaderMap, HeaderValue, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
@@ -298,12 +298,7 @@ impl FaultProxy {
     /// A config loader pointed at the proxy with the emulator's dummy credentials; add
     /// settings (a retry config, say) before `.load()`.
     pub fn config_loader(&self) -> aws_config::ConfigLoader {
-        shared::aws::config_loader()
-            .endpoint_url(&self.url)
-            .region(Region::new("us-east-1"))
-            .credentials_provider(aws_sdk_sqs::config::Credentials::new(
-                "test", "test", None, None, "tests",
-            ))
+        crate::emulator::config_loader_at(&self.url)
     }
 
     /// An `SdkConfig` whose clients all go through the proxy.
