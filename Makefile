@@ -10,9 +10,9 @@ export EMULATOR_PORT
 AWS_ENDPOINT_URL ?= http://127.0.0.1:$(EMULATOR_PORT)
 
 SHELL_SCRIPTS := localstack/start.sh localstack/stop.sh localstack/provision.sh \
-	scripts/lib.sh scripts/dev.sh scripts/test.sh scripts/with-emulator.sh scripts/bench.sh scripts/vendor-swagger-ui.sh scripts/schemathesis.sh scripts/fuzz.sh scripts/soak.sh scripts/deny.sh infra/package.sh infra/lint.sh .ci/run
+	scripts/lib.sh scripts/dev.sh scripts/test.sh scripts/with-emulator.sh scripts/bench.sh scripts/vendor-swagger-ui.sh scripts/schemathesis.sh scripts/fuzz.sh scripts/soak.sh scripts/deny.sh scripts/dev-lambda.sh infra/package.sh infra/lint.sh infra/deploy-local.sh .ci/run
 
-.PHONY: help dev dev-stop test lint lint-rust lint-sh fmt emulator-up emulator-down \
+.PHONY: help dev dev-stop dev-lambda dev-lambda-stop test lint lint-rust lint-sh fmt emulator-up emulator-down \
 	provision bench package clean distclean schemathesis fuzz soak lint-infra lint-deny sbom
 
 help: ## list the targets
@@ -21,7 +21,7 @@ help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
 		awk 'BEGIN {FS = ":.*## "}; {printf "  %-14s %s\n", $$1, $$2}'
 	@echo
-	@echo "Variables: EMULATOR_PORT (4566), PORT (ingest, 4112), DEV_USER_SERVICE_PORT (4113),"
+	@echo "Variables: EMULATOR (ministack | moto | localstack), EMULATOR_PORT (4566), PORT (ingest, 4112), DEV_USER_SERVICE_PORT (4113),"
 	@echo "           DEV_DETACH=1 (make dev returns at once), TEST_ARGS (extra cargo test args)"
 
 dev: ## run the whole pipeline locally (emulator, ingest, worker, dev User Service); Ctrl-C stops it
@@ -29,6 +29,12 @@ dev: ## run the whole pipeline locally (emulator, ingest, worker, dev User Servi
 
 dev-stop: ## stop what `DEV_DETACH=1 make dev` left running
 	@bash scripts/dev.sh stop
+
+dev-lambda: ## deploy infra/template.yaml into MiniStack (API Gateway, Lambda, SQS mapping) and print a curl; again = update
+	@bash scripts/dev-lambda.sh
+
+dev-lambda-stop: ## stop the dev User Service and the emulator that `make dev-lambda` started
+	@bash scripts/dev-lambda.sh stop
 
 test: ## all tests against the emulator (started and stopped if not running)
 	@bash scripts/test.sh
@@ -50,7 +56,7 @@ lint-sh:
 fmt: ## format the Rust code
 	cargo fmt --all
 
-emulator-up: ## start the AWS emulator (LocalStack with Docker, else moto) on 127.0.0.1:$EMULATOR_PORT
+emulator-up: ## start the AWS emulator (MiniStack; EMULATOR=moto or localstack) on 127.0.0.1:$EMULATOR_PORT
 	@bash localstack/start.sh
 
 emulator-down: ## stop the emulator that emulator-up started

@@ -23,23 +23,35 @@ class NoManagedPolicies:
         return {}
 
 
-def main(src: str, dst: str) -> None:
+def load_template(path: str) -> dict:
+    with open(path, encoding="utf-8") as f:
+        return yaml_parse(f.read())
+
+
+def expand(template: dict, code_uris: dict) -> dict:
+    """The template with each function's CodeUri replaced by code_uris[logical id] (an S3
+    location), expanded by the SAM translator. Exits naming each cause when SAM refuses it."""
     # The translator asks boto for the partition of the region; any commercial region will do.
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
-    with open(src, encoding="utf-8") as f:
-        template = yaml_parse(f.read())
     for name, resource in template.get("Resources", {}).items():
         if resource.get("Type") == "AWS::Serverless::Function":
-            resource["Properties"]["CodeUri"] = {
-                "Bucket": "placeholder-artifacts",
-                "Key": f"{name}/bootstrap.zip",
-            }
+            resource["Properties"]["CodeUri"] = code_uris[name]
     try:
-        expanded = transform(template, {}, NoManagedPolicies())
+        return transform(template, {}, NoManagedPolicies())
     except InvalidDocumentException as e:
         for cause in e.causes:
-            print(f"{src}: SAM transform: {cause.message}", file=sys.stderr)
+            print(f"SAM transform: {cause.message}", file=sys.stderr)
         sys.exit(1)
+
+
+def main(src: str, dst: str) -> None:
+    template = load_template(src)
+    placeholders = {
+        name: {"Bucket": "placeholder-artifacts", "Key": f"{name}/bootstrap.zip"}
+        for name, resource in template.get("Resources", {}).items()
+        if resource.get("Type") == "AWS::Serverless::Function"
+    }
+    expanded = expand(template, placeholders)
     with open(dst, "w", encoding="utf-8") as f:
         json.dump(expanded, f, indent=1, sort_keys=True)
 

@@ -1,17 +1,23 @@
 #!/usr/bin/env bash
-# Start a local AWS emulator (SQS + DynamoDB) on 127.0.0.1:${EMULATOR_PORT:-4566}.
+# Start a local AWS emulator on 127.0.0.1:${EMULATOR_PORT:-4566}.
 #
-#   - a Docker engine answers  -> LocalStack via localstack/docker-compose.yml
-#   - otherwise                -> moto server from a pinned virtualenv ($REPO/.venv-emulator)
-#   - something already answers on the port -> reuse it (and never stop it later)
+#   EMULATOR=ministack (default) -> MiniStack from a pinned virtualenv ($REPO/.venv-ministack):
+#                                   SQS, DynamoDB, Lambda, API Gateway, CloudFormation, S3, no
+#                                   Docker; runs the deployed stack's functions (make dev-lambda)
+#   EMULATOR=moto                -> moto server from a pinned virtualenv ($REPO/.venv-emulator):
+#                                   SQS and DynamoDB only
+#   EMULATOR=localstack          -> LocalStack via localstack/docker-compose.yml (needs Docker;
+#                                   LOCALSTACK_AUTH_TOKEN is passed through when set)
+#   something already answers on the port -> reuse it (and never stop it later)
+# docs/emulators.md compares them and says why MiniStack is the default.
 #
 # Idempotent. Logs go to stderr; the last line on stdout is
 #   AWS_ENDPOINT_URL=http://127.0.0.1:PORT
 #
 # Environment:
 #   EMULATOR_PORT          port on 127.0.0.1 (default 4566)
-#   EMULATOR               auto (default) | moto | localstack
-#   EMULATOR_WAIT_SECONDS  readiness bound (default 30 for moto, 180 for LocalStack)
+#   EMULATOR               ministack (default) | moto | localstack
+#   EMULATOR_WAIT_SECONDS  readiness bound (default 30, 180 for LocalStack)
 #   EMULATOR_PYTHON        python used to create the venv (default python3)
 set -euo pipefail
 
@@ -21,9 +27,11 @@ LOG_TAG="emulator"
 
 MOTO_VERSION="5.2.5"
 MOTO_REQUIREMENTS=("moto[dynamodb,sqs]==$MOTO_VERSION" "flask" "flask-cors")
-VENV="$REPO_ROOT/.venv-emulator"
-VENV_STAMP="$VENV/.emulator-requirements"
+# MiniStack pins its own botocore: it gets a virtualenv of its own.
+MINISTACK_VERSION="1.5.33"
+MINISTACK_REQUIREMENTS=("ministack==$MINISTACK_VERSION")
 PID_FILE="$RUN_DIR/emulator.pid"
+KIND_FILE="$RUN_DIR/emulator.kind"
 DOCKER_MARKER="$RUN_DIR/emulator.docker"
 LOG_FILE="$RUN_DIR/emulator.log"
 COMPOSE_FILE="$REPO_ROOT/localstack/docker-compose.yml"
@@ -31,12 +39,12 @@ COMPOSE_PROJECT="credit-score-emulator"
 
 PORT="$(emulator_port)"
 URL="$(emulator_url)"
-MODE="${EMULATOR:-auto}"
+MODE="${EMULATOR:-ministack}"
 
 if ! [[ "$PORT" =~ ^[0-9]+$ ]] || ((PORT < 1 || PORT > 65535)); then
   die "EMULATOR_PORT must be a TCP port number, got '$PORT'"
 fi
-case "$MODE" in auto | moto | localstack) ;; *) die "EMULATOR must be auto, moto or localstack, got '$MODE'" ;; esac
+case "$MODE" in ministack | moto | localstack) ;; *) die "EMULATOR must be ministack, moto or localstack, got '$MODE'" ;; esac
 require_cmd curl
 
 finish() {
@@ -45,7 +53,9 @@ finish() {
 }
 
 describe_server() {
-  if [[ "$(http_status "$URL/_localstack/health")" == "200" ]]; then
+  if [[ "$(http_status "$URL/_ministack/health")" == "200" ]]; then
+    printf 'MiniStack'
+  elif [[ "$(http_status "$URL/_localstack/health")" == "200" ]]; then
     printf 'LocalStack'
   elif [[ "$(http_status "$URL/moto-api/data.json")" == "200" ]]; then
     printf 'moto server'
@@ -72,26 +82,31 @@ compose_cmd() {
 
 # --- 1. Something already there? -------------------------------------------
 ensure_run_dir
+existing_kind="$(cat "$KIND_FILE" 2>/dev/null || printf 'moto')"
+case "$existing_kind" in
+  ministack) existing_pattern=ministack ;;
+  *) existing_pattern=moto_server ;;
+esac
 existing_pid="$(read_pidfile "$PID_FILE")"
-if [[ -n "$existing_pid" ]] && ! pid_matches "$existing_pid" moto_server; then
-  log "removing stale pid file (pid $existing_pid is no longer moto server)"
-  rm -f "$PID_FILE"
+if [[ -n "$existing_pid" ]] && ! pid_matches "$existing_pid" "$existing_pattern"; then
+  log "removing stale pid file (pid $existing_pid is no longer $existing_kind)"
+  rm -f "$PID_FILE" "$KIND_FILE"
   existing_pid=""
 fi
-if [[ -n "$existing_pid" ]] && ! pid_matches "$existing_pid" "-p $PORT "; then
-  die "start.sh already runs moto server (pid $existing_pid) on another port; stop it first: EMULATOR_PORT=<its port> localstack/stop.sh"
+if [[ -n "$existing_pid" ]] && [[ "$(cat "$RUN_DIR/emulator.port" 2>/dev/null)" != "$PORT" ]]; then
+  die "start.sh already runs $existing_kind (pid $existing_pid) on another port; stop it first: EMULATOR_PORT=<its port> localstack/stop.sh"
 fi
 
 if emulator_answers; then
   if [[ -n "$existing_pid" ]]; then
-    log "moto server already running on $URL (pid $existing_pid, started by start.sh)"
+    log "$existing_kind already running on $URL (pid $existing_pid, started by start.sh)"
   elif [[ -f "$DOCKER_MARKER" ]]; then
     log "LocalStack already running on $URL (started by start.sh via docker compose)"
   else
     kind="$(describe_server)"
     log "reusing $kind already answering on $URL (not started by start.sh: stop.sh will leave it alone)"
     if [[ "$kind" == "an unknown HTTP server" ]]; then
-      warn "it does not look like LocalStack or moto; AWS calls may fail"
+      warn "it does not look like MiniStack, LocalStack or moto; AWS calls may fail"
     fi
   fi
   finish
@@ -115,10 +130,10 @@ wait_until_ready() {
   die "the emulator did not answer on $URL within ${limit}s; see $LOG_FILE"
 }
 
-# Our moto process is alive but not answering yet: wait for it instead of
+# Our emulator process is alive but not answering yet: wait for it instead of
 # starting a second one.
 if [[ -n "$existing_pid" ]]; then
-  log "moto server (pid $existing_pid) is starting; waiting for it"
+  log "$existing_kind (pid $existing_pid) is starting; waiting for it"
   wait_until_ready "${EMULATOR_WAIT_SECONDS:-30}" "$existing_pid" emulator_answers
   finish
 fi
@@ -156,20 +171,28 @@ start_localstack() {
   return 0
 }
 
-if [[ "$MODE" == "localstack" ]] || { [[ "$MODE" == "auto" ]] && docker_engine_answers; }; then
-  if [[ "$MODE" == "localstack" ]] && ! docker_engine_answers; then
-    die "EMULATOR=localstack but no Docker engine answers 'docker info'"
-  fi
-  if start_localstack; then
-    finish
-  fi
-  if [[ "$MODE" == "localstack" ]]; then
-    die "EMULATOR=localstack but neither 'docker compose' nor 'docker-compose' is installed"
-  fi
-  warn "a Docker engine answers but neither 'docker compose' nor 'docker-compose' is installed; using moto instead"
+if [[ "$MODE" == "localstack" ]]; then
+  docker_engine_answers || die "EMULATOR=localstack but no Docker engine answers 'docker info'"
+  start_localstack && finish
+  die "EMULATOR=localstack but neither 'docker compose' nor 'docker-compose' is installed"
 fi
 
-# --- 3. moto server from a pinned virtualenv ----------------------------------
+# --- 3. MiniStack or moto server from a pinned virtualenv --------------------
+if [[ "$MODE" == "ministack" ]]; then
+  VENV="$REPO_ROOT/.venv-ministack"
+  PACKAGE=ministack
+  VERSION="$MINISTACK_VERSION"
+  REQUIREMENTS=("${MINISTACK_REQUIREMENTS[@]}")
+  EXECUTABLE=ministack
+else
+  VENV="$REPO_ROOT/.venv-emulator"
+  PACKAGE=moto
+  VERSION="$MOTO_VERSION"
+  REQUIREMENTS=("${MOTO_REQUIREMENTS[@]}")
+  EXECUTABLE=moto_server
+fi
+VENV_STAMP="$VENV/.emulator-requirements"
+
 venv_python_works() { [[ -x "$VENV/bin/python" ]] && "$VENV/bin/python" -c 'import sys' >/dev/null 2>&1; }
 
 ensure_venv() {
@@ -187,32 +210,48 @@ ensure_venv() {
       die "'$python -m venv' failed. On Debian/Ubuntu: apt-get install -y python3-venv"
     fi
   fi
-  wanted="${MOTO_REQUIREMENTS[*]}"
+  wanted="${REQUIREMENTS[*]}"
   have="$(cat "$VENV_STAMP" 2>/dev/null || true)"
-  if [[ "$have" == "$wanted" ]] && [[ -x "$VENV/bin/moto_server" ]] &&
-    [[ "$("$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("moto"))' 2>/dev/null)" == "$MOTO_VERSION" ]]; then
-    log "moto $MOTO_VERSION already installed in $VENV"
+  if [[ "$have" == "$wanted" ]] && [[ -x "$VENV/bin/$EXECUTABLE" ]] &&
+    [[ "$("$VENV/bin/python" -c "import importlib.metadata as m; print(m.version('$PACKAGE'))" 2>/dev/null)" == "$VERSION" ]]; then
+    log "$PACKAGE $VERSION already installed in $VENV"
     return 0
   fi
-  log "installing ${MOTO_REQUIREMENTS[*]} into $VENV (about 10 s)"
+  log "installing ${REQUIREMENTS[*]} into $VENV (10-30 s)"
   if ! PIP_NO_INPUT=1 PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    "$VENV/bin/python" -m pip install --quiet "${MOTO_REQUIREMENTS[@]}" >"$RUN_DIR/pip.log" 2>&1; then
+    "$VENV/bin/python" -m pip install --quiet "${REQUIREMENTS[@]}" >"$RUN_DIR/pip.log" 2>&1; then
     log_tail "$RUN_DIR/pip.log" 30
-    die "pip could not install moto into $VENV (is PyPI reachable?); see $RUN_DIR/pip.log"
+    die "pip could not install $PACKAGE into $VENV (is PyPI reachable?); see $RUN_DIR/pip.log"
   fi
-  [[ -x "$VENV/bin/moto_server" ]] || die "pip finished but $VENV/bin/moto_server is missing"
+  [[ -x "$VENV/bin/$EXECUTABLE" ]] || die "pip finished but $VENV/bin/$EXECUTABLE is missing"
   printf '%s' "$wanted" >"$VENV_STAMP"
 }
 
+# shellcheck disable=SC2317  # called indirectly through wait_until_ready
+ministack_ready() { [[ "$(http_status "$URL/_ministack/health")" == "200" ]]; }
+
 ensure_venv
-log "starting moto server on $URL (log: $LOG_FILE)"
-nohup "$VENV/bin/moto_server" -H 127.0.0.1 -p "$PORT" >"$LOG_FILE" 2>&1 </dev/null &
-moto_pid=$!
-printf '%s\n' "$moto_pid" >"$PID_FILE"
-if ! (wait_until_ready "${EMULATOR_WAIT_SECONDS:-30}" "$moto_pid" emulator_answers); then
-  stop_pid "moto server" "$moto_pid" 5
-  rm -f "$PID_FILE"
+log "starting $PACKAGE on $URL (log: $LOG_FILE)"
+if [[ "$MODE" == "ministack" ]]; then
+  # AWS_ENDPOINT_URL set to itself: only then does MiniStack give the functions it runs an
+  # endpoint, and the SDK in them reaches the emulator instead of real AWS hosts. Its
+  # persistence stays off: every start is empty, as moto's.
+  GATEWAY_PORT="$PORT" BIND_HOST=127.0.0.1 MINISTACK_HOST=127.0.0.1 AWS_ENDPOINT_URL="$URL" MINISTACK_REGION=us-east-1 \
+    LOG_LEVEL="${MINISTACK_LOG_LEVEL:-WARNING}" \
+    nohup "$VENV/bin/ministack" >"$LOG_FILE" 2>&1 </dev/null &
+  ready_check=ministack_ready
+else
+  nohup "$VENV/bin/moto_server" -H 127.0.0.1 -p "$PORT" >"$LOG_FILE" 2>&1 </dev/null &
+  ready_check=emulator_answers
+fi
+emulator_pid=$!
+printf '%s\n' "$emulator_pid" >"$PID_FILE"
+printf '%s\n' "$MODE" >"$KIND_FILE"
+printf '%s\n' "$PORT" >"$RUN_DIR/emulator.port"
+if ! (wait_until_ready "${EMULATOR_WAIT_SECONDS:-30}" "$emulator_pid" "$ready_check"); then
+  stop_pid "$PACKAGE" "$emulator_pid" 5
+  rm -f "$PID_FILE" "$KIND_FILE"
   exit 1
 fi
-log "moto server $MOTO_VERSION is ready on $URL (pid $moto_pid)"
+log "$PACKAGE $VERSION is ready on $URL (pid $emulator_pid)"
 finish

@@ -9,6 +9,7 @@ LOG_TAG="emulator"
 . "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib.sh"
 
 PID_FILE="$RUN_DIR/emulator.pid"
+KIND_FILE="$RUN_DIR/emulator.kind"
 DOCKER_MARKER="$RUN_DIR/emulator.docker"
 COMPOSE_FILE="$REPO_ROOT/localstack/docker-compose.yml"
 COMPOSE_PROJECT="credit-score-emulator"
@@ -16,14 +17,20 @@ COMPOSE_PROJECT="credit-score-emulator"
 stopped=0
 
 if [[ -f "$PID_FILE" ]]; then
+  kind="$(cat "$KIND_FILE" 2>/dev/null || printf 'moto')"
+  case "$kind" in
+    ministack) name=MiniStack pattern=ministack ;;
+    *) name="moto server" pattern=moto_server ;;
+  esac
   pid="$(read_pidfile "$PID_FILE")"
-  if [[ -n "$pid" ]] && pid_matches "$pid" moto_server; then
-    stop_pidfile "moto server" "$PID_FILE" moto_server 10
-    log "moto server stopped"
+  if [[ -n "$pid" ]] && pid_matches "$pid" "$pattern"; then
+    stop_pidfile "$name" "$PID_FILE" "$pattern" 10
+    log "$name stopped"
   else
-    log "moto server (pid ${pid:-?}) was not running any more"
+    log "$name (pid ${pid:-?}) was not running any more"
     rm -f "$PID_FILE"
   fi
+  rm -f "$KIND_FILE" "$RUN_DIR/emulator.port"
   stopped=1
 fi
 

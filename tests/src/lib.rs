@@ -4,6 +4,7 @@
 //! Integration tests talk to a real AWS emulator over HTTP (`AWS_ENDPOINT_URL`, default
 //! `http://127.0.0.1:4566`); nothing here mocks AWS.
 
+pub mod deployed_stack;
 pub mod dev_tokens;
 pub mod emulator;
 pub mod fault_proxy;
