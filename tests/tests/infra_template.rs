@@ -89,6 +89,15 @@ fn ref_target(v: &Value) -> Option<&str> {
     }
 }
 
+/// The template string of `!Sub "..."` or `{Fn::Sub: "..."}`.
+fn sub_template(v: &Value) -> Option<&str> {
+    match v {
+        Value::Tagged(tagged) if tagged.tag == "Sub" => tagged.value.as_str(),
+        Value::Mapping(m) if m.len() == 1 => m.get("Fn::Sub").and_then(Value::as_str),
+        _ => None,
+    }
+}
+
 /// `(logical id, attribute)` behind `!GetAtt X.Attr`, `!GetAtt [X, Attr]` or `{Fn::GetAtt: ...}`.
 fn getatt_target(v: &Value) -> Option<(String, String)> {
     let arg = match v {
@@ -648,8 +657,19 @@ fn functions_carry_no_sam_policies_besides_their_own_role() {
 // ------------------------------------------------------------------ functions and API
 
 #[test]
-fn both_functions_are_arm64_on_provided_al2023() {
+fn both_functions_run_on_provided_al2023_for_the_architecture_parameter_arm64_by_default() {
     let t = template();
+    let parameter = t
+        .get("Parameters")
+        .and_then(|p| p.get("Architecture"))
+        .expect("an Architecture parameter");
+    assert_eq!(
+        literal_str(parameter.get("Default"), "Architecture.Default"),
+        "arm64",
+        "Graviton by default: it costs less per GB-second"
+    );
+    let allowed: BTreeSet<&str> = string_list(parameter.get("AllowedValues")).into_iter().collect();
+    assert_eq!(allowed, BTreeSet::from(["arm64", "x86_64"]));
     for function in [INGEST, WORKER] {
         assert_eq!(
             resource_type(resource(&t, function)),
@@ -664,11 +684,14 @@ fn both_functions_are_arm64_on_provided_al2023() {
             "provided.al2023",
             "{function} should run on provided.al2023 (the Rust binary is the bootstrap)"
         );
-        let architectures = string_list(function_prop(&t, function, "Architectures"));
+        let architectures = function_prop(&t, function, "Architectures")
+            .and_then(Value::as_sequence)
+            .unwrap_or_else(|| panic!("{function} has no Architectures list"));
+        assert_eq!(architectures.len(), 1, "{function}: one architecture");
         assert_eq!(
-            architectures,
-            ["arm64"],
-            "{function}.Architectures should be [arm64]: infra/package.sh builds arm64 binaries"
+            ref_target(&architectures[0]),
+            Some("Architecture"),
+            "{function}.Architectures should be [!Ref Architecture]: the zips are built for it"
         );
     }
 }
@@ -725,37 +748,99 @@ fn ingest_ignores_the_api_stage_in_request_paths() {
     );
 }
 
+/// The one resource of `kind`, by logical id.
+fn only_resource_of_type<'a>(t: &'a Value, kind: &str) -> (&'a str, &'a Value) {
+    let found = resources_of_type(t, kind);
+    assert_eq!(found.len(), 1, "expected exactly one {kind}, found {}", found.len());
+    found[0]
+}
+
 #[test]
-fn http_api_sends_every_request_to_ingest_on_the_default_stage() {
+fn http_api_sends_every_request_to_the_ingest_alias_on_the_default_stage() {
     let t = template();
-    let events = function_prop(&t, INGEST, "Events")
-        .and_then(Value::as_mapping)
-        .unwrap_or_else(|| panic!("{INGEST} has no Events"));
-    let api_events: Vec<&Value> = events
-        .values()
-        .filter(|e| e.get("Type").and_then(Value::as_str) == Some("HttpApi"))
-        .collect();
-    assert!(!api_events.is_empty(), "{INGEST} has no HttpApi event");
-    for event in api_events {
-        let props = event.get("Properties");
-        let api = props
-            .and_then(|p| p.get("ApiId"))
-            .and_then(ref_target)
-            .unwrap_or_else(|| {
-                panic!("the HttpApi event of {INGEST} should have ApiId: !Ref <the HTTP API>")
-            });
-        let stage = prop(resource(&t, api), &["StageName"]).and_then(Value::as_str);
-        assert!(
-            stage.is_none() || stage == Some("$default"),
-            "HTTP API {api} uses stage {stage:?}; use $default so paths are not stage-prefixed"
-        );
-        // No Path and no Method: SAM's `$default` route, every path including `/`.
-        let path = props.and_then(|p| p.get("Path")).and_then(Value::as_str);
-        assert!(
-            path.is_none() || path == Some("/{proxy+}"),
-            "the HttpApi event of {INGEST} routes only {path:?}; the router needs every path"
-        );
-    }
+    let (api, _) = only_resource_of_type(&t, "AWS::ApiGatewayV2::Api");
+    assert_eq!(
+        prop(resource(&t, api), &["ProtocolType"]).and_then(Value::as_str),
+        Some("HTTP")
+    );
+    // No OpenAPI Body: an API whose routes come from a Body loses explicit routes when the
+    // Body is reimported (and some emulators never import it).
+    assert!(
+        prop(resource(&t, api), &["Body"]).is_none()
+            && prop(resource(&t, api), &["BodyS3Location"]).is_none(),
+        "{api} declares its routes as resources, not in an OpenAPI body"
+    );
+    assert!(
+        resources_of_type(&t, "AWS::Serverless::HttpApi").is_empty(),
+        "no SAM HttpApi: it generates an OpenAPI body"
+    );
+    assert!(
+        function_prop(&t, INGEST, "Events").is_none(),
+        "{INGEST} gets its requests from the explicit route, not a SAM event"
+    );
+
+    let (_, stage) = only_resource_of_type(&t, "AWS::ApiGatewayV2::Stage");
+    assert_eq!(prop(stage, &["ApiId"]).and_then(ref_target), Some(api));
+    assert_eq!(
+        prop(stage, &["StageName"]).and_then(Value::as_str),
+        Some("$default"),
+        "the $default stage, so paths are not stage-prefixed"
+    );
+    assert!(is_true(prop(stage, &["AutoDeploy"])), "the stage deploys every change");
+
+    let (_, route) = only_resource_of_type(&t, "AWS::ApiGatewayV2::Route");
+    assert_eq!(prop(route, &["ApiId"]).and_then(ref_target), Some(api));
+    assert_eq!(
+        prop(route, &["RouteKey"]).and_then(Value::as_str),
+        Some("$default"),
+        "one $default route: every method and path, `/` included, reaches the router"
+    );
+    let (integration_id, integration) = only_resource_of_type(&t, "AWS::ApiGatewayV2::Integration");
+    let target = prop(route, &["Target"]).and_then(sub_template);
+    assert_eq!(
+        target,
+        Some(format!("integrations/${{{integration_id}}}").as_str()),
+        "the route targets the integration"
+    );
+    assert_eq!(prop(integration, &["ApiId"]).and_then(ref_target), Some(api));
+    assert_eq!(
+        prop(integration, &["IntegrationType"]).and_then(Value::as_str),
+        Some("AWS_PROXY")
+    );
+    assert_eq!(
+        prop(integration, &["PayloadFormatVersion"]).and_then(Value::as_str),
+        Some("2.0"),
+        "lambda_http reads payload v2"
+    );
+    let alias = format!("{INGEST}.Alias");
+    assert_eq!(
+        prop(integration, &["IntegrationUri"]).and_then(ref_target),
+        Some(alias.as_str()),
+        "the API calls the `live` alias, so a rollback is one update-alias"
+    );
+    let timeout = literal_int(prop(integration, &["TimeoutInMillis"]), "TimeoutInMillis");
+    let function_timeout = literal_int(function_prop(&t, INGEST, "Timeout"), "ingest Timeout");
+    assert!(
+        timeout > function_timeout * 1000 && timeout <= 30_000,
+        "the integration waits longer than ingest runs ({function_timeout} s), within 30 s: {timeout} ms"
+    );
+
+    let (_, permission) = only_resource_of_type(&t, "AWS::Lambda::Permission");
+    assert_eq!(
+        prop(permission, &["FunctionName"]).and_then(ref_target),
+        Some(alias.as_str())
+    );
+    assert_eq!(
+        prop(permission, &["Principal"]).and_then(Value::as_str),
+        Some("apigateway.amazonaws.com")
+    );
+    let source = prop(permission, &["SourceArn"])
+        .and_then(sub_template)
+        .expect("the permission's SourceArn is a !Sub of the API's ARN");
+    assert!(
+        source.contains(&format!(":${{{api}}}/")),
+        "only this API may invoke ingest: {source}"
+    );
 }
 
 // ------------------------------------------------------------------ alarms and outputs
@@ -1208,11 +1293,11 @@ fn every_log_group_has_a_retention_and_each_function_has_its_own() {
 #[test]
 fn the_http_api_logs_every_request_without_headers_and_is_throttled() {
     let t = template();
-    let api = resource(&t, "HttpApi");
+    let (_, api) = only_resource_of_type(&t, "AWS::ApiGatewayV2::Stage");
     let destination = prop(api, &["AccessLogSettings", "DestinationArn"])
         .and_then(getatt_target)
         .unwrap_or_else(|| {
-            panic!("HttpApi has no AccessLogSettings.DestinationArn: !GetAtt <log group>.Arn")
+            panic!("the stage has no AccessLogSettings.DestinationArn: !GetAtt <log group>.Arn")
         });
     assert_eq!(
         resource_type(resource(&t, &destination.0)),
@@ -1240,7 +1325,7 @@ fn the_http_api_logs_every_request_without_headers_and_is_throttled() {
     );
     for setting in ["ThrottlingRateLimit", "ThrottlingBurstLimit"] {
         let value = prop(api, &["DefaultRouteSettings", setting])
-            .unwrap_or_else(|| panic!("HttpApi has no DefaultRouteSettings.{setting}"));
+            .unwrap_or_else(|| panic!("the stage has no DefaultRouteSettings.{setting}"));
         let parameter = ref_target(value)
             .unwrap_or_else(|| panic!("{setting} should be !Ref to a parameter, found {value:?}"));
         let default = literal_int(

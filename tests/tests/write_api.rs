@@ -432,3 +432,21 @@ async fn health_answers_without_auth() {
     assert_eq!(response.status(), 200);
     assert_eq!(response.json::<Value>().await.unwrap()["status"], "ok");
 }
+
+/// SQS refuses U+FFFE and U+FFFF in a message; HTTP and JSON carry them. Such a body must be
+/// refused by field, never turned into a message SQS rejects (a 5xx), and nothing enqueued.
+#[tokio::test]
+async fn characters_sqs_refuses_are_a_422_naming_the_field_and_never_reach_the_queue() {
+    let app = spawn_app().await;
+    let mut unknown_key = score_body("experian", 742);
+    unknown_key["\u{ffff}"] = json!(1);
+    let mut in_a_value = score_body("experian", 742);
+    in_a_value["bureau"] = json!("experian\u{fffe}");
+    for (body, field) in [(unknown_key, "\u{ffff}"), (in_a_value, "bureau")] {
+        let response = app.post_score("alice", &body).await;
+        let (status, problem) = problem(response).await;
+        assert_eq!(status, 422, "{problem}");
+        assert_eq!(named_fields(&problem), [field], "{problem}");
+    }
+    assert!(app.drain_queue().await.is_empty(), "nothing was enqueued");
+}
