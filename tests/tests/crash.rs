@@ -6,13 +6,17 @@
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use pipeline_tests::fault_proxy::DYNAMODB;
+use pipeline_tests::fault_proxy::{dynamodb, DYNAMODB};
 use pipeline_tests::workload::{assert_exactly_once, bodies, score_messages};
 use pipeline_tests::{workspace_binary, Emulator, FaultProxy, Faults, TestResources};
 use tokio::time::Instant;
 
-const MESSAGES: usize = 600;
+const MESSAGES: usize = 1000;
 const VISIBILITY_SECONDS: u32 = 5;
+/// The kill comes once this many BatchWriteItem requests (at most 25 items each) have reached
+/// the table: counted at the proxy, at once, so it lands mid-drain however fast the emulator
+/// is (a fast one drained everything while a slower signal, the table's item count, lagged).
+const KILL_AFTER_WRITE_REQUESTS: u64 = 8;
 
 /// Starts the worker binary in poller mode, every AWS call going through the proxy.
 fn start_worker(resources: &TestResources, emulator: &Emulator, proxy: &FaultProxy) -> Child {
@@ -42,20 +46,6 @@ impl Drop for Running {
     }
 }
 
-/// Items in the table now (one per report written); cheap enough to poll.
-async fn item_count(emulator: &Emulator, table: &str) -> i64 {
-    emulator
-        .dynamodb
-        .describe_table()
-        .table_name(table)
-        .send()
-        .await
-        .expect("DescribeTable")
-        .table
-        .and_then(|t| t.item_count)
-        .unwrap_or_default()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_killed_mid_drain_loses_and_doubles_nothing() {
     let emulator = Emulator::connect().await;
@@ -70,7 +60,8 @@ async fn a_worker_killed_mid_drain_loses_and_doubles_nothing() {
 
     let mut first = Running(start_worker(&resources, &emulator, &proxy));
     let deadline = Instant::now() + Duration::from_secs(60);
-    while item_count(&emulator, &resources.table_name).await < (MESSAGES / 3) as i64 {
+    let write_requests = || proxy.stats().op(&dynamodb("BatchWriteItem")).forwarded;
+    while write_requests() < KILL_AFTER_WRITE_REQUESTS {
         assert!(
             Instant::now() < deadline,
             "the first worker never got going"
@@ -78,7 +69,7 @@ async fn a_worker_killed_mid_drain_loses_and_doubles_nothing() {
         if let Some(status) = first.0.try_wait().expect("poll the worker") {
             panic!("the worker exited on its own: {status}");
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
     // Child::kill is SIGKILL: no chance to finish or delete anything.
     first.0.kill().expect("kill -9 the worker");

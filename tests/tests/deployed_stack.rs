@@ -36,7 +36,12 @@ fn score(bureau: &str, value: u64) -> Value {
     json!({"bureau": bureau, "score": value, "reportedAt": "2026-11-30T10:00:00Z"})
 }
 
-async fn post_score(stack: &DeployedStack, user: &str, token: Option<&str>, body: &Value) -> reqwest::Response {
+async fn post_score(
+    stack: &DeployedStack,
+    user: &str,
+    token: Option<&str>,
+    body: &Value,
+) -> reqwest::Response {
     let mut request = http()
         .post(stack.url(&format!("/v1/users/{user}/credit-scores")))
         .json(body);
@@ -115,12 +120,19 @@ async fn a_score_posted_through_api_gateway_is_written_by_the_worker_lambda_and_
         .expect("a Location header");
     let body: Value = accepted.json().await.expect("a JSON answer");
     let report_id = body["reportId"].as_str().expect("a reportId").to_owned();
-    assert_eq!(location, format!("/v1/users/alice/credit-scores/{report_id}"));
+    assert_eq!(
+        location,
+        format!("/v1/users/alice/credit-scores/{report_id}")
+    );
 
     let written = emulator
         .wait_for_reports(&stack.outputs.table_name, 1, WRITTEN_WITHIN)
         .await;
-    assert_eq!(written.len(), 1, "the worker Lambda wrote the score: {written:?}");
+    assert_eq!(
+        written.len(),
+        1,
+        "the worker Lambda wrote the score: {written:?}"
+    );
     assert_eq!(written[0].report.report_id.as_str(), report_id);
 
     let (status, list) = get_json(&stack, "/v1/users/alice/credit-scores", &alice).await;
@@ -133,14 +145,22 @@ async fn a_score_posted_through_api_gateway_is_written_by_the_worker_lambda_and_
     assert_eq!((status, one["score"].as_u64()), (200, Some(742)), "{one}");
     let (status, spec) = get_json(&stack, "/docs/swagger.json", &alice).await;
     assert_eq!(status, 200);
-    assert!(spec["openapi"].as_str().is_some_and(|v| v.starts_with("3.")), "{spec}");
+    assert!(
+        spec["openapi"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("3.")),
+        "{spec}"
+    );
 
     let anonymous = post_score(&stack, "alice", None, &score("experian", 742)).await;
     assert_eq!(anonymous.status(), 401);
     let too_high = post_score(&stack, "alice", Some(&alice), &score("transunion", 711)).await;
     assert_eq!(too_high.status(), 422);
     let problem: Value = too_high.json().await.expect("a problem document");
-    assert!(problem.to_string().contains("score"), "names the field: {problem}");
+    assert!(
+        problem.to_string().contains("score"),
+        "names the field: {problem}"
+    );
     let for_bob = post_score(&stack, "bob", Some(&alice), &score("experian", 700)).await;
     assert_eq!(for_bob.status(), 403);
 
@@ -180,7 +200,10 @@ async fn producer_messages_on_the_deployed_queue_are_written_or_dead_lettered_wi
     .await
     .unwrap_or_default();
 
-    let ids: BTreeSet<&str> = written.iter().map(|r| r.report.report_id.as_str()).collect();
+    let ids: BTreeSet<&str> = written
+        .iter()
+        .map(|r| r.report.report_id.as_str())
+        .collect();
     assert_eq!(ids.len(), valid.len(), "each valid message written once");
     assert_eq!(written.len(), valid.len(), "nothing written twice");
     let dead_bodies: BTreeSet<&str> = dead.iter().filter_map(|m| m.body()).collect();
@@ -194,7 +217,11 @@ async fn producer_messages_on_the_deployed_queue_are_written_or_dead_lettered_wi
             .message_attributes()
             .and_then(|a| a.get(REASON_ATTRIBUTE))
             .and_then(|v| v.string_value());
-        assert!(reason.is_some_and(|r| !r.is_empty()), "a reason on {:?}", message.body());
+        assert!(
+            reason.is_some_and(|r| !r.is_empty()),
+            "a reason on {:?}",
+            message.body()
+        );
     }
     assert_eq!(message_count(&emulator, &stack.outputs.queue_url).await, 0);
 }
@@ -216,11 +243,17 @@ async fn records_that_fail_come_back_through_the_mapping_and_are_written_once_th
     // The worker reports every record as a batch item failure; the mapping keeps them.
     let reported = eventually(Duration::from_secs(90), || async {
         let mapping = stack.worker_event_source_mapping(&emulator).await;
-        let result = mapping["LastProcessingResult"].as_str().unwrap_or("").to_owned();
+        let result = mapping["LastProcessingResult"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned();
         result.contains("partial failures").then_some(result)
     })
     .await;
-    assert!(reported.is_some(), "the mapping saw no partial batch failure");
+    assert!(
+        reported.is_some(),
+        "the mapping saw no partial batch failure"
+    );
     assert_eq!(
         message_count(&emulator, &stack.outputs.queue_url).await,
         sent.len() as u64,
@@ -230,16 +263,28 @@ async fn records_that_fail_come_back_through_the_mapping_and_are_written_once_th
     shared::provision::ensure_table(&emulator.dynamodb, &table)
         .await
         .expect("create the table again");
-    let written = emulator.wait_for_reports(&table, sent.len(), Duration::from_secs(90)).await;
-    let ids: BTreeSet<&str> = written.iter().map(|r| r.report.report_id.as_str()).collect();
-    assert_eq!(ids.len(), sent.len(), "every record written once the table is back");
+    let written = emulator
+        .wait_for_reports(&table, sent.len(), Duration::from_secs(90))
+        .await;
+    let ids: BTreeSet<&str> = written
+        .iter()
+        .map(|r| r.report.report_id.as_str())
+        .collect();
+    assert_eq!(
+        ids.len(),
+        sent.len(),
+        "every record written once the table is back"
+    );
     assert_eq!(written.len(), sent.len(), "nothing written twice");
     let gone = eventually(Duration::from_secs(30), || async {
         (message_count(&emulator, &stack.outputs.queue_url).await == 0).then_some(())
     })
     .await;
     assert!(gone.is_some(), "the written records left the queue");
-    assert!(emulator.receive_all(&stack.outputs.dead_letter_queue_url).await.is_empty());
+    assert!(emulator
+        .receive_all(&stack.outputs.dead_letter_queue_url)
+        .await
+        .is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -269,7 +314,11 @@ async fn records_that_keep_failing_reach_the_dlq_through_the_redrive_policy() {
     .await
     .unwrap_or_default();
     let dead_bodies: BTreeSet<&str> = dead.iter().filter_map(|m| m.body()).collect();
-    assert_eq!(dead_bodies.len(), sent.len(), "every record in the DLQ once");
+    assert_eq!(
+        dead_bodies.len(),
+        sent.len(),
+        "every record in the DLQ once"
+    );
     assert_eq!(dead_bodies, sent.iter().map(String::as_str).collect());
     assert_eq!(dead.len(), sent.len(), "none twice");
     assert_eq!(message_count(&emulator, &stack.outputs.queue_url).await, 0);

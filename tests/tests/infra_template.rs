@@ -668,7 +668,9 @@ fn both_functions_run_on_provided_al2023_for_the_architecture_parameter_arm64_by
         "arm64",
         "Graviton by default: it costs less per GB-second"
     );
-    let allowed: BTreeSet<&str> = string_list(parameter.get("AllowedValues")).into_iter().collect();
+    let allowed: BTreeSet<&str> = string_list(parameter.get("AllowedValues"))
+        .into_iter()
+        .collect();
     assert_eq!(allowed, BTreeSet::from(["arm64", "x86_64"]));
     for function in [INGEST, WORKER] {
         assert_eq!(
@@ -751,7 +753,12 @@ fn ingest_ignores_the_api_stage_in_request_paths() {
 /// The one resource of `kind`, by logical id.
 fn only_resource_of_type<'a>(t: &'a Value, kind: &str) -> (&'a str, &'a Value) {
     let found = resources_of_type(t, kind);
-    assert_eq!(found.len(), 1, "expected exactly one {kind}, found {}", found.len());
+    assert_eq!(
+        found.len(),
+        1,
+        "expected exactly one {kind}, found {}",
+        found.len()
+    );
     found[0]
 }
 
@@ -786,7 +793,10 @@ fn http_api_sends_every_request_to_the_ingest_alias_on_the_default_stage() {
         Some("$default"),
         "the $default stage, so paths are not stage-prefixed"
     );
-    assert!(is_true(prop(stage, &["AutoDeploy"])), "the stage deploys every change");
+    assert!(
+        is_true(prop(stage, &["AutoDeploy"])),
+        "the stage deploys every change"
+    );
 
     let (_, route) = only_resource_of_type(&t, "AWS::ApiGatewayV2::Route");
     assert_eq!(prop(route, &["ApiId"]).and_then(ref_target), Some(api));
@@ -802,7 +812,10 @@ fn http_api_sends_every_request_to_the_ingest_alias_on_the_default_stage() {
         Some(format!("integrations/${{{integration_id}}}").as_str()),
         "the route targets the integration"
     );
-    assert_eq!(prop(integration, &["ApiId"]).and_then(ref_target), Some(api));
+    assert_eq!(
+        prop(integration, &["ApiId"]).and_then(ref_target),
+        Some(api)
+    );
     assert_eq!(
         prop(integration, &["IntegrationType"]).and_then(Value::as_str),
         Some("AWS_PROXY")
