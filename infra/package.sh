@@ -16,9 +16,8 @@
 # aarch64-unknown-linux-gnu must be installed in the toolchain (`rustup target add
 # aarch64-unknown-linux-gnu`); this script tries that once when it is missing.
 #
-# PACKAGE_ARCH=x86_64 builds x86_64 zips into target/lambda-x86_64/ instead, only to measure
-# sizes on a machine that cannot get the arm64 standard library: the template deploys arm64,
-# so never deploy those.
+# PACKAGE_ARCH=x86_64 builds x86_64 zips instead (into the same place, where CodeUri points),
+# for a stack deployed with the template parameter Architecture=x86_64 (arm64 is the default).
 #
 # A cold release build (fat LTO, one codegen unit) takes many minutes on 2 cores.
 set -euo pipefail
@@ -45,9 +44,8 @@ case "$arch" in
   x86_64)
     target=x86_64-unknown-linux-gnu
     arch_flag=--x86-64
-    lambda_dir="$root/target/lambda-x86_64"
-    echo "package: WARNING: PACKAGE_ARCH=x86_64 builds zips for size checks only;" \
-      "infra/template.yaml deploys arm64" >&2
+    lambda_dir="$root/target/lambda"
+    echo "package: x86_64 zips: deploy them with the template parameter Architecture=x86_64" >&2
     ;;
   *) die "PACKAGE_ARCH must be arm64 (default) or x86_64, not '$arch'" ;;
 esac

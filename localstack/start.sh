@@ -30,10 +30,11 @@ MOTO_REQUIREMENTS=("moto[dynamodb,sqs]==$MOTO_VERSION" "flask" "flask-cors")
 # MiniStack pins its own botocore: it gets a virtualenv of its own.
 MINISTACK_VERSION="1.5.33"
 MINISTACK_REQUIREMENTS=("ministack==$MINISTACK_VERSION")
-PID_FILE="$RUN_DIR/emulator.pid"
-KIND_FILE="$RUN_DIR/emulator.kind"
-DOCKER_MARKER="$RUN_DIR/emulator.docker"
-LOG_FILE="$RUN_DIR/emulator.log"
+# Per port, so emulators on different ports (MiniStack and moto side by side) each have theirs.
+PID_FILE="$RUN_DIR/emulator-$(emulator_port).pid"
+KIND_FILE="$RUN_DIR/emulator-$(emulator_port).kind"
+DOCKER_MARKER="$RUN_DIR/emulator-$(emulator_port).docker"
+LOG_FILE="$RUN_DIR/emulator-$(emulator_port).log"
 COMPOSE_FILE="$REPO_ROOT/localstack/docker-compose.yml"
 COMPOSE_PROJECT="credit-score-emulator"
 
@@ -92,9 +93,6 @@ if [[ -n "$existing_pid" ]] && ! pid_matches "$existing_pid" "$existing_pattern"
   log "removing stale pid file (pid $existing_pid is no longer $existing_kind)"
   rm -f "$PID_FILE" "$KIND_FILE"
   existing_pid=""
-fi
-if [[ -n "$existing_pid" ]] && [[ "$(cat "$RUN_DIR/emulator.port" 2>/dev/null)" != "$PORT" ]]; then
-  die "start.sh already runs $existing_kind (pid $existing_pid) on another port; stop it first: EMULATOR_PORT=<its port> localstack/stop.sh"
 fi
 
 if emulator_answers; then
@@ -247,7 +245,6 @@ fi
 emulator_pid=$!
 printf '%s\n' "$emulator_pid" >"$PID_FILE"
 printf '%s\n' "$MODE" >"$KIND_FILE"
-printf '%s\n' "$PORT" >"$RUN_DIR/emulator.port"
 if ! (wait_until_ready "${EMULATOR_WAIT_SECONDS:-30}" "$emulator_pid" "$ready_check"); then
   stop_pid "$PACKAGE" "$emulator_pid" 5
   rm -f "$PID_FILE" "$KIND_FILE"

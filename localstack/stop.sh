@@ -8,9 +8,9 @@ LOG_TAG="emulator"
 # shellcheck source-path=SCRIPTDIR source=../scripts/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib.sh"
 
-PID_FILE="$RUN_DIR/emulator.pid"
-KIND_FILE="$RUN_DIR/emulator.kind"
-DOCKER_MARKER="$RUN_DIR/emulator.docker"
+PID_FILE="$RUN_DIR/emulator-$(emulator_port).pid"
+KIND_FILE="$RUN_DIR/emulator-$(emulator_port).kind"
+DOCKER_MARKER="$RUN_DIR/emulator-$(emulator_port).docker"
 COMPOSE_FILE="$REPO_ROOT/localstack/docker-compose.yml"
 COMPOSE_PROJECT="credit-score-emulator"
 
@@ -30,7 +30,7 @@ if [[ -f "$PID_FILE" ]]; then
     log "$name (pid ${pid:-?}) was not running any more"
     rm -f "$PID_FILE"
   fi
-  rm -f "$KIND_FILE" "$RUN_DIR/emulator.port"
+  rm -f "$KIND_FILE"
   stopped=1
 fi
 

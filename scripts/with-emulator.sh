@@ -40,8 +40,9 @@ elif emulator_answers; then
   log "an emulator already answers on $local_url: reusing it (it will be left running)"
 else
   log "starting the emulator on $local_url"
-  started_emulator=1
   bash "$REPO_ROOT/localstack/start.sh" >/dev/null
+  # Only now: a start that failed cleaned up after itself, and must not stop another's.
+  started_emulator=1
 fi
 
 export AWS_ENDPOINT_URL="${AWS_ENDPOINT_URL:-$local_url}"
