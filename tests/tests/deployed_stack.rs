@@ -177,7 +177,7 @@ async fn producer_messages_on_the_deployed_queue_are_written_or_dead_lettered_wi
     let user_service = UserServiceStub::start().await;
     let stack = DeployedStack::deploy(&emulator, "prod", &user_service.url, &[]).await;
     let valid = bodies(&score_messages("dep", 150, 30));
-    let poison = vec![
+    let poison = [
         "{not json".to_owned(),
         "[]".to_owned(),
         json!({"version": 1, "reportId": "p-1", "userId": "u", "bureau": "experian",
