@@ -26,6 +26,7 @@ import sys
 import time
 import zipfile
 from pathlib import Path
+from typing import NoReturn
 from urllib.parse import urlparse
 
 import boto3
@@ -45,7 +46,7 @@ def log(message: str) -> None:
     print(f"[deploy-local] {message}", file=sys.stderr, flush=True)
 
 
-def fail(message: str) -> "NoReturn":  # noqa: F821
+def fail(message: str) -> NoReturn:
     log(f"error: {message}")
     sys.exit(1)
 
@@ -73,11 +74,18 @@ def client(service: str):
 
 
 def parse_params(pairs: list) -> dict:
+    """KEY=VALUE pairs; KEY=@FILE reads the value from FILE (trailing newline dropped), so a
+    secret such as the cursor key never shows in the process list."""
     params = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            fail(f"--param takes KEY=VALUE, got {pair!r}")
+            fail(f"--param takes KEY=VALUE or KEY=@FILE, got {pair.split('=')[0]!r}=...")
+        if value.startswith("@"):
+            try:
+                value = Path(value[1:]).read_text(encoding="utf-8").rstrip("\n")
+            except OSError as e:
+                fail(f"--param {key}: cannot read {value[1:]}: {e.strerror}")
         params[key] = value
     return params
 
@@ -263,7 +271,7 @@ def main() -> None:
     d.add_argument("--ingest", required=True, help="the ingest binary (zipped as bootstrap)")
     d.add_argument("--worker", required=True, help="the worker binary (zipped as bootstrap)")
     d.add_argument("--template", default=str(Path(__file__).resolve().parent / "template.yaml"))
-    d.add_argument("--param", action="append", default=[], metavar="KEY=VALUE")
+    d.add_argument("--param", action="append", default=[], metavar="KEY=VALUE|KEY=@FILE")
     d.add_argument("--timeout", type=float, default=180)
     d.set_defaults(run=deploy)
     x = sub.add_parser("delete", help="delete the stack (the table is retained)")

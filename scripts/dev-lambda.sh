@@ -120,7 +120,7 @@ if [[ ! -s "$KEY_FILE" ]]; then
 fi
 params=(
   --param "UserServiceUrl=$DUS_URL"
-  --param "CursorSigningKey=$(cat "$KEY_FILE")"
+  --param "CursorSigningKey=@$KEY_FILE"
   --param "Architecture=$ARCH"
 )
 if [[ -n "${DEV_LAMBDA_PARAMS:-}" ]]; then
