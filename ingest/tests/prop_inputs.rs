@@ -10,13 +10,13 @@ use axum::body::Body;
 use axum::http::{header, HeaderMap, HeaderValue, Request, StatusCode};
 use base64::Engine;
 use http_body_util::BodyExt;
+use ingest::api::bodies::{idempotency_key, parse_score_body};
+use ingest::api::error::ApiError;
+use ingest::api::extract::require_json;
 use ingest::auth::{
     decode_claims, AuthError, Authenticator, BearerToken, TokenValidator, ValidationCache,
 };
-use ingest::error::ApiError;
 use ingest::queue::ScoreQueue;
-use ingest::routes::require_json;
-use ingest::write::{idempotency_key, parse_score_body};
 use ingest::AppState;
 use proptest::prelude::*;
 use serde_json::{json, Map, Value};

@@ -1,9 +1,14 @@
-//! The one place errors become HTTP: RFC 9457 problem details, logged once, here.
+//! The one place errors become HTTP: RFC 9457 problem details, logged once, here. The
+//! errors of the ports (auth, reads) are mapped to statuses here too, so they know nothing
+//! of HTTP.
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use shared::{FieldError, ValidationErrors};
+
+use crate::auth::AuthError;
+use crate::reads::ReadError;
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
 /// Seconds a client should wait before retrying after a 503.
@@ -105,6 +110,38 @@ impl ApiError {
             }
             Self::Internal(_) => "an unexpected error occurred".to_owned(),
             other => other.to_string(),
+        }
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(error: AuthError) -> Self {
+        match error {
+            AuthError::Missing => ApiError::Unauthorized("a Bearer token is required"),
+            AuthError::Malformed => ApiError::Unauthorized("the Authorization header is malformed"),
+            AuthError::Undecodable => ApiError::Unauthorized("the token cannot be decoded"),
+            AuthError::Rejected(StatusCode::FORBIDDEN) => {
+                ApiError::Forbidden("the User Service refused this token")
+            }
+            AuthError::Rejected(_) => ApiError::Unauthorized("the token is not valid"),
+            AuthError::Unavailable(source) => ApiError::Unavailable {
+                what: "the User Service",
+                source,
+            },
+            AuthError::NotThisUser => ApiError::Forbidden("the token does not belong to this user"),
+            AuthError::NotAService => ApiError::Forbidden("this endpoint needs the service scope"),
+        }
+    }
+}
+
+impl From<ReadError> for ApiError {
+    fn from(error: ReadError) -> Self {
+        match error {
+            ReadError::Unavailable(source) => ApiError::Unavailable {
+                what: "the score table",
+                source,
+            },
+            ReadError::Corrupt(e) => ApiError::Internal(e.into()),
         }
     }
 }

@@ -1,63 +1,13 @@
-//! The OpenAPI document, generated from the handlers and types. Swagger UI and the serving
-//! of both are in [`crate::docs_ui`].
+//! The OpenAPI document: what is common to every operation ([`ApiDoc`]: info, tags,
+//! security), the operations themselves as [`super::documented_router`] registers them, and
+//! the checked-in text. Swagger UI and the serving of both are in [`ui`].
+
+pub mod ui;
 
 use utoipa::openapi::link::LinkBuilder;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::RefOr;
-use utoipa::{Modify, OpenApi, ToSchema};
-
-/// The body of a score write.
-#[derive(Debug, serde::Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-#[allow(dead_code)] // documents the contract; parsing is done field by field in `write`.
-pub struct ScoreWriteBody {
-    /// experian (0..=999), equifax (0..=1000) or transunion (0..=710).
-    #[schema(example = "experian")]
-    pub bureau: shared::Bureau,
-    /// Checked against the bureau's range.
-    #[schema(example = 742, minimum = 0, maximum = 1000)]
-    pub score: u16,
-    /// RFC 3339; at most 5 minutes in the future.
-    #[schema(example = "2026-11-28T10:00:00Z", format = DateTime)]
-    pub reported_at: String,
-    /// Optional idempotency key (1..64 of [A-Za-z0-9_-]); must equal Idempotency-Key if both are sent.
-    #[schema(
-        example = "bureau-file-2026-11-28-000042",
-        pattern = "^[A-Za-z0-9_-]{1,64}$"
-    )]
-    pub report_id: Option<String>,
-}
-
-/// One entry of a batch: a score write plus the user it belongs to.
-#[derive(Debug, serde::Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-#[allow(dead_code)] // documents the contract; parsing is done field by field in `batch`.
-pub struct BatchEntryBody {
-    /// 1..128 of [A-Za-z0-9_-].
-    #[schema(example = "user-42")]
-    pub user_id: String,
-    /// experian (0..=999), equifax (0..=1000) or transunion (0..=710).
-    #[schema(example = "experian")]
-    pub bureau: shared::Bureau,
-    /// Checked against the bureau's range.
-    #[schema(example = 742, minimum = 0, maximum = 1000)]
-    pub score: u16,
-    /// RFC 3339; at most 5 minutes in the future.
-    #[schema(example = "2026-11-28T10:00:00Z", format = DateTime)]
-    pub reported_at: String,
-    /// Idempotency key (1..64 of [A-Za-z0-9_-]); send one so a retried entry is stored once.
-    #[schema(example = "bureau-file-2026-11-28-000042")]
-    pub report_id: Option<String>,
-}
-
-/// A batch of 1..500 score entries for any users (service scope only; body at most 1 MiB).
-#[derive(Debug, serde::Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-#[allow(dead_code)] // documents the contract; parsing is done field by field in `batch`.
-pub struct BatchRequestBody {
-    #[schema(min_items = 1, max_items = 500)]
-    pub items: Vec<BatchEntryBody>,
-}
+use utoipa::{Modify, OpenApi};
 
 struct BearerSecurity;
 
@@ -122,33 +72,7 @@ impl Modify for WriteLinks {
         title = "Credit score pipeline",
         description = "Accepts credit score writes (queued, then written by the worker) and serves reads. Errors are RFC 9457 problem details (`application/problem+json`); a 400 or 422 names every bad field or parameter. Lists are paged with an opaque, signed `nextCursor`.",
     ),
-    paths(
-        crate::routes::submit_score,
-        crate::read_routes::list_scores,
-        crate::read_routes::latest_scores,
-        crate::read_routes::get_score,
-        crate::routes::health,
-        crate::batch::submit_batch,
-        swagger_ui_page,
-        openapi_document,
-    ),
-    components(schemas(
-        ScoreWriteBody,
-        crate::routes::Accepted,
-        crate::read_routes::ScoreReportView,
-        crate::read_routes::ScoreReportPage,
-        crate::read_routes::LatestScores,
-        crate::routes::Health,
-        crate::error::Problem,
-        shared::FieldError,
-        shared::Bureau,
-        BatchRequestBody,
-        BatchEntryBody,
-        crate::batch::BatchResponse,
-        crate::batch::BatchItemResult,
-        crate::batch::BatchItemStatus,
-    )),
-    modifiers(&BearerSecurity, &WriteLinks),
+    modifiers(&BearerSecurity),
     tags(
         (name = "scores", description = "Credit score writes and reads"),
         (name = "operations", description = "Health"),
@@ -161,19 +85,6 @@ pub const SPEC_PATH: &str = "/docs/swagger.json";
 /// Swagger UI's page (`/docs` redirects here; its assets live under it).
 pub const UI_PATH: &str = "/docs/";
 
-/// Swagger UI for this document, from assets built into the binary: works with no network.
-/// `/docs` redirects here.
-#[utoipa::path(get, path = "/docs/", tag = "documentation",
-    responses((status = 200, description = "The Swagger UI page", content_type = "text/html", body = String)))]
-#[allow(dead_code)] // served by `docs_ui`; this function only describes it.
-fn swagger_ui_page() {}
-
-/// This OpenAPI 3.1 document.
-#[utoipa::path(get, path = "/docs/swagger.json", tag = "documentation",
-    responses((status = 200, description = "The OpenAPI document", content_type = "application/json", body = serde_json::Value)))]
-#[allow(dead_code)] // served by `docs_ui`; this function only describes it.
-fn openapi_document() {}
-
 /// The document as checked in (`ingest/openapi.json`) and served: [`openapi_json`] pretty
 /// printed. The binary serves the file's bytes and never runs the generator, so none of the
 /// generating code is in it; a test fails when the file and the code drift apart
@@ -184,10 +95,15 @@ pub fn openapi_text() -> String {
     text
 }
 
-/// The document as generated: [`ApiDoc`] in JSON, with link objects' keys spelt as OpenAPI
-/// spells them (utoipa 5 writes `operation_id`/`operation_ref`/`request_body`; fixed in 6).
+/// The document as generated: [`ApiDoc`] with the operations of
+/// [`super::documented_router`] and their links, in JSON, with link objects' keys spelt as
+/// OpenAPI spells them (utoipa 5 writes `operation_id`/`operation_ref`/`request_body`; fixed
+/// in 6).
 pub fn openapi_json() -> serde_json::Value {
-    let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+    let (_, mut openapi) = super::documented_router().split_for_parts();
+    // After the operations are in: the links hang on the write's 202.
+    WriteLinks.modify(&mut openapi);
+    let mut doc = serde_json::to_value(openapi).unwrap_or_default();
     if let Some(paths) = doc.get_mut("paths").and_then(|p| p.as_object_mut()) {
         let responses = paths
             .values_mut()

@@ -9,19 +9,20 @@
 //!
 //! Tokens never reach a log: [`BearerToken`]'s `Debug` hides it and nothing formats it.
 
-use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
 
-use anyhow::Context as _;
 use async_trait::async_trait;
 use axum::http::{header, HeaderMap, StatusCode};
 use base64::Engine;
 use sha2::{Digest, Sha256};
 use shared::UserId;
 
-use crate::error::ApiError;
+mod cache;
+mod user_service;
+
+pub use cache::ValidationCache;
+pub use user_service::UserServiceValidator;
 
 /// The raw bearer token of a request.
 #[derive(Clone)]
@@ -78,24 +79,10 @@ pub enum AuthError {
     Rejected(StatusCode),
     #[error("the User Service could not validate the token")]
     Unavailable(#[source] anyhow::Error),
-}
-
-impl From<AuthError> for ApiError {
-    fn from(error: AuthError) -> Self {
-        match error {
-            AuthError::Missing => ApiError::Unauthorized("a Bearer token is required"),
-            AuthError::Malformed => ApiError::Unauthorized("the Authorization header is malformed"),
-            AuthError::Undecodable => ApiError::Unauthorized("the token cannot be decoded"),
-            AuthError::Rejected(StatusCode::FORBIDDEN) => {
-                ApiError::Forbidden("the User Service refused this token")
-            }
-            AuthError::Rejected(_) => ApiError::Unauthorized("the token is not valid"),
-            AuthError::Unavailable(source) => ApiError::Unavailable {
-                what: "the User Service",
-                source,
-            },
-        }
-    }
+    #[error("the token does not belong to this user")]
+    NotThisUser,
+    #[error("this endpoint needs the service scope")]
+    NotAService,
 }
 
 /// The claims we use. Other claims are ignored.
@@ -152,21 +139,19 @@ pub struct Principal {
 
 impl Principal {
     /// A user may act only for their own id; a service-scope caller for anyone.
-    pub fn authorize_for(&self, user: &UserId) -> Result<(), ApiError> {
+    pub fn authorize_for(&self, user: &UserId) -> Result<(), AuthError> {
         if self.is_service || self.subject == user.as_str() {
             Ok(())
         } else {
-            Err(ApiError::Forbidden(
-                "the token does not belong to this user",
-            ))
+            Err(AuthError::NotThisUser)
         }
     }
 
-    pub fn require_service(&self) -> Result<(), ApiError> {
+    pub fn require_service(&self) -> Result<(), AuthError> {
         if self.is_service {
             Ok(())
         } else {
-            Err(ApiError::Forbidden("this endpoint needs the service scope"))
+            Err(AuthError::NotAService)
         }
     }
 }
@@ -175,162 +160,6 @@ impl Principal {
 #[async_trait]
 pub trait TokenValidator: Send + Sync {
     async fn validate(&self, token: &BearerToken) -> Result<(), AuthError>;
-}
-
-type HttpsClient = hyper_util::client::legacy::Client<
-    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
-    http_body_util::Empty<bytes::Bytes>,
->;
-
-/// [`TokenValidator`] calling the User Service over HTTP with the caller's own header.
-///
-/// The client is hyper's pooled client on rustls with ring and the system's roots: the same
-/// HTTPS stack the AWS SDK client is built on, so the User Service call adds almost nothing
-/// to the binary.
-pub struct UserServiceValidator {
-    client: HttpsClient,
-    endpoint: http::Uri,
-    timeout: Duration,
-}
-
-impl UserServiceValidator {
-    /// `timeout` bounds the whole call: connect, TLS, the answer and its body.
-    pub fn new(endpoint: &str, timeout: Duration) -> anyhow::Result<Self> {
-        let endpoint: http::Uri = endpoint
-            .parse()
-            .with_context(|| format!("the User Service URL {endpoint:?} is not a URL"))?;
-        let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
-        http.enforce_http(false);
-        http.set_connect_timeout(Some(timeout));
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_provider_and_native_roots(rustls::crypto::ring::default_provider())
-            .context("loading the system's TLS root certificates for the User Service")?
-            .https_or_http()
-            .enable_all_versions()
-            .wrap_connector(http);
-        let client =
-            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-                .build(https);
-        Ok(Self {
-            client,
-            endpoint,
-            timeout,
-        })
-    }
-
-    async fn status_of(&self, token: &BearerToken) -> anyhow::Result<StatusCode> {
-        use http_body_util::BodyExt as _;
-        let mut authorization = http::HeaderValue::try_from(format!("Bearer {}", token.expose()))
-            .context("the bearer token is not a header value")?;
-        // Kept out of any debug output of the request.
-        authorization.set_sensitive(true);
-        let mut request = http::Request::new(http_body_util::Empty::new());
-        *request.uri_mut() = self.endpoint.clone();
-        request
-            .headers_mut()
-            .insert(header::AUTHORIZATION, authorization);
-        let response = self
-            .client
-            .request(request)
-            .await
-            // The error names the URL at most, never the header.
-            .with_context(|| format!("GET {}", self.endpoint))?;
-        let status = response.status();
-        // Read the (small) body so the connection goes back to the pool.
-        response
-            .into_body()
-            .collect()
-            .await
-            .with_context(|| format!("reading the answer of GET {}", self.endpoint))?;
-        Ok(status)
-    }
-}
-
-#[async_trait]
-impl TokenValidator for UserServiceValidator {
-    async fn validate(&self, token: &BearerToken) -> Result<(), AuthError> {
-        let status = tokio::time::timeout(self.timeout, self.status_of(token))
-            .await
-            .map_err(|_| {
-                AuthError::Unavailable(anyhow::anyhow!(
-                    "the User Service did not answer within {} ms",
-                    self.timeout.as_millis()
-                ))
-            })?
-            .map_err(AuthError::Unavailable)?;
-        match status {
-            StatusCode::OK | StatusCode::NO_CONTENT => Ok(()),
-            status @ (StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) => {
-                Err(AuthError::Rejected(status))
-            }
-            other => Err(AuthError::Unavailable(anyhow::anyhow!(
-                "the User Service answered {other}"
-            ))),
-        }
-    }
-}
-
-const CACHE_CAPACITY: usize = 10_000;
-
-/// Positive validations, keyed by a hash of the token, each expiring at the sooner of the
-/// TTL and the token's own `exp`.
-#[derive(Default)]
-pub struct ValidationCache {
-    ttl: Duration,
-    entries: Mutex<HashMap<[u8; 32], Instant>>,
-}
-
-impl ValidationCache {
-    pub fn new(ttl: Duration) -> Self {
-        Self {
-            ttl,
-            entries: Mutex::default(),
-        }
-    }
-
-    fn is_valid(&self, token: &BearerToken) -> bool {
-        if self.ttl.is_zero() {
-            return false;
-        }
-        let Ok(entries) = self.entries.lock() else {
-            return false;
-        };
-        entries
-            .get(&token.fingerprint())
-            .is_some_and(|until| *until > Instant::now())
-    }
-
-    fn remember(&self, token: &BearerToken, expires_at: Option<i64>) {
-        if self.ttl.is_zero() {
-            return;
-        }
-        let mut lifetime = self.ttl;
-        if let Some(exp) = expires_at {
-            lifetime = lifetime.min(time_left_until(exp));
-        }
-        if lifetime.is_zero() {
-            return;
-        }
-        let Ok(mut entries) = self.entries.lock() else {
-            return;
-        };
-        if entries.len() >= CACHE_CAPACITY {
-            let now = Instant::now();
-            entries.retain(|_, until| *until > now);
-            if entries.len() >= CACHE_CAPACITY {
-                entries.clear();
-            }
-        }
-        entries.insert(token.fingerprint(), Instant::now() + lifetime);
-    }
-}
-
-/// The time from now until `exp` (seconds since the epoch), to the nanosecond: counting from
-/// the current whole second instead would keep a token up to a second past its `exp`.
-fn time_left_until(exp: i64) -> Duration {
-    let left =
-        i128::from(exp) * 1_000_000_000 - time::OffsetDateTime::now_utc().unix_timestamp_nanos();
-    Duration::from_nanos(u64::try_from(left.max(0)).unwrap_or(u64::MAX))
 }
 
 /// Everything needed to turn request headers into a [`Principal`].
@@ -361,7 +190,9 @@ impl Authenticator {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use super::cache::time_left_until;
     use axum::http::HeaderValue;
+    use std::time::{Duration, Instant};
 
     fn jwt(payload: serde_json::Value) -> String {
         let enc = |v: &serde_json::Value| {
