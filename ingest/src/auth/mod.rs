@@ -189,8 +189,8 @@ impl Authenticator {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use super::cache::time_left_until;
+    use super::*;
     use axum::http::HeaderValue;
     use std::time::{Duration, Instant};
 
