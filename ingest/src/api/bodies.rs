@@ -22,47 +22,72 @@ pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
 /// The most entries one batch may carry (422 above it).
 pub const MAX_BATCH_ENTRIES: usize = 500;
 
-/// The body of a score write.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct ScoreWriteBody {
-    /// experian (0..=999), equifax (0..=1000) or transunion (0..=710).
-    #[schema(value_type = shared::Bureau, example = "experian")]
-    pub bureau: Sent,
-    /// Checked against the bureau's range.
-    #[schema(value_type = u16, example = 742, minimum = 0, maximum = 1000)]
-    pub score: Sent,
-    /// RFC 3339; at most 5 minutes in the future.
-    #[schema(value_type = String, example = "2026-11-28T10:00:00Z", format = DateTime)]
-    pub reported_at: Sent,
-    /// Optional idempotency key (1..64 of [A-Za-z0-9_-]); must equal Idempotency-Key if both are sent.
-    #[schema(
-        value_type = Option<String>,
-        example = "bureau-file-2026-11-28-000042",
-        pattern = "^[A-Za-z0-9_-]{1,64}$"
-    )]
-    pub report_id: Sent,
+/// Declares a write body: its own leading and trailing fields around the three every score
+/// write carries (`bureau`, `score`, `reportedAt`, written once here), all [`Sent`], and
+/// [`SentScore`] over those three.
+macro_rules! score_write_body {
+    (
+        $(#[$meta:meta])*
+        pub struct $name:ident {
+            $( $(#[$lead_meta:meta])* pub $lead:ident: Sent, )*
+            ..
+            $( $(#[$tail_meta:meta])* pub $tail:ident: Sent, )*
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Deserialize, ToSchema)]
+        #[serde(rename_all = "camelCase", deny_unknown_fields)]
+        pub struct $name {
+            $( $(#[$lead_meta])* pub $lead: Sent, )*
+            /// experian (0..=999), equifax (0..=1000) or transunion (0..=710).
+            #[schema(value_type = shared::Bureau, example = "experian")]
+            pub bureau: Sent,
+            /// Checked against the bureau's range.
+            #[schema(value_type = u16, example = 742, minimum = 0, maximum = 1000)]
+            pub score: Sent,
+            /// RFC 3339; at most 5 minutes in the future.
+            #[schema(value_type = String, example = "2026-11-28T10:00:00Z", format = DateTime)]
+            pub reported_at: Sent,
+            $( $(#[$tail_meta])* pub $tail: Sent, )*
+        }
+
+        impl $name {
+            fn sent_score(&self) -> SentScore<'_> {
+                SentScore {
+                    bureau: Member::sent(&self.bureau),
+                    score: Member::sent(&self.score),
+                    reported_at: Member::sent(&self.reported_at),
+                }
+            }
+        }
+    };
 }
 
-/// One entry of a batch: a score write plus the user it belongs to.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct BatchEntryBody {
-    /// 1..128 of [A-Za-z0-9_-].
-    #[schema(value_type = String, example = "user-42")]
-    pub user_id: Sent,
-    /// experian (0..=999), equifax (0..=1000) or transunion (0..=710).
-    #[schema(value_type = shared::Bureau, example = "experian")]
-    pub bureau: Sent,
-    /// Checked against the bureau's range.
-    #[schema(value_type = u16, example = 742, minimum = 0, maximum = 1000)]
-    pub score: Sent,
-    /// RFC 3339; at most 5 minutes in the future.
-    #[schema(value_type = String, example = "2026-11-28T10:00:00Z", format = DateTime)]
-    pub reported_at: Sent,
-    /// Idempotency key (1..64 of [A-Za-z0-9_-]); send one so a retried entry is stored once.
-    #[schema(value_type = Option<String>, example = "bureau-file-2026-11-28-000042")]
-    pub report_id: Sent,
+score_write_body! {
+    /// The body of a score write.
+    pub struct ScoreWriteBody {
+        ..
+        /// Optional idempotency key (1..64 of [A-Za-z0-9_-]); must equal Idempotency-Key if both are sent.
+        #[schema(
+            value_type = Option<String>,
+            example = "bureau-file-2026-11-28-000042",
+            pattern = "^[A-Za-z0-9_-]{1,64}$"
+        )]
+        pub report_id: Sent,
+    }
+}
+
+score_write_body! {
+    /// One entry of a batch: a score write plus the user it belongs to.
+    pub struct BatchEntryBody {
+        /// 1..128 of [A-Za-z0-9_-].
+        #[schema(value_type = String, example = "user-42")]
+        pub user_id: Sent,
+        ..
+        /// Idempotency key (1..64 of [A-Za-z0-9_-]); send one so a retried entry is stored once.
+        #[schema(value_type = Option<String>, example = "bureau-file-2026-11-28-000042")]
+        pub report_id: Sent,
+    }
 }
 
 /// A batch of 1..500 score entries for any users (service scope only; body at most 1 MiB).
@@ -152,15 +177,15 @@ pub fn parse_score_body(
 ) -> Result<ScoreReport, ApiError> {
     let mut r = FieldReader::detached();
     let body: ScoreWriteBody = typed(body_object(body)?, &mut r)?;
-    let sent = SentScore {
-        bureau: Member::sent(&body.bureau),
-        score: Member::sent(&body.score),
-        reported_at: Member::sent(&body.reported_at),
-    };
     let ScoreFieldsRead {
         fields,
         report_id: body_key,
-    } = read_score_fields(&mut r, sent, Member::sent(&body.report_id), now);
+    } = read_score_fields(
+        &mut r,
+        body.sent_score(),
+        Member::sent(&body.report_id),
+        now,
+    );
     if let (Some(h), Some(b)) = (&header_key, &body_key) {
         if h != b {
             r.push(FieldError::new(
@@ -247,13 +272,12 @@ pub fn parse_entry(item: Value, now: OffsetDateTime) -> Result<ScoreReport, Reje
     let user_id = r
         .required_str_of("userId", Member::sent(&entry.user_id))
         .and_then(|v| UserId::parse(v).map_err(|e| r.push(e)).ok());
-    let sent = SentScore {
-        bureau: Member::sent(&entry.bureau),
-        score: Member::sent(&entry.score),
-        reported_at: Member::sent(&entry.reported_at),
-    };
-    let ScoreFieldsRead { fields, report_id } =
-        read_score_fields(&mut r, sent, Member::sent(&entry.report_id), now);
+    let ScoreFieldsRead { fields, report_id } = read_score_fields(
+        &mut r,
+        entry.sent_score(),
+        Member::sent(&entry.report_id),
+        now,
+    );
     if let Err(errors) = r.finish() {
         return Err(rejected(report_id, errors));
     }

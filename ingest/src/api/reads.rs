@@ -5,7 +5,8 @@
 use std::collections::HashSet;
 
 use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -14,7 +15,7 @@ use shared::item::StoredReport;
 use shared::{Bureau, FieldError, ReportId, UserId};
 use utoipa::{IntoParams, ToSchema};
 
-use super::error::ApiError;
+use super::error::{ApiError, Problem};
 use super::extract::path_user;
 use crate::cursor::{ListScope, MAX_CURSOR_CHARS};
 use crate::reads::{ListQuery, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
@@ -210,6 +211,29 @@ fn private_json<T: Serialize>(body: T) -> Response {
     response
 }
 
+/// The failures every read documents alike, each a problem document: written once here.
+#[derive(utoipa::IntoResponses)]
+pub enum ReadFailures {
+    #[response(status = 401, description = "Missing, malformed or rejected token", content_type = "application/problem+json",
+        headers(("WWW-Authenticate" = String, description = "Bearer")))]
+    Unauthorized(Problem),
+    #[response(
+        status = 403,
+        description = "The token belongs to another user, or the User Service refused it",
+        content_type = "application/problem+json"
+    )]
+    Forbidden(Problem),
+    #[response(
+        status = 500,
+        description = "A stored item does not read back (the table was edited by hand); no internals are shown",
+        content_type = "application/problem+json"
+    )]
+    Internal(Problem),
+    #[response(status = 503, description = "User Service or table unavailable; retry later", content_type = "application/problem+json",
+        headers(("Retry-After" = u32, description = "Seconds to wait")))]
+    Unavailable(Problem),
+}
+
 /// A user's reports, newest first, a page at a time.
 #[utoipa::path(get, path = "/v1/users/{userId}/credit-scores", tag = "scores",
     params(
@@ -235,23 +259,16 @@ fn private_json<T: Serialize>(body: T) -> Response {
                 "detail": "cursor: is not a cursor this API issued (malformed or altered); use nextCursor exactly as returned",
                 "errors": [{"field": "cursor", "message": "is not a cursor this API issued (malformed or altered); use nextCursor exactly as returned"}]
             })),
-        (status = 401, description = "Missing, malformed or rejected token", body = crate::api::error::Problem, content_type = "application/problem+json",
-            headers(("WWW-Authenticate" = String, description = "Bearer"))),
-        (status = 403, description = "The token belongs to another user, or the User Service refused it", body = crate::api::error::Problem, content_type = "application/problem+json"),
-        (status = 500, description = "A stored item does not read back (the table was edited by hand); no internals are shown", body = crate::api::error::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "User Service or table unavailable; retry later", body = crate::api::error::Problem, content_type = "application/problem+json",
-            headers(("Retry-After" = u32, description = "Seconds to wait"))),
+        ReadFailures,
     ),
     security(("bearer" = [])))]
 #[tracing::instrument(skip_all, fields(user_id))]
 pub async fn list_scores(
     State(state): State<AppState>,
-    path: Result<Path<String>, PathRejection>,
-    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
-    headers: HeaderMap,
+    UserRead { user, query }: UserRead,
 ) -> Result<Response, ApiError> {
-    let user = authorized_reader(&state, path, &headers).await?;
-    let params = ListScoresQuery::parse(&query_pairs(query)?)?;
+    tracing::Span::current().record("user_id", tracing::field::display(&user));
+    let params = ListScoresQuery::parse(&query)?;
     let scope = ListScope {
         user,
         bureau: params.bureau,
@@ -295,23 +312,16 @@ pub async fn list_scores(
                 ]
             })),
         (status = 400, description = "A malformed path, or a query parameter (this endpoint takes none)", body = crate::api::error::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing, malformed or rejected token", body = crate::api::error::Problem, content_type = "application/problem+json",
-            headers(("WWW-Authenticate" = String, description = "Bearer"))),
-        (status = 403, description = "The token belongs to another user, or the User Service refused it", body = crate::api::error::Problem, content_type = "application/problem+json"),
-        (status = 500, description = "A stored item does not read back (the table was edited by hand); no internals are shown", body = crate::api::error::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "User Service or table unavailable; retry later", body = crate::api::error::Problem, content_type = "application/problem+json",
-            headers(("Retry-After" = u32, description = "Seconds to wait"))),
+        ReadFailures,
     ),
     security(("bearer" = [])))]
 #[tracing::instrument(skip_all, fields(user_id))]
 pub async fn latest_scores(
     State(state): State<AppState>,
-    path: Result<Path<String>, PathRejection>,
-    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
-    headers: HeaderMap,
+    UserRead { user, query }: UserRead,
 ) -> Result<Response, ApiError> {
-    let user = authorized_reader(&state, path, &headers).await?;
-    no_query_parameters(&query_pairs(query)?)?;
+    tracing::Span::current().record("user_id", tracing::field::display(&user));
+    no_query_parameters(&query)?;
     let latest = state.reader.latest(&user).await?;
     Ok(private_json(LatestScores {
         user_id: user.to_string(),
@@ -344,17 +354,12 @@ fn path_user_and_report(
         (status = 200, description = "The report", body = ScoreReportView,
             headers(("Cache-Control" = String, description = "no-store"))),
         (status = 400, description = "A malformed user or report id (each named), or a query parameter (this endpoint takes none)", body = crate::api::error::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing, malformed or rejected token", body = crate::api::error::Problem, content_type = "application/problem+json",
-            headers(("WWW-Authenticate" = String, description = "Bearer"))),
-        (status = 403, description = "The token belongs to another user, or the User Service refused it", body = crate::api::error::Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such report for this user, or not written yet: writes are queued, so a report appears shortly after its 202", body = crate::api::error::Problem, content_type = "application/problem+json",
             example = json!({
                 "type": "urn:credit-scores:problem:not-found", "title": "Not found", "status": 404,
                 "detail": "not found: no report 01JDQ6W8ZK3M5N7P9R1S3T5V7X for this user (yet: writes are queued and appear shortly after their 202)"
             })),
-        (status = 500, description = "A stored item does not read back (the table was edited by hand); no internals are shown", body = crate::api::error::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "User Service or table unavailable; retry later", body = crate::api::error::Problem, content_type = "application/problem+json",
-            headers(("Retry-After" = u32, description = "Seconds to wait"))),
+        ReadFailures,
     ),
     security(("bearer" = [])))]
 #[tracing::instrument(skip_all, fields(user_id, report_id))]
@@ -379,17 +384,27 @@ pub async fn get_score(
     }
 }
 
-/// Authenticates the caller, reads the path's user and checks the caller may read it.
-async fn authorized_reader(
-    state: &AppState,
-    path: Result<Path<String>, PathRejection>,
-    headers: &HeaderMap,
-) -> Result<shared::UserId, ApiError> {
-    let principal = state.auth.authenticate(headers).await?;
-    let user = path_user(path)?;
-    principal.authorize_for(&user)?;
-    tracing::Span::current().record("user_id", tracing::field::display(&user));
-    Ok(user)
+/// What a read of one user's scores starts with, in this order: the caller authenticated
+/// (401), the path's user (400), the caller allowed to read it (403), the query pairs (400).
+pub struct UserRead {
+    pub user: UserId,
+    pub query: Vec<(String, String)>,
+}
+
+impl FromRequestParts<AppState> for UserRead {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let principal = state.auth.authenticate(&parts.headers).await?;
+        let path = Path::<String>::from_request_parts(parts, state).await;
+        let user = path_user(path)?;
+        principal.authorize_for(&user)?;
+        let query = Query::<Vec<(String, String)>>::from_request_parts(parts, state).await;
+        Ok(Self {
+            user,
+            query: query_pairs(query)?,
+        })
+    }
 }
 
 #[cfg(test)]
