@@ -239,6 +239,31 @@ impl ScoreReader for DynamoScoreReader {
     }
 }
 
+/// For tests and fuzzing: a table with nothing in it.
+pub struct NoReports;
+
+#[async_trait]
+impl ScoreReader for NoReports {
+    async fn list(&self, _query: &ListQuery) -> Result<ReportPage, ReadError> {
+        Ok(ReportPage {
+            items: Vec::new(),
+            next: None,
+        })
+    }
+
+    async fn latest(&self, _user: &UserId) -> Result<Vec<StoredReport>, ReadError> {
+        Ok(Vec::new())
+    }
+
+    async fn get(
+        &self,
+        _user: &UserId,
+        _report: &ReportId,
+    ) -> Result<Option<StoredReport>, ReadError> {
+        Ok(None)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

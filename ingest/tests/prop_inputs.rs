@@ -305,36 +305,6 @@ impl ScoreQueue for MemoryQueue {
 }
 
 /// Reads are not under test here: an empty table.
-struct EmptyTable;
-
-#[async_trait]
-impl ingest::reads::ScoreReader for EmptyTable {
-    async fn list(
-        &self,
-        _query: &ingest::reads::ListQuery,
-    ) -> Result<ingest::reads::ReportPage, ingest::reads::ReadError> {
-        Ok(ingest::reads::ReportPage {
-            items: Vec::new(),
-            next: None,
-        })
-    }
-
-    async fn latest(
-        &self,
-        _user: &shared::UserId,
-    ) -> Result<Vec<shared::item::StoredReport>, ingest::reads::ReadError> {
-        Ok(Vec::new())
-    }
-
-    async fn get(
-        &self,
-        _user: &shared::UserId,
-        _report: &ReportId,
-    ) -> Result<Option<shared::item::StoredReport>, ingest::reads::ReadError> {
-        Ok(None)
-    }
-}
-
 fn state(queue: Arc<MemoryQueue>) -> AppState {
     AppState {
         auth: Arc::new(Authenticator {
@@ -344,7 +314,7 @@ fn state(queue: Arc<MemoryQueue>) -> AppState {
             service_scope: "credit-scores:service".into(),
         }),
         queue,
-        reader: Arc::new(EmptyTable),
+        reader: Arc::new(ingest::reads::NoReports),
         stored_writes: Arc::new(ingest::idempotency::NothingStored),
         cursors: Arc::new(ingest::cursor::CursorCodec::new(
             &ingest::cursor::CursorKey::random().expect("a random cursor key"),
