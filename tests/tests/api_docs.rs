@@ -25,7 +25,7 @@ async fn served_document(app: &TestApp) -> (String, Value) {
 }
 
 /// (method, path) of every operation the document describes. The router registers each of
-/// them together with its document entry (`ingest::api::documented_router`), so these are
+/// them together with its document entry (`ingest::api::routes::documented_router`), so these are
 /// also exactly the routes it serves.
 fn documented_routes() -> Vec<(Method, String)> {
     let doc = ingest::api::docs::openapi_json();
@@ -116,7 +116,7 @@ async fn the_served_document_is_the_one_generated_from_the_code() {
         "served document differs"
     );
     // The only edit to what utoipa generates is the spelling of link keys.
-    let (_, generated) = ingest::api::documented_router().split_for_parts();
+    let (_, generated) = ingest::api::routes::documented_router().split_for_parts();
     let generated = serde_json::to_value(generated).unwrap();
     assert!(
         served["components"] == generated["components"],

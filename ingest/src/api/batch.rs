@@ -15,7 +15,7 @@ use shared::{FieldError, MessageSource, ScoreMessage, ScoreReport, ValidationErr
 use super::bodies::{parse_batch_body, RejectedEntry};
 use super::error::ApiError;
 use super::extract::{body_bytes_within, correlation_id, require_json, CORRELATION_ID_HEADER};
-use crate::AppState;
+use crate::state::AppState;
 
 /// This route's body limit: 500 entries need more than the API's usual 64 KiB.
 pub const MAX_BATCH_BODY_BYTES: usize = 1024 * 1024;

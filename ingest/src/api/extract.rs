@@ -8,7 +8,9 @@ use axum::http::{header, HeaderMap, StatusCode};
 use shared::UserId;
 
 use super::error::ApiError;
-use super::MAX_BODY_BYTES;
+
+/// Largest body accepted (413 above it); the batch route has its own, larger one.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 pub const CORRELATION_ID_HEADER: &str = "x-correlation-id";
 

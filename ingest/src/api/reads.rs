@@ -19,7 +19,7 @@ use super::error::{ApiError, Problem};
 use super::extract::path_user;
 use crate::cursor::{ListScope, MAX_CURSOR_CHARS};
 use crate::reads::{ListQuery, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
-use crate::AppState;
+use crate::state::AppState;
 
 /// One stored credit score report.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]

@@ -13,7 +13,7 @@ use super::bodies::{idempotency_key, parse_score_body};
 use super::error::ApiError;
 use super::extract::{body_bytes, correlation_id, path_user, require_json, CORRELATION_ID_HEADER};
 use crate::idempotency::KeyedWrite;
-use crate::AppState;
+use crate::state::AppState;
 
 /// The answer to an accepted write: queued, not yet in the table.
 #[derive(Debug, Serialize, utoipa::ToSchema)]

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use super::BearerToken;
+use super::token::BearerToken;
 
 const CACHE_CAPACITY: usize = 10_000;
 

@@ -6,7 +6,7 @@ use anyhow::Context as _;
 use async_trait::async_trait;
 use axum::http::{header, StatusCode};
 
-use super::{AuthError, BearerToken, TokenValidator};
+use super::token::{AuthError, BearerToken, TokenValidator};
 
 type HttpsClient = hyper_util::client::legacy::Client<
     hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,

@@ -1,33 +1,12 @@
-//! The OpenAPI document: what is common to every operation ([`ApiDoc`]: info, tags,
-//! security), the operations themselves as [`super::documented_router`] registers them, and
-//! the checked-in text. Swagger UI and the serving of both are in [`ui`].
+//! The OpenAPI document as generated from [`super::routes::documented_router`] (the one
+//! registration of every operation) and as checked in; Swagger UI and the serving of both
+//! are in [`ui`].
 
 pub mod ui;
 
 use utoipa::openapi::link::LinkBuilder;
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::RefOr;
-use utoipa::{Modify, OpenApi};
-
-struct BearerSecurity;
-
-impl Modify for BearerSecurity {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(
-                HttpBuilder::new()
-                    .scheme(HttpAuthScheme::Bearer)
-                    .bearer_format("JWT")
-                    .description(Some(
-                        "A token the User Service validates; its `sub` claim must equal the userId in the path unless it carries the service scope.",
-                    ))
-                    .build(),
-            ),
-        );
-    }
-}
+use utoipa::Modify;
 
 /// Links from an accepted write to where its report can be read (Swagger UI shows them, and
 /// schemathesis's stateful phase follows them).
@@ -66,25 +45,6 @@ impl Modify for WriteLinks {
     }
 }
 
-#[derive(OpenApi)]
-#[openapi(
-    info(
-        title = "Credit score pipeline",
-        description = "Accepts credit score writes (queued, then written by the worker) and serves reads. Errors are RFC 9457 problem details (`application/problem+json`); a 400 or 422 names every bad field or parameter. Lists are paged with an opaque, signed `nextCursor`.",
-    ),
-    modifiers(&BearerSecurity),
-    tags(
-        (name = "scores", description = "Credit score writes and reads"),
-        (name = "operations", description = "Health"),
-        (name = "documentation", description = "This document and Swagger UI, served from the binary (no network needed)"),
-    )
-)]
-pub struct ApiDoc;
-
-pub const SPEC_PATH: &str = "/docs/swagger.json";
-/// Swagger UI's page (`/docs` redirects here; its assets live under it).
-pub const UI_PATH: &str = "/docs/";
-
 /// The document as checked in (`ingest/openapi.json`) and served: [`openapi_json`] pretty
 /// printed. The binary serves the file's bytes and never runs the generator, so none of the
 /// generating code is in it; a test fails when the file and the code drift apart
@@ -95,12 +55,12 @@ pub fn openapi_text() -> String {
     text
 }
 
-/// The document as generated: [`ApiDoc`] with the operations of
-/// [`super::documented_router`] and their links, in JSON, with link objects' keys spelt as
+/// The document as generated: the operations of [`super::routes::documented_router`] and
+/// their links, in JSON, with link objects' keys spelt as
 /// OpenAPI spells them (utoipa 5 writes `operation_id`/`operation_ref`/`request_body`; fixed
 /// in 6).
 pub fn openapi_json() -> serde_json::Value {
-    let (_, mut openapi) = super::documented_router().split_for_parts();
+    let (_, mut openapi) = super::routes::documented_router().split_for_parts();
     // After the operations are in: the links hang on the write's 202.
     WriteLinks.modify(&mut openapi);
     let mut doc = serde_json::to_value(openapi).unwrap_or_default();

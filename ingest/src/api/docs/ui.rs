@@ -15,8 +15,12 @@ use axum::routing::get;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::UI_PATH;
 use crate::api::error::ApiError;
+
+/// Swagger UI's page (`/docs` redirects here; its assets live under it).
+pub const UI_PATH: &str = "/docs/";
+/// The document, as checked in.
+pub const SPEC_PATH: &str = "/docs/swagger.json";
 
 struct Asset {
     name: &'static str,
