@@ -119,7 +119,7 @@ pub struct ScoreFields {
     pub reported_at: ReportedAt,
 }
 
-/// What [`read_score_fields`] found: the required fields when all are valid, and the
+/// What `read_score_fields` found: the required fields when all are valid, and the
 /// optional `reportId` when given and valid (even if other fields are not).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScoreFieldsRead {
