@@ -72,33 +72,19 @@ impl ApiError {
         }
     }
 
-    fn slug(&self) -> &'static str {
+    /// The problem's kind (the last segment of its `type` URI) and its title.
+    fn kind(&self) -> (&'static str, &'static str) {
         match self {
-            Self::BadRequest { .. } => "bad-request",
-            Self::Validation(_) => "validation-error",
-            Self::Unauthorized(_) => "unauthorized",
-            Self::Forbidden(_) => "forbidden",
-            Self::NotFound(_) => "not-found",
-            Self::MethodNotAllowed => "method-not-allowed",
-            Self::PayloadTooLarge { .. } => "payload-too-large",
-            Self::UnsupportedMediaType => "unsupported-media-type",
-            Self::Unavailable { .. } => "service-unavailable",
-            Self::Internal(_) => "internal-error",
-        }
-    }
-
-    fn title(&self) -> &'static str {
-        match self {
-            Self::BadRequest { .. } => "The request is malformed",
-            Self::Validation(_) => "The request failed validation",
-            Self::Unauthorized(_) => "Authentication is required",
-            Self::Forbidden(_) => "Not allowed",
-            Self::NotFound(_) => "Not found",
-            Self::MethodNotAllowed => "Method not allowed",
-            Self::PayloadTooLarge { .. } => "The body is too large",
-            Self::UnsupportedMediaType => "Unsupported media type",
-            Self::Unavailable { .. } => "Temporarily unavailable",
-            Self::Internal(_) => "Internal error",
+            Self::BadRequest { .. } => ("bad-request", "The request is malformed"),
+            Self::Validation(_) => ("validation-error", "The request failed validation"),
+            Self::Unauthorized(_) => ("unauthorized", "Authentication is required"),
+            Self::Forbidden(_) => ("forbidden", "Not allowed"),
+            Self::NotFound(_) => ("not-found", "Not found"),
+            Self::MethodNotAllowed => ("method-not-allowed", "Method not allowed"),
+            Self::PayloadTooLarge { .. } => ("payload-too-large", "The body is too large"),
+            Self::UnsupportedMediaType => ("unsupported-media-type", "Unsupported media type"),
+            Self::Unavailable { .. } => ("service-unavailable", "Temporarily unavailable"),
+            Self::Internal(_) => ("internal-error", "Internal error"),
         }
     }
 
@@ -177,9 +163,10 @@ impl IntoResponse for ApiError {
             Self::BadRequest { errors, .. } => errors.clone(),
             _ => Vec::new(),
         };
+        let (slug, title) = self.kind();
         let problem = Problem {
-            problem_type: format!("urn:credit-scores:problem:{}", self.slug()),
-            title: self.title().to_owned(),
+            problem_type: format!("urn:credit-scores:problem:{slug}"),
+            title: title.to_owned(),
             status: status.as_u16(),
             detail: self.public_detail(),
             errors,
