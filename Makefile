@@ -39,11 +39,12 @@ dev-lambda-stop: ## stop the dev User Service and the emulator that `make dev-la
 test: ## all tests against the emulator (started and stopped if not running)
 	@bash scripts/test.sh
 
-lint: lint-rust lint-sh lint-deny lint-infra ## fmt --check, clippy -D warnings, shellcheck (when installed), cargo-deny, cfn-lint
+lint: lint-rust lint-sh lint-deny lint-infra ## fmt --check, clippy -D warnings, no module import cycles, shellcheck (when installed), cargo-deny, cfn-lint
 
 lint-rust:
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -- -D warnings
+	python3 scripts/module-cycles.py --quiet ingest/src shared/src worker/src
 
 lint-sh:
 	@if command -v shellcheck >/dev/null 2>&1; then \

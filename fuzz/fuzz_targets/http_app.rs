@@ -24,6 +24,15 @@ use tower::ServiceExt;
 
 const NOW: OffsetDateTime = datetime!(2026-11-28 10:00:00 UTC);
 
+/// One key for the whole run: a fixed secret, so cursors are reproducible across runs.
+fn cursor_key() -> &'static ingest::cursor::CursorKey {
+    static KEY: OnceLock<ingest::cursor::CursorKey> = OnceLock::new();
+    KEY.get_or_init(|| {
+        ingest::cursor::CursorKey::from_secret("fuzz-cursor-signing-key-of-32-bytes!")
+            .expect("32+ bytes is a key")
+    })
+}
+
 struct AcceptAll;
 
 #[async_trait]
@@ -141,6 +150,9 @@ fuzz_target!(|input: Input| {
             service_scope: "credit-scores:service".into(),
         }),
         queue: queue.clone(),
+        reader: Arc::new(ingest::reads::NoReports),
+        stored_writes: Arc::new(ingest::idempotency::NothingStored),
+        cursors: Arc::new(ingest::cursor::CursorCodec::new(cursor_key())),
         now: || NOW,
     };
     let (status, content_type, body) = runtime().block_on(async {

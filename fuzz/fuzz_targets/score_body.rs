@@ -2,8 +2,8 @@
 //! least one field; an acceptance becomes a queue message the worker accepts unchanged.
 #![no_main]
 
-use ingest::error::ApiError;
-use ingest::write::parse_score_body;
+use ingest::api::bodies::parse_score_body;
+use ingest::api::error::ApiError;
 use libfuzzer_sys::fuzz_target;
 use shared::{MessageSource, ScoreMessage, UserId};
 use time::macros::datetime;

@@ -11,9 +11,7 @@
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::DisplayErrorContext;
 use shared::item::{ReportKey, StoredReport};
-use shared::{ScoreReport, ValidationErrors};
-
-use crate::error::ApiError;
+use shared::ScoreReport;
 
 /// The port ingest asks before enqueueing a keyed write: the report stored under a key, if
 /// any. It knows nothing of HTTP.
@@ -54,23 +52,21 @@ pub enum KeyedWrite {
     Enqueue,
     /// Already stored, same write: answer 202 again, enqueue nothing.
     AlreadyStored,
+    /// Another write is stored under this key: refuse it (the API answers 422).
+    UsedForAnotherWrite,
 }
 
 /// Compares `report` with what is stored under its key. A failed lookup enqueues as before
 /// (writes must not depend on the table being readable; the worst case is the old "later
 /// write wins").
-pub async fn check(store: &dyn StoredWrites, report: &ScoreReport) -> Result<KeyedWrite, ApiError> {
+pub async fn check(store: &dyn StoredWrites, report: &ScoreReport) -> KeyedWrite {
     match store.stored_report(&ReportKey::of(report)).await {
-        Ok(None) => Ok(KeyedWrite::Enqueue),
-        Ok(Some(stored)) if stored == *report => Ok(KeyedWrite::AlreadyStored),
-        Ok(Some(_)) => Err(ApiError::Validation(ValidationErrors::single(
-            "Idempotency-Key",
-            "was already used for a different write (bureau, score or reportedAt differ); \
-             use a new key for a new write",
-        ))),
+        Ok(None) => KeyedWrite::Enqueue,
+        Ok(Some(stored)) if stored == *report => KeyedWrite::AlreadyStored,
+        Ok(Some(_)) => KeyedWrite::UsedForAnotherWrite,
         Err(e) => {
             tracing::warn!(error = %format!("{e:#}"), "could not read the stored report for an Idempotency-Key; enqueueing without the reuse check");
-            Ok(KeyedWrite::Enqueue)
+            KeyedWrite::Enqueue
         }
     }
 }

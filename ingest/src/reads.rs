@@ -12,8 +12,6 @@ use shared::item::{
 };
 use shared::{Bureau, ReportId, ReportedAt, UserId};
 
-use crate::error::ApiError;
-
 /// Where a listing stands: the last report served. Lists are ordered by (`reportedAt`,
 /// `reportId`) descending, which is unique per report, so a position is never ambiguous.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,18 +58,6 @@ pub enum ReadError {
     /// An item that does not read back: edited by hand, never by our writers.
     #[error(transparent)]
     Corrupt(#[from] ItemError),
-}
-
-impl From<ReadError> for ApiError {
-    fn from(error: ReadError) -> Self {
-        match error {
-            ReadError::Unavailable(source) => ApiError::Unavailable {
-                what: "the score table",
-                source,
-            },
-            ReadError::Corrupt(e) => ApiError::Internal(e.into()),
-        }
-    }
 }
 
 #[async_trait]
@@ -250,6 +236,31 @@ impl ScoreReader for DynamoScoreReader {
             .map(|item| StoredReport::from_item(&item))
             .transpose()
             .map_err(ReadError::from)
+    }
+}
+
+/// For tests and fuzzing: a table with nothing in it.
+pub struct NoReports;
+
+#[async_trait]
+impl ScoreReader for NoReports {
+    async fn list(&self, _query: &ListQuery) -> Result<ReportPage, ReadError> {
+        Ok(ReportPage {
+            items: Vec::new(),
+            next: None,
+        })
+    }
+
+    async fn latest(&self, _user: &UserId) -> Result<Vec<StoredReport>, ReadError> {
+        Ok(Vec::new())
+    }
+
+    async fn get(
+        &self,
+        _user: &UserId,
+        _report: &ReportId,
+    ) -> Result<Option<StoredReport>, ReadError> {
+        Ok(None)
     }
 }
 

@@ -10,30 +10,21 @@ use axum::body::Body;
 use axum::http::{header, HeaderMap, HeaderValue, Request, StatusCode};
 use base64::Engine;
 use http_body_util::BodyExt;
+use ingest::api::bodies::{idempotency_key, parse_score_body};
+use ingest::api::error::ApiError;
+use ingest::api::extract::require_json;
 use ingest::auth::{
     decode_claims, AuthError, Authenticator, BearerToken, TokenValidator, ValidationCache,
 };
-use ingest::error::ApiError;
 use ingest::queue::ScoreQueue;
-use ingest::routes::require_json;
-use ingest::write::{idempotency_key, parse_score_body};
 use ingest::AppState;
 use proptest::prelude::*;
 use serde_json::{json, Map, Value};
-use shared::{Bureau, MessageSource, ReportId, ScoreMessage, UserId};
-use time::macros::datetime;
-use time::OffsetDateTime;
+use shared::{MessageSource, ReportId, ScoreMessage, UserId};
+use test_support::{config, json_value, shaped_object, valid_write_body, NOW};
 use tower::ServiceExt;
 
-const NOW: OffsetDateTime = datetime!(2026-11-28 10:00:00 UTC);
 const BODY_FIELDS: [&str; 4] = ["bureau", "score", "reportedAt", "reportId"];
-
-fn config(cases: u32) -> ProptestConfig {
-    ProptestConfig {
-        cases,
-        ..ProptestConfig::default()
-    }
-}
 
 fn b64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
@@ -61,57 +52,9 @@ fn token(value: &str) -> BearerToken {
         .expect("a well-formed test token")
 }
 
-fn json_value() -> impl Strategy<Value = Value> {
-    let leaf = prop_oneof![
-        Just(Value::Null),
-        any::<bool>().prop_map(Value::from),
-        any::<i64>().prop_map(Value::from),
-        any::<u64>().prop_map(Value::from),
-        any::<f64>().prop_map(Value::from),
-        ".{0,12}".prop_map(Value::from),
-    ];
-    leaf.prop_recursive(3, 24, 4, |inner| {
-        prop_oneof![
-            prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
-            prop::collection::btree_map(".{0,8}", inner, 0..4)
-                .prop_map(|m| Value::Object(m.into_iter().collect())),
-        ]
-    })
-}
-
-fn bureau() -> impl Strategy<Value = Bureau> {
-    prop::sample::select(Bureau::ALL.to_vec())
-}
-
-/// A valid body: any bureau, a score on its scale, reported any time up to the limit.
-fn valid_body() -> impl Strategy<Value = Value> {
-    (
-        bureau(),
-        any::<u16>(),
-        -100_000_000i64..=300,
-        proptest::option::of("[A-Za-z0-9_-]{1,64}"),
-    )
-        .prop_map(|(b, s, offset_seconds, report_id)| {
-            let reported = NOW + time::Duration::seconds(offset_seconds);
-            let mut body = json!({
-                "bureau": b.as_str(),
-                "score": s % (b.max_score() + 1),
-                "reportedAt": reported.format(&time::format_description::well_known::Rfc3339).expect("2026 formats"),
-            });
-            if let Some(id) = report_id {
-                body["reportId"] = id.into();
-            }
-            body
-        })
-}
-
 /// Objects mixing the body's own field names with others, holding anything.
 fn body_shaped_object() -> impl Strategy<Value = Map<String, Value>> {
-    let key = prop_oneof![
-        3 => prop::sample::select(BODY_FIELDS.to_vec()).prop_map(str::to_owned),
-        1 => ".{0,80}",
-    ];
-    prop::collection::btree_map(key, json_value(), 0..8).prop_map(|m| m.into_iter().collect())
+    shaped_object(&BODY_FIELDS, json_value(), 8)
 }
 
 fn fields_of(err: &ApiError) -> BTreeSet<String> {
@@ -300,7 +243,7 @@ proptest! {
     /// What ingest accepts, the worker accepts: the message built from any accepted body
     /// parses back to the same report, even later (the future rule only loosens with time).
     #[test]
-    fn every_accepted_body_becomes_a_message_the_worker_accepts(body in valid_body(), later in 0i64..1_000_000) {
+    fn every_accepted_body_becomes_a_message_the_worker_accepts(body in valid_write_body(), later in 0i64..1_000_000) {
         let report = parse_score_body(alice(), None, body.to_string().as_bytes(), NOW)
             .map_err(|e| TestCaseError::fail(format!("{e:?} for {body}")))?;
         if let Some(id) = body.get("reportId").and_then(Value::as_str) {
@@ -313,7 +256,7 @@ proptest! {
 
     #[test]
     fn one_bad_field_is_the_field_named(
-        body in valid_body(),
+        body in valid_write_body(),
         field in prop::sample::select(BODY_FIELDS.to_vec()),
         replacement in json_value(),
     ) {
@@ -327,7 +270,7 @@ proptest! {
     }
 
     #[test]
-    fn header_and_body_keys_must_agree(body in valid_body(), header_key in "[A-Za-z0-9_-]{1,64}") {
+    fn header_and_body_keys_must_agree(body in valid_write_body(), header_key in "[A-Za-z0-9_-]{1,64}") {
         let header = ReportId::parse(&header_key).ok();
         let result = parse_score_body(alice(), header, body.to_string().as_bytes(), NOW);
         match body.get("reportId").and_then(Value::as_str) {
@@ -362,36 +305,6 @@ impl ScoreQueue for MemoryQueue {
 }
 
 /// Reads are not under test here: an empty table.
-struct EmptyTable;
-
-#[async_trait]
-impl ingest::reads::ScoreReader for EmptyTable {
-    async fn list(
-        &self,
-        _query: &ingest::reads::ListQuery,
-    ) -> Result<ingest::reads::ReportPage, ingest::reads::ReadError> {
-        Ok(ingest::reads::ReportPage {
-            items: Vec::new(),
-            next: None,
-        })
-    }
-
-    async fn latest(
-        &self,
-        _user: &shared::UserId,
-    ) -> Result<Vec<shared::item::StoredReport>, ingest::reads::ReadError> {
-        Ok(Vec::new())
-    }
-
-    async fn get(
-        &self,
-        _user: &shared::UserId,
-        _report: &ReportId,
-    ) -> Result<Option<shared::item::StoredReport>, ingest::reads::ReadError> {
-        Ok(None)
-    }
-}
-
 fn state(queue: Arc<MemoryQueue>) -> AppState {
     AppState {
         auth: Arc::new(Authenticator {
@@ -401,7 +314,7 @@ fn state(queue: Arc<MemoryQueue>) -> AppState {
             service_scope: "credit-scores:service".into(),
         }),
         queue,
-        reader: Arc::new(EmptyTable),
+        reader: Arc::new(ingest::reads::NoReports),
         stored_writes: Arc::new(ingest::idempotency::NothingStored),
         cursors: Arc::new(ingest::cursor::CursorCodec::new(
             &ingest::cursor::CursorKey::random().expect("a random cursor key"),
@@ -421,7 +334,7 @@ struct Attempt {
 
 fn attempt() -> impl Strategy<Value = Attempt> {
     let body = prop_oneof![
-        valid_body().prop_map(|v| v.to_string().into_bytes()),
+        valid_write_body().prop_map(|v| v.to_string().into_bytes()),
         body_shaped_object().prop_map(|o| Value::Object(o).to_string().into_bytes()),
         prop::collection::vec(any::<u8>(), 0..256),
     ];

@@ -5,11 +5,16 @@
 //! same reader: a parsed `serde_json` map (the HTTP API), and [`ObjectFields`], a flat view
 //! of one object decoded straight from the bytes with no `Value` tree and borrowed strings
 //! (the worker's hot path).
+//!
+//! The HTTP bodies are each one typed struct (in `ingest::api::bodies`) whose fields hold
+//! the members as sent ([`Sent`]): [`read_typed`] fills it from any object, naming members
+//! the struct does not declare, and the reader's `*_of` methods then check each field. The
+//! struct is also what the OpenAPI document describes, so parser and document cannot drift.
 
 use std::borrow::Cow;
 use std::fmt;
 
-use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, DeserializeOwned, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
@@ -242,11 +247,69 @@ impl<'de> Deserialize<'de> for CowKey<'de> {
     }
 }
 
+/// A member of a typed body as it was sent: absent (or `null`), or any JSON value. A struct
+/// of these deserializes from every object, so validation sees all of its fields.
+pub type Sent = Option<Value>;
+
+/// The member names `T`'s derived `Deserialize` reads, renames applied: taken from the
+/// derive itself (it hands them to `deserialize_struct`), so no hand-kept list can drift
+/// from the struct. Empty for anything that is not a struct.
+pub fn field_names<'de, T: Deserialize<'de>>() -> &'static [&'static str] {
+    struct Probe<'f>(&'f mut &'static [&'static str]);
+    impl<'de> Deserializer<'de> for Probe<'_> {
+        type Error = de::value::Error;
+        fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Self::Error> {
+            Err(de::Error::custom("not a struct"))
+        }
+        fn deserialize_struct<V: Visitor<'de>>(
+            self,
+            _name: &'static str,
+            fields: &'static [&'static str],
+            _visitor: V,
+        ) -> Result<V::Value, Self::Error> {
+            *self.0 = fields;
+            Err(de::Error::custom("only the field names were wanted"))
+        }
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes
+            byte_buf option unit unit_struct newtype_struct seq tuple tuple_struct map enum
+            identifier ignored_any
+        }
+    }
+    let mut fields: &'static [&'static str] = &[];
+    // It always fails: the probe answers no data, only records what the derive asked for.
+    let _ = T::deserialize(Probe(&mut fields));
+    fields
+}
+
+/// `object` as the typed body `T` (a struct of [`Sent`] fields that denies unknown ones):
+/// members `T` does not declare are recorded in `r` (sorted, each once) and left out, so
+/// the rest always fits. Only a `T` with fields of other types can fail here.
+pub fn read_typed<T: DeserializeOwned>(
+    mut object: Map<String, Value>,
+    r: &mut FieldReader<'_>,
+) -> Result<T, serde_json::Error> {
+    let known = field_names::<T>();
+    let mut unknown: Vec<String> = object
+        .keys()
+        .filter(|k| !known.contains(&k.as_str()))
+        .cloned()
+        .collect();
+    unknown.sort_unstable();
+    for key in &unknown {
+        object.remove(key);
+    }
+    r.push_unknown(unknown.iter().map(String::as_str));
+    T::deserialize(Value::Object(object))
+}
+
 /// Where a [`FieldReader`] reads from.
 #[derive(Clone, Copy)]
 enum Source<'a> {
     Map(&'a Map<String, Value>),
     Fields(&'a ObjectFields<'a>),
+    /// The values are handed to the `*_of` methods (a typed body's fields).
+    Detached,
 }
 
 impl<'a> Source<'a> {
@@ -255,6 +318,7 @@ impl<'a> Source<'a> {
         match self {
             Self::Map(map) => map.get(name).and_then(Member::of_value),
             Self::Fields(fields) => fields.get(name).and_then(Member::of_scalar),
+            Self::Detached => None,
         }
     }
 
@@ -262,6 +326,7 @@ impl<'a> Source<'a> {
         let all_known = match self {
             Self::Map(map) => map.keys().all(|k| allowed.contains(&k.as_str())),
             Self::Fields(fields) => fields.keys().all(|k| allowed.contains(&k)),
+            Self::Detached => true,
         };
         // The usual case, checked without allocating.
         if all_known {
@@ -270,6 +335,7 @@ impl<'a> Source<'a> {
         let mut unknown: Vec<&'a str> = match self {
             Self::Map(map) => map.keys().map(String::as_str).collect(),
             Self::Fields(fields) => fields.keys().collect(),
+            Self::Detached => Vec::new(),
         };
         unknown.retain(|k| !allowed.contains(k));
         // Sorted and once each, whatever the source or the order sent.
@@ -279,8 +345,8 @@ impl<'a> Source<'a> {
     }
 }
 
-/// A present member as the reader sees it, strings borrowed for the reader's lifetime.
-enum Member<'a> {
+/// A present member as the reader sees it, strings borrowed from where it was read.
+pub enum Member<'a> {
     Str(&'a str),
     WholeNumber(u64),
     OtherNumber,
@@ -289,6 +355,11 @@ enum Member<'a> {
 }
 
 impl<'a> Member<'a> {
+    /// A typed body's field: `None` when it was absent or `null`.
+    pub fn sent(value: &'a Sent) -> Option<Self> {
+        value.as_ref().and_then(Self::of_value)
+    }
+
     fn of_value(value: &'a Value) -> Option<Self> {
         match value {
             Value::Null => None,
@@ -347,8 +418,41 @@ impl<'a> FieldReader<'a> {
         !self.errors.is_empty()
     }
 
+    pub fn detached() -> Self {
+        Self {
+            source: Source::Detached,
+            errors: Vec::new(),
+        }
+    }
+
+    /// The member named `name` in the source, absent when missing or `null`.
+    pub fn member(&self, name: &str) -> Option<Member<'a>> {
+        self.source.present(name)
+    }
+
     pub fn required_str(&mut self, name: &str) -> Option<&'a str> {
-        match self.source.present(name) {
+        let value = self.member(name);
+        self.required_str_of(name, value)
+    }
+
+    pub fn optional_str(&mut self, name: &str) -> Option<&'a str> {
+        let value = self.member(name);
+        self.optional_str_of(name, value)
+    }
+
+    /// A required non-negative whole number (`812`, not `812.5`, `"812"` or `-1`).
+    pub fn required_u64(&mut self, name: &str) -> Option<u64> {
+        let value = self.member(name);
+        self.required_u64_of(name, value)
+    }
+
+    /// [`Self::required_str`] of a value read elsewhere (a typed body's field).
+    pub fn required_str_of<'v>(
+        &mut self,
+        name: &str,
+        value: Option<Member<'v>>,
+    ) -> Option<&'v str> {
+        match value {
             None => {
                 self.push(FieldError::new(name, "is required"));
                 None
@@ -357,12 +461,16 @@ impl<'a> FieldReader<'a> {
         }
     }
 
-    pub fn optional_str(&mut self, name: &str) -> Option<&'a str> {
-        let value = self.source.present(name)?;
-        self.string(name, value)
+    /// [`Self::optional_str`] of a value read elsewhere.
+    pub fn optional_str_of<'v>(
+        &mut self,
+        name: &str,
+        value: Option<Member<'v>>,
+    ) -> Option<&'v str> {
+        self.string(name, value?)
     }
 
-    fn string(&mut self, name: &str, value: Member<'a>) -> Option<&'a str> {
+    fn string<'v>(&mut self, name: &str, value: Member<'v>) -> Option<&'v str> {
         match value {
             Member::Str(s) => Some(s),
             other => {
@@ -375,9 +483,9 @@ impl<'a> FieldReader<'a> {
         }
     }
 
-    /// A required non-negative whole number (`812`, not `812.5`, `"812"` or `-1`).
-    pub fn required_u64(&mut self, name: &str) -> Option<u64> {
-        match self.source.present(name) {
+    /// [`Self::required_u64`] of a value read elsewhere.
+    pub fn required_u64_of(&mut self, name: &str, value: Option<Member<'_>>) -> Option<u64> {
+        match value {
             None => {
                 self.push(FieldError::new(name, "is required"));
                 None
@@ -400,7 +508,13 @@ impl<'a> FieldReader<'a> {
     /// Rejects fields outside the contract, so typos (`scroe`) never pass silently. They are
     /// named in sorted order, each once.
     pub fn reject_unknown(&mut self, allowed: &[&str]) {
-        for key in self.source.unknown_keys(allowed) {
+        let unknown = self.source.unknown_keys(allowed);
+        self.push_unknown(unknown.into_iter());
+    }
+
+    /// Names each of `keys` (sorted, once each) as not a field of the contract.
+    fn push_unknown<'k>(&mut self, keys: impl Iterator<Item = &'k str>) {
+        for key in keys {
             let shown: String = key.chars().take(64).collect();
             self.push(FieldError::new(shown, "is not a known field"));
         }

@@ -1,7 +1,16 @@
 //! Everything `ingest` and `worker` agree on: validated domain types, the v1 queue message
 //! contract, the DynamoDB item mapping, settings and telemetry.
 //!
-//! Domain types know nothing of AWS; only [`item`] and [`aws`] touch SDK types.
+//! * [`domain`]: the newtypes (`UserId::parse` and friends) and their errors;
+//! * [`message`]: the v1 contract. `ScoreMessageV1` is its one definition: what is sent, what
+//!   the JSON Schema is generated from, and the members the parser accepts;
+//! * [`json_fields`]: reading a JSON object field by field (borrowed, for the worker's hot
+//!   path) or into a typed body leniently (for ingest), naming every bad field;
+//! * [`item`]: the DynamoDB item mapping; [`aws`], [`sqs_batch`], [`provision`]: the SDK
+//!   clients, batched sends and provisioning; [`settings`], [`telemetry`], [`runtime`].
+//!
+//! Domain types know nothing of AWS; only [`item`], [`aws`], [`sqs_batch`] and [`provision`]
+//! touch SDK types.
 
 pub mod aws;
 pub mod domain;

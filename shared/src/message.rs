@@ -14,7 +14,7 @@ use crate::domain::{
     format_utc_millis, parse_rfc3339, utc_millis, Bureau, FieldError, ReportId, ReportedAt, Score,
     ScoreReport, UserId, ValidationErrors,
 };
-use crate::json_fields::{BodyError, FieldReader, JsonScalar, ObjectFields};
+use crate::json_fields::{field_names, BodyError, FieldReader, JsonScalar, Member, ObjectFields};
 
 /// The only contract version this build understands.
 pub const MESSAGE_VERSION: u64 = 1;
@@ -22,16 +22,12 @@ pub const MESSAGE_VERSION: u64 = 1;
 /// The SQS message attribute carrying the correlation id end to end.
 pub const CORRELATION_ID_ATTRIBUTE: &str = "correlationId";
 
-const FIELDS: [&str; 8] = [
-    "version",
-    "reportId",
-    "userId",
-    "bureau",
-    "score",
-    "reportedAt",
-    "source",
-    "receivedAt",
-];
+/// The members a message may carry: those of [`ScoreMessageV1`], the one definition the
+/// schema is generated from, read once from its `Deserialize`.
+fn fields() -> &'static [&'static str] {
+    static FIELDS: std::sync::OnceLock<&'static [&'static str]> = std::sync::OnceLock::new();
+    FIELDS.get_or_init(field_names::<ScoreMessageV1>)
+}
 
 /// The v1 message as it appears on the wire. Producers in other languages validate against
 /// the JSON Schema generated from this type ([`json_schema`]); the checked-in copy is
@@ -242,22 +238,30 @@ fn shown_version(body: &str) -> String {
     version.to_string().chars().take(32).collect()
 }
 
+/// The `bureau`, `score` and `reportedAt` members as sent, wherever they were read from.
+pub struct SentScore<'v> {
+    pub bureau: Option<Member<'v>>,
+    pub score: Option<Member<'v>>,
+    pub reported_at: Option<Member<'v>>,
+}
+
 /// Reads `bureau`, then `score` against that bureau's range, then `reportedAt`, recording
-/// every problem in `r`. The HTTP body and the queue message share these rules.
+/// every problem in `r`. The HTTP bodies and the queue message share these rules.
 pub fn read_bureau_score_reported_at(
     r: &mut FieldReader<'_>,
+    sent: SentScore<'_>,
     now: OffsetDateTime,
 ) -> (Option<Bureau>, Option<Score>, Option<ReportedAt>) {
     let bureau = r
-        .required_str("bureau")
+        .required_str_of("bureau", sent.bureau)
         .and_then(|v| Bureau::parse(v).map_err(|e| r.push(e)).ok());
-    let raw_score = r.required_u64("score");
+    let raw_score = r.required_u64_of("score", sent.score);
     let score = match (bureau, raw_score) {
         (Some(b), Some(s)) => Score::parse(b, s).map_err(|e| r.push(e)).ok(),
         _ => None,
     };
     let reported_at = r
-        .required_str("reportedAt")
+        .required_str_of("reportedAt", sent.reported_at)
         .and_then(|v| ReportedAt::parse(v, now).map_err(|e| r.push(e)).ok());
     (bureau, score, reported_at)
 }
@@ -277,14 +281,19 @@ impl ScoreMessage {
 
     /// Every field after the version, each problem recorded with its field's name.
     fn read(mut r: FieldReader<'_>, now: OffsetDateTime) -> Result<Self, MessageError> {
-        r.reject_unknown(&FIELDS);
+        r.reject_unknown(fields());
         let report_id = r
             .required_str("reportId")
             .and_then(|v| ReportId::parse(v).map_err(|e| r.push(e)).ok());
         let user_id = r
             .required_str("userId")
             .and_then(|v| UserId::parse(v).map_err(|e| r.push(e)).ok());
-        let (bureau, score, reported_at) = read_bureau_score_reported_at(&mut r, now);
+        let sent = SentScore {
+            bureau: r.member("bureau"),
+            score: r.member("score"),
+            reported_at: r.member("reportedAt"),
+        };
+        let (bureau, score, reported_at) = read_bureau_score_reported_at(&mut r, sent, now);
         let source = r
             .required_str("source")
             .and_then(|v| MessageSource::parse(v).map_err(|e| r.push(e)).ok());
@@ -530,7 +539,7 @@ mod tests {
     fn json_object() -> impl proptest::strategy::Strategy<Value = String> {
         use proptest::prelude::*;
         let key = prop_oneof![
-            prop::sample::select(FIELDS.to_vec())
+            prop::sample::select(fields().to_vec())
                 .prop_map(|k| serde_json::to_string(k).unwrap_or_default()),
             Just(r#""sc\u006fre""#.to_owned()),
             prop::sample::select(vec!["extra", "scroe", "Score", "zz", "a"])
@@ -552,7 +561,7 @@ mod tests {
     fn valid_object() -> impl proptest::strategy::Strategy<Value = String> {
         use proptest::prelude::*;
         (
-            prop::sample::subsequence(FIELDS.to_vec(), 0..=FIELDS.len()),
+            prop::sample::subsequence(fields().to_vec(), 0..=fields().len()),
             json_object(),
         )
             .prop_map(|(drop, extra)| {

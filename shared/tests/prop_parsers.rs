@@ -10,19 +10,24 @@ use proptest::prelude::*;
 use serde_json::{Map, Value};
 use shared::domain::{format_utc_millis, MAX_FUTURE_SKEW};
 use shared::item::{StoredReport, LSI1_SK, LSI2_SK, PK, SK};
-use shared::json_fields::{parse_object, BodyError, FieldReader};
-use shared::message::MessageError;
-use shared::{
-    Bureau, MessageSource, ReportId, ReportedAt, Score, ScoreMessage, ScoreReport, UserId,
+use shared::json_fields::{field_names, parse_object, BodyError, FieldReader};
+use shared::message::{MessageError, ScoreMessageV1};
+use shared::{Bureau, MessageSource, ReportId, ReportedAt, Score, ScoreMessage, UserId};
+use test_support::{
+    bureau, config, exact_json_value, json_value, plausible_reported_at, score_report,
+    shaped_object, source, user_id_text, valid_message, NOW,
 };
 use time::format_description::well_known::Rfc3339;
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime, UtcOffset};
 
-const NOW: OffsetDateTime = datetime!(2026-11-28 10:00:00 UTC);
 /// 0000-01-01T00:00:00Z and 9999-12-31T23:59:59Z: what RFC 3339's four-digit years can say.
 const MIN_UNIX: i64 = -62_167_219_200;
 const MAX_UNIX: i64 = 253_402_300_799;
+// ---------- strategies ----------
+
+/// The members of the v1 contract, written out here so the tests check the definition
+/// rather than repeat it.
 const MESSAGE_FIELDS: [&str; 8] = [
     "version",
     "reportId",
@@ -34,25 +39,20 @@ const MESSAGE_FIELDS: [&str; 8] = [
     "receivedAt",
 ];
 
-fn config(cases: u32) -> ProptestConfig {
-    ProptestConfig {
-        cases,
-        ..ProptestConfig::default()
-    }
+#[test]
+fn the_contract_declares_exactly_these_members() {
+    assert_eq!(field_names::<ScoreMessageV1>(), MESSAGE_FIELDS);
 }
 
-// ---------- strategies ----------
-
-fn bureau() -> impl Strategy<Value = Bureau> {
-    prop::sample::select(Bureau::ALL.to_vec())
+/// An object with any mix of the message's own field names and other keys, holding anything.
+fn message_shaped_object() -> impl Strategy<Value = Map<String, Value>> {
+    object_of(json_value())
 }
 
-fn user_id_text() -> impl Strategy<Value = String> {
-    "[A-Za-z0-9_-]{1,128}"
-}
-
-fn report_id_text() -> impl Strategy<Value = String> {
-    "[A-Za-z0-9_-]{1,64}"
+fn object_of(
+    values: impl Strategy<Value = Value> + 'static,
+) -> impl Strategy<Value = Map<String, Value>> {
+    shaped_object(&MESSAGE_FIELDS, values, 10)
 }
 
 /// Any instant RFC 3339 can write, in any whole-minute offset, with nanoseconds; biased
@@ -77,90 +77,6 @@ fn any_timestamp() -> impl Strategy<Value = OffsetDateTime> {
             Some(wall.replace_offset(offset))
         },
     )
-}
-
-/// A plausible bureau timestamp: from 2000 up to the future limit, to the millisecond.
-fn plausible_reported_at() -> impl Strategy<Value = OffsetDateTime> {
-    let max = (NOW + MAX_FUTURE_SKEW).unix_timestamp() * 1000;
-    (946_684_800_000i64..=max).prop_map(|ms| {
-        OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-            .expect("in range by construction")
-    })
-}
-
-fn source() -> impl Strategy<Value = MessageSource> {
-    prop_oneof![
-        Just(MessageSource::Api),
-        "[A-Za-z0-9_.-]{1,64}".prop_map(MessageSource::Batch),
-    ]
-}
-
-fn score_report() -> impl Strategy<Value = ScoreReport> {
-    (
-        report_id_text(),
-        user_id_text(),
-        bureau(),
-        any::<u16>(),
-        plausible_reported_at(),
-    )
-        .prop_map(|(r, u, b, s, t)| ScoreReport {
-            report_id: ReportId::parse(&r).expect("generated from the alphabet"),
-            user_id: UserId::parse(&u).expect("generated from the alphabet"),
-            bureau: b,
-            score: Score::parse(b, u64::from(s % (b.max_score() + 1))).expect("in range"),
-            reported_at: ReportedAt::from_datetime(t),
-        })
-}
-
-fn valid_message() -> impl Strategy<Value = ScoreMessage> {
-    (
-        score_report(),
-        source(),
-        proptest::option::of(plausible_reported_at()),
-    )
-        .prop_map(|(report, source, received_at)| ScoreMessage {
-            report,
-            source,
-            received_at,
-        })
-}
-
-fn json_value() -> impl Strategy<Value = Value> {
-    prop_oneof![
-        4 => exact_json_value(),
-        1 => any::<f64>().prop_map(Value::from),
-    ]
-}
-
-/// JSON without floats, which serde_json does not promise to print and read back bit for bit.
-fn exact_json_value() -> impl Strategy<Value = Value> {
-    let leaf = prop_oneof![
-        Just(Value::Null),
-        any::<bool>().prop_map(Value::from),
-        any::<i64>().prop_map(Value::from),
-        any::<u64>().prop_map(Value::from),
-        ".{0,12}".prop_map(Value::from),
-    ];
-    leaf.prop_recursive(3, 24, 4, |inner| {
-        prop_oneof![
-            prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
-            prop::collection::btree_map(".{0,8}", inner, 0..4)
-                .prop_map(|m| Value::Object(m.into_iter().collect())),
-        ]
-    })
-}
-
-/// An object with any mix of the message's own field names and other keys, holding anything.
-fn message_shaped_object() -> impl Strategy<Value = Map<String, Value>> {
-    object_of(json_value())
-}
-
-fn object_of(values: impl Strategy<Value = Value>) -> impl Strategy<Value = Map<String, Value>> {
-    let key = prop_oneof![
-        3 => prop::sample::select(MESSAGE_FIELDS.to_vec()).prop_map(str::to_owned),
-        1 => ".{0,80}",
-    ];
-    prop::collection::btree_map(key, values, 0..10).prop_map(|m| m.into_iter().collect())
 }
 
 fn utc_millis(t: OffsetDateTime) -> OffsetDateTime {

@@ -213,7 +213,7 @@ async fn refuses_a_user_token_without_the_service_scope_with_403() {
 #[tokio::test]
 async fn refuses_a_body_over_one_mebibyte_with_413() {
     let app = spawn_app().await;
-    let padding = "x".repeat(ingest::batch::MAX_BATCH_BODY_BYTES);
+    let padding = "x".repeat(ingest::api::batch::MAX_BATCH_BODY_BYTES);
     let body = json!({ "items": [valid_entry(0)], "pad": padding }).to_string();
     let response = post_batch(&app, &app.service_token(), body).await;
     assert_eq!(response.status().as_u16(), 413);

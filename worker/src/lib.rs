@@ -3,6 +3,14 @@
 //! Under Lambda (`AWS_LAMBDA_RUNTIME_API` set) it is an SQS event handler returning partial
 //! batch failures; anywhere else it is a long-polling consumer. Both drive the same
 //! [`processor::Processor`]. The command line is [`Cli`] (clap).
+//!
+//! * [`record`]: one SQS record decoded and validated on its own;
+//! * [`processor`]: a batch deduplicated, written, dead-lettered, its failures reported;
+//! * ports with their adapters: [`store`] (`ScoreStore`, DynamoDB `BatchWriteItem`) and
+//!   [`dlq`] (`DeadLetterQueue`, SQS);
+//! * front ends: [`lambda`] (SQS event handler) and [`poller`] (long polling);
+//! * tools: [`dlq_tools`] (`worker dlq ...`), [`producer`] (the NDJSON batch producer);
+//!   [`settings`] reads the environment.
 
 pub mod dlq;
 pub mod dlq_tools;

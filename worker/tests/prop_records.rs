@@ -5,14 +5,13 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use proptest::prelude::*;
-use serde_json::{json, Value};
+use serde_json::Value;
 use shared::item::StoredReport;
-use time::macros::datetime;
+use test_support::{config, json_value, valid_message_json, NOW};
 use time::OffsetDateTime;
 use worker::poller::failure_visibility;
 use worker::record::{parse_sent_timestamp, process_record, InboundMessage, RecordError};
 
-const NOW: OffsetDateTime = datetime!(2026-11-28 10:00:00 UTC);
 const REASONS: [&str; 5] = [
     "empty_body",
     "invalid_json",
@@ -23,46 +22,9 @@ const REASONS: [&str; 5] = [
 /// The poller never delays a message longer than this (DESIGN: capped backoff).
 const MAX_FAILURE_DELAY_SECONDS: u64 = 300;
 
-fn config(cases: u32) -> ProptestConfig {
-    ProptestConfig {
-        cases,
-        ..ProptestConfig::default()
-    }
-}
-
-fn json_value() -> impl Strategy<Value = Value> {
-    let leaf = prop_oneof![
-        Just(Value::Null),
-        any::<bool>().prop_map(Value::from),
-        any::<i64>().prop_map(Value::from),
-        any::<f64>().prop_map(Value::from),
-        ".{0,12}".prop_map(Value::from),
-    ];
-    leaf.prop_recursive(3, 24, 4, |inner| {
-        prop_oneof![
-            prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
-            prop::collection::btree_map(".{0,8}", inner, 0..4)
-                .prop_map(|m| Value::Object(m.into_iter().collect())),
-        ]
-    })
-}
-
+/// A valid message's JSON (the shared generator), to corrupt or to send as it is.
 fn valid_body() -> impl Strategy<Value = Value> {
-    (
-        "[A-Za-z0-9_-]{1,64}",
-        "[A-Za-z0-9_-]{1,128}",
-        0u16..=710,
-        prop_oneof![Just("api".to_owned()), "batch:[a-z.-]{1,20}"],
-        proptest::option::of(0i64..100_000_000),
-    )
-        .prop_map(|(report, user, score, source, received_ago)| {
-            let mut body = json!({"version":1,"reportId":report,"userId":user,
-                "bureau":"transunion","score":score,"reportedAt":"2026-11-28T09:00:00Z","source":source});
-            if let Some(ago) = received_ago {
-                body["receivedAt"] = shared::domain::format_utc_millis(NOW - time::Duration::seconds(ago)).into();
-            }
-            body
-        })
+    valid_message_json()
 }
 
 /// Bodies from every corner: arbitrary bytes, arbitrary JSON, valid messages with one field

@@ -12,12 +12,7 @@ use shared::{Bureau, ReportId, ReportedAt, Score, ScoreReport, UserId};
 
 use super::*;
 
-fn config(cases: u32) -> ProptestConfig {
-    ProptestConfig {
-        cases,
-        ..ProptestConfig::default()
-    }
-}
+use test_support::{bureau, config};
 
 /// A few users, reports and timestamps, so keys and timestamps collide often.
 fn stored(user: u8, report: u8, bureau: Bureau, minute: u8, score: u16) -> StoredReport {
@@ -38,13 +33,7 @@ fn stored(user: u8, report: u8, bureau: Bureau, minute: u8, score: u16) -> Store
 
 fn reports() -> impl Strategy<Value = Vec<StoredReport>> {
     prop::collection::vec(
-        (
-            0u8..3,
-            0u8..4,
-            prop::sample::select(Bureau::ALL.to_vec()),
-            0u8..3,
-            any::<u16>(),
-        )
+        (0u8..3, 0u8..4, bureau(), 0u8..3, any::<u16>())
             .prop_map(|(u, r, b, m, s)| stored(u, r, b, m, s)),
         0..60,
     )

@@ -12,10 +12,15 @@ use axum::extract::Path;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
-use axum::Router;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use crate::docs::{SPEC_PATH, UI_PATH};
-use crate::error::ApiError;
+use crate::api::error::ApiError;
+
+/// Swagger UI's page (`/docs` redirects here; its assets live under it).
+pub const UI_PATH: &str = "/docs/";
+/// The document, as checked in.
+pub const SPEC_PATH: &str = "/docs/swagger.json";
 
 struct Asset {
     name: &'static str,
@@ -30,7 +35,7 @@ macro_rules! asset {
         Asset {
             name: $name,
             content_type: $type,
-            bytes: include_bytes!(concat!("../assets/swagger-ui/", $name)),
+            bytes: include_bytes!(concat!("../../../assets/swagger-ui/", $name)),
             gzipped: false,
         }
     };
@@ -38,7 +43,7 @@ macro_rules! asset {
         Asset {
             name: $name,
             content_type: $type,
-            bytes: include_bytes!(concat!("../assets/swagger-ui/", $name, ".gz")),
+            bytes: include_bytes!(concat!("../../../assets/swagger-ui/", $name, ".gz")),
             gzipped: true,
         }
     };
@@ -59,16 +64,21 @@ const ASSETS: [Asset; 6] = [
     asset!("favicon-16x16.png", "image/png"),
 ];
 
-/// `/docs` (a redirect), `/docs/` (the page), its assets and `/docs/swagger.json`.
-pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
-    Router::new()
+/// `/docs/` (the page) and `/docs/swagger.json`, documented; `/docs` (a redirect) and the
+/// page's assets, which the document leaves out.
+pub fn router<S: Clone + Send + Sync + 'static>() -> OpenApiRouter<S> {
+    OpenApiRouter::new()
+        .routes(routes!(swagger_ui_page))
+        .routes(routes!(openapi_document))
         .route("/docs", get(|| async { Redirect::permanent(UI_PATH) }))
-        .route(UI_PATH, get(page))
-        .route(SPEC_PATH, get(document))
         .route("/docs/{asset}", get(asset))
 }
 
-async fn page(headers: HeaderMap) -> Response {
+/// Swagger UI for this document, from assets built into the binary: works with no network.
+/// `/docs` redirects here.
+#[utoipa::path(get, path = "/docs/", tag = "documentation",
+    responses((status = 200, description = "The Swagger UI page", content_type = "text/html", body = String)))]
+async fn swagger_ui_page(headers: HeaderMap) -> Response {
     serve(&PAGE, &headers, "no-cache")
 }
 
@@ -80,11 +90,14 @@ async fn asset(Path(name): Path<String>, headers: HeaderMap) -> Response {
     }
 }
 
-/// The document, as generated from the code and checked in ([`crate::docs::openapi_text`]).
-async fn document() -> Response {
+/// This OpenAPI 3.1 document.
+#[utoipa::path(get, path = "/docs/swagger.json", tag = "documentation",
+    responses((status = 200, description = "The OpenAPI document", content_type = "application/json", body = serde_json::Value)))]
+// Served as checked in ([`super::openapi_text`]); the test of that file keeps it current.
+async fn openapi_document() -> Response {
     (
         [(header::CONTENT_TYPE, "application/json")],
-        Bytes::from_static(include_bytes!("../openapi.json")),
+        Bytes::from_static(include_bytes!("../../../openapi.json")),
     )
         .into_response()
 }

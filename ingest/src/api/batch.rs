@@ -9,109 +9,16 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
-use serde_json::Value;
-use shared::json_fields::{parse_object, FieldReader};
 use shared::sqs_batch::EntryFailure;
-use shared::{
-    FieldError, MessageSource, ReportId, ScoreMessage, ScoreReport, UserId, ValidationErrors,
-};
-use time::OffsetDateTime;
+use shared::{FieldError, MessageSource, ScoreMessage, ScoreReport, ValidationErrors};
 
-use crate::error::ApiError;
-use crate::routes::{body_bytes_within, correlation_id, require_json, CORRELATION_ID_HEADER};
-use crate::write::{read_score_fields, ScoreFieldsRead};
-use crate::AppState;
+use super::bodies::{parse_batch_body, RejectedEntry};
+use super::error::ApiError;
+use super::extract::{body_bytes_within, correlation_id, require_json, CORRELATION_ID_HEADER};
+use crate::state::AppState;
 
-/// The most entries one request may carry (422 above it).
-pub const MAX_BATCH_ENTRIES: usize = 500;
 /// This route's body limit: 500 entries need more than the API's usual 64 KiB.
 pub const MAX_BATCH_BODY_BYTES: usize = 1024 * 1024;
-
-const TOP_LEVEL_FIELDS: [&str; 1] = ["items"];
-const ENTRY_FIELDS: [&str; 5] = ["userId", "bureau", "score", "reportedAt", "reportId"];
-
-/// An entry that breaks the contract, with its reportId when that much was valid.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RejectedEntry {
-    pub report_id: Option<ReportId>,
-    pub errors: ValidationErrors,
-}
-
-/// Reads `{"items":[...]}`. The request as a whole fails only when it is unreadable, the
-/// list is missing, empty or longer than [`MAX_BATCH_ENTRIES`]; otherwise every entry gets
-/// its own verdict, in order.
-pub fn parse_batch_body(
-    body: &[u8],
-    now: OffsetDateTime,
-) -> Result<Vec<Result<ScoreReport, RejectedEntry>>, ApiError> {
-    let object = parse_object(body).map_err(|e| ApiError::BadRequest {
-        detail: e.to_string(),
-        errors: vec![FieldError::new("body", e.to_string())],
-    })?;
-    let mut r = FieldReader::new(&object);
-    r.reject_unknown(&TOP_LEVEL_FIELDS);
-    r.finish()?;
-    let items = match object.get("items") {
-        None | Some(Value::Null) => {
-            return Err(ValidationErrors::single("items", "is required").into())
-        }
-        Some(Value::Array(items)) => items,
-        Some(_) => {
-            return Err(
-                ValidationErrors::single("items", "must be an array of score entries").into(),
-            )
-        }
-    };
-    if items.is_empty() {
-        return Err(ValidationErrors::single("items", "must hold at least one entry").into());
-    }
-    if items.len() > MAX_BATCH_ENTRIES {
-        return Err(ValidationErrors::single(
-            "items",
-            format!(
-                "must hold at most {MAX_BATCH_ENTRIES} entries (got {}); split the batch",
-                items.len()
-            ),
-        )
-        .into());
-    }
-    Ok(items.iter().map(|item| parse_entry(item, now)).collect())
-}
-
-/// One entry: `{"userId","bureau","score","reportedAt","reportId"?}`, validated in full.
-/// Field names in the errors are the entry's own (`score`, not `items[3].score`); the
-/// entry's position is in its result.
-pub fn parse_entry(item: &Value, now: OffsetDateTime) -> Result<ScoreReport, RejectedEntry> {
-    let Value::Object(object) = item else {
-        return Err(RejectedEntry {
-            report_id: None,
-            errors: ValidationErrors::single("entry", "must be a JSON object"),
-        });
-    };
-    let mut r = FieldReader::new(object);
-    r.reject_unknown(&ENTRY_FIELDS);
-    let user_id = r
-        .required_str("userId")
-        .and_then(|v| UserId::parse(v).map_err(|e| r.push(e)).ok());
-    let ScoreFieldsRead { fields, report_id } = read_score_fields(&mut r, now);
-    if let Err(errors) = r.finish() {
-        return Err(RejectedEntry { report_id, errors });
-    }
-    match (user_id, fields) {
-        (Some(user_id), Some(f)) => Ok(ScoreReport {
-            report_id: report_id.unwrap_or_else(ReportId::generate),
-            user_id,
-            bureau: f.bureau,
-            score: f.score,
-            reported_at: f.reported_at,
-        }),
-        // finish() already named every missing field.
-        _ => Err(RejectedEntry {
-            report_id,
-            errors: ValidationErrors::single("entry", "is incomplete"),
-        }),
-    }
-}
 
 /// What became of one entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -267,18 +174,18 @@ pub fn batch_source(subject: &str) -> MessageSource {
     params(
         ("X-Correlation-Id" = Option<String>, Header, description = "Echoed back and carried on every message of the batch"),
     ),
-    request_body(content = crate::docs::BatchRequestBody, content_type = "application/json",
+    request_body(content = super::bodies::BatchRequestBody, content_type = "application/json",
         description = "1..500 entries; body at most 1 MiB"),
     responses(
         (status = 202, description = "Every entry was queued", body = BatchResponse),
         (status = 207, description = "Some entries were rejected (fields named) or not taken by the queue (code, retryable); the rest were queued. Read each entry's status", body = BatchResponse),
-        (status = 400, description = "The body is not a JSON object", body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing, malformed or rejected token", body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The token lacks the service scope", body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body over 1 MiB", body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Content-Type is not JSON", body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`items` is missing, empty or holds more than 500 entries, every entry is invalid (each named as `items[i].field`), or the body has unknown fields", body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The User Service is unavailable", body = crate::error::Problem, content_type = "application/problem+json",
+        (status = 400, description = "The body is not a JSON object", body = crate::api::error::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing, malformed or rejected token", body = crate::api::error::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The token lacks the service scope", body = crate::api::error::Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body over 1 MiB", body = crate::api::error::Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Content-Type is not JSON", body = crate::api::error::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`items` is missing, empty or holds more than 500 entries, every entry is invalid (each named as `items[i].field`), or the body has unknown fields", body = crate::api::error::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The User Service is unavailable", body = crate::api::error::Problem, content_type = "application/problem+json",
             headers(("Retry-After" = u32, description = "Seconds to wait"))),
     ),
     security(("bearer" = [])))]
@@ -339,8 +246,10 @@ pub async fn submit_batch(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use crate::api::bodies::parse_entry;
+    use serde_json::{json, Value};
     use time::macros::datetime;
+    use time::OffsetDateTime;
 
     const NOW: OffsetDateTime = datetime!(2026-11-28 10:00:00 UTC);
 
@@ -379,7 +288,7 @@ mod tests {
     fn names_every_bad_field_of_an_entry_and_keeps_its_report_id() {
         let item = json!({"userId": "a#b", "bureau": "fico", "score": "7",
                           "reportedAt": "soon", "reportId": "keep-me", "extra": 1});
-        let rejected = parse_entry(&item, NOW).unwrap_err();
+        let rejected = parse_entry(item, NOW).unwrap_err();
         let mut fields: Vec<&str> = rejected.errors.fields().collect();
         fields.sort_unstable();
         assert_eq!(fields, ["bureau", "extra", "reportedAt", "score", "userId"]);
@@ -388,7 +297,7 @@ mod tests {
 
     #[test]
     fn rejects_an_entry_that_is_not_an_object() {
-        let rejected = parse_entry(&json!([1, 2]), NOW).unwrap_err();
+        let rejected = parse_entry(json!([1, 2]), NOW).unwrap_err();
         assert_eq!(rejected.errors.fields().collect::<Vec<_>>(), ["entry"]);
     }
 
@@ -469,8 +378,7 @@ mod tests {
 
     #[test]
     fn the_openapi_document_describes_the_batch_endpoint() {
-        use utoipa::OpenApi;
-        let doc = serde_json::to_value(crate::docs::ApiDoc::openapi()).unwrap();
+        let doc = crate::api::docs::openapi_json();
         let post = &doc["paths"]["/v1/credit-scores/batch"]["post"];
         for status in ["202", "207", "403", "413", "422"] {
             assert!(

@@ -1,10 +1,12 @@
-//! Read handlers: extract, parse, call the [`ScoreReader`](crate::reads::ScoreReader), respond.
+//! The read operations: extract, parse, call the [`ScoreReader`](crate::reads::ScoreReader)
+//! port, respond.
 //! Same auth as writes: a user reads only their own scores; service-scope tokens read anyone's.
 
 use std::collections::HashSet;
 
 use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -13,11 +15,11 @@ use shared::item::StoredReport;
 use shared::{Bureau, FieldError, ReportId, UserId};
 use utoipa::{IntoParams, ToSchema};
 
+use super::error::{ApiError, Problem};
+use super::extract::path_user;
 use crate::cursor::{ListScope, MAX_CURSOR_CHARS};
-use crate::error::ApiError;
 use crate::reads::{ListQuery, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
-use crate::routes::path_user;
-use crate::AppState;
+use crate::state::AppState;
 
 /// One stored credit score report.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
@@ -87,28 +89,25 @@ pub struct LatestScores {
     pub items: Vec<ScoreReportView>,
 }
 
-/// The query of `GET /v1/users/{userId}/credit-scores` (documentation; parsing is
-/// [`ListParams::parse`], which names every bad parameter).
-#[derive(Debug, IntoParams)]
+/// The query of `GET /v1/users/{userId}/credit-scores`: what [`ListScoresQuery::parse`]
+/// returns (naming every bad parameter) and what the document lists.
+#[derive(Debug, Clone, PartialEq, Eq, IntoParams)]
 #[into_params(parameter_in = Query)]
-#[allow(dead_code)]
 pub struct ListScoresQuery {
     /// Only this bureau's reports.
     #[param(inline)]
     pub bureau: Option<Bureau>,
     /// Page size.
-    #[param(minimum = 1, maximum = 100, default = 20, example = 20)]
-    pub limit: Option<u16>,
+    #[param(
+        required = false,
+        minimum = 1,
+        maximum = 100,
+        default = 20,
+        example = 20
+    )]
+    pub limit: u16,
     /// `nextCursor` of the previous page, exactly as returned, with the same `bureau`.
     #[param(min_length = 1, max_length = 1024)]
-    pub cursor: Option<String>,
-}
-
-/// The parsed query of a list request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ListParams {
-    pub bureau: Option<Bureau>,
-    pub limit: u16,
     pub cursor: Option<String>,
 }
 
@@ -117,7 +116,7 @@ fn shown_name(name: &str) -> String {
     name.chars().take(64).collect()
 }
 
-impl ListParams {
+impl ListScoresQuery {
     /// Parses the query pairs; every bad, unknown or repeated parameter is named.
     pub fn parse(pairs: &[(String, String)]) -> Result<Self, ApiError> {
         let mut errors = Vec::new();
@@ -212,6 +211,29 @@ fn private_json<T: Serialize>(body: T) -> Response {
     response
 }
 
+/// The failures every read documents alike, each a problem document: written once here.
+#[derive(utoipa::IntoResponses)]
+pub enum ReadFailures {
+    #[response(status = 401, description = "Missing, malformed or rejected token", content_type = "application/problem+json",
+        headers(("WWW-Authenticate" = String, description = "Bearer")))]
+    Unauthorized(Problem),
+    #[response(
+        status = 403,
+        description = "The token belongs to another user, or the User Service refused it",
+        content_type = "application/problem+json"
+    )]
+    Forbidden(Problem),
+    #[response(
+        status = 500,
+        description = "A stored item does not read back (the table was edited by hand); no internals are shown",
+        content_type = "application/problem+json"
+    )]
+    Internal(Problem),
+    #[response(status = 503, description = "User Service or table unavailable; retry later", content_type = "application/problem+json",
+        headers(("Retry-After" = u32, description = "Seconds to wait")))]
+    Unavailable(Problem),
+}
+
 /// A user's reports, newest first, a page at a time.
 #[utoipa::path(get, path = "/v1/users/{userId}/credit-scores", tag = "scores",
     params(
@@ -231,29 +253,22 @@ fn private_json<T: Serialize>(body: T) -> Response {
                 "nextCursor": null
             })),
         (status = 400, description = "A bad, unknown or repeated query parameter (`limit`, `bureau`, `cursor`, ...), each named; or a cursor that was altered or issued for another user or bureau filter",
-            body = crate::error::Problem, content_type = "application/problem+json",
+            body = crate::api::error::Problem, content_type = "application/problem+json",
             example = json!({
                 "type": "urn:credit-scores:problem:bad-request", "title": "The request is malformed", "status": 400,
                 "detail": "cursor: is not a cursor this API issued (malformed or altered); use nextCursor exactly as returned",
                 "errors": [{"field": "cursor", "message": "is not a cursor this API issued (malformed or altered); use nextCursor exactly as returned"}]
             })),
-        (status = 401, description = "Missing, malformed or rejected token", body = crate::error::Problem, content_type = "application/problem+json",
-            headers(("WWW-Authenticate" = String, description = "Bearer"))),
-        (status = 403, description = "The token belongs to another user, or the User Service refused it", body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 500, description = "A stored item does not read back (the table was edited by hand); no internals are shown", body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "User Service or table unavailable; retry later", body = crate::error::Problem, content_type = "application/problem+json",
-            headers(("Retry-After" = u32, description = "Seconds to wait"))),
+        ReadFailures,
     ),
     security(("bearer" = [])))]
 #[tracing::instrument(skip_all, fields(user_id))]
 pub async fn list_scores(
     State(state): State<AppState>,
-    path: Result<Path<String>, PathRejection>,
-    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
-    headers: HeaderMap,
+    UserRead { user, query }: UserRead,
 ) -> Result<Response, ApiError> {
-    let user = authorized_reader(&state, path, &headers).await?;
-    let params = ListParams::parse(&query_pairs(query)?)?;
+    tracing::Span::current().record("user_id", tracing::field::display(&user));
+    let params = ListScoresQuery::parse(&query)?;
     let scope = ListScope {
         user,
         bureau: params.bureau,
@@ -296,24 +311,17 @@ pub async fn list_scores(
                      "reportedAt": "2026-11-27T08:30:00.000Z", "receivedAt": "2026-11-27T08:31:12.004Z", "source": "batch:nightly-import"}
                 ]
             })),
-        (status = 400, description = "A malformed path, or a query parameter (this endpoint takes none)", body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing, malformed or rejected token", body = crate::error::Problem, content_type = "application/problem+json",
-            headers(("WWW-Authenticate" = String, description = "Bearer"))),
-        (status = 403, description = "The token belongs to another user, or the User Service refused it", body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 500, description = "A stored item does not read back (the table was edited by hand); no internals are shown", body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "User Service or table unavailable; retry later", body = crate::error::Problem, content_type = "application/problem+json",
-            headers(("Retry-After" = u32, description = "Seconds to wait"))),
+        (status = 400, description = "A malformed path, or a query parameter (this endpoint takes none)", body = crate::api::error::Problem, content_type = "application/problem+json"),
+        ReadFailures,
     ),
     security(("bearer" = [])))]
 #[tracing::instrument(skip_all, fields(user_id))]
 pub async fn latest_scores(
     State(state): State<AppState>,
-    path: Result<Path<String>, PathRejection>,
-    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
-    headers: HeaderMap,
+    UserRead { user, query }: UserRead,
 ) -> Result<Response, ApiError> {
-    let user = authorized_reader(&state, path, &headers).await?;
-    no_query_parameters(&query_pairs(query)?)?;
+    tracing::Span::current().record("user_id", tracing::field::display(&user));
+    no_query_parameters(&query)?;
     let latest = state.reader.latest(&user).await?;
     Ok(private_json(LatestScores {
         user_id: user.to_string(),
@@ -345,18 +353,13 @@ fn path_user_and_report(
     responses(
         (status = 200, description = "The report", body = ScoreReportView,
             headers(("Cache-Control" = String, description = "no-store"))),
-        (status = 400, description = "A malformed user or report id (each named), or a query parameter (this endpoint takes none)", body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing, malformed or rejected token", body = crate::error::Problem, content_type = "application/problem+json",
-            headers(("WWW-Authenticate" = String, description = "Bearer"))),
-        (status = 403, description = "The token belongs to another user, or the User Service refused it", body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such report for this user, or not written yet: writes are queued, so a report appears shortly after its 202", body = crate::error::Problem, content_type = "application/problem+json",
+        (status = 400, description = "A malformed user or report id (each named), or a query parameter (this endpoint takes none)", body = crate::api::error::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such report for this user, or not written yet: writes are queued, so a report appears shortly after its 202", body = crate::api::error::Problem, content_type = "application/problem+json",
             example = json!({
                 "type": "urn:credit-scores:problem:not-found", "title": "Not found", "status": 404,
                 "detail": "not found: no report 01JDQ6W8ZK3M5N7P9R1S3T5V7X for this user (yet: writes are queued and appear shortly after their 202)"
             })),
-        (status = 500, description = "A stored item does not read back (the table was edited by hand); no internals are shown", body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "User Service or table unavailable; retry later", body = crate::error::Problem, content_type = "application/problem+json",
-            headers(("Retry-After" = u32, description = "Seconds to wait"))),
+        ReadFailures,
     ),
     security(("bearer" = [])))]
 #[tracing::instrument(skip_all, fields(user_id, report_id))]
@@ -381,17 +384,27 @@ pub async fn get_score(
     }
 }
 
-/// Authenticates the caller, reads the path's user and checks the caller may read it.
-async fn authorized_reader(
-    state: &AppState,
-    path: Result<Path<String>, PathRejection>,
-    headers: &HeaderMap,
-) -> Result<shared::UserId, ApiError> {
-    let principal = state.auth.authenticate(headers).await?;
-    let user = path_user(path)?;
-    principal.authorize_for(&user)?;
-    tracing::Span::current().record("user_id", tracing::field::display(&user));
-    Ok(user)
+/// What a read of one user's scores starts with, in this order: the caller authenticated
+/// (401), the path's user (400), the caller allowed to read it (403), the query pairs (400).
+pub struct UserRead {
+    pub user: UserId,
+    pub query: Vec<(String, String)>,
+}
+
+impl FromRequestParts<AppState> for UserRead {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let principal = state.auth.authenticate(&parts.headers).await?;
+        let path = Path::<String>::from_request_parts(parts, state).await;
+        let user = path_user(path)?;
+        principal.authorize_for(&user)?;
+        let query = Query::<Vec<(String, String)>>::from_request_parts(parts, state).await;
+        Ok(Self {
+            user,
+            query: query_pairs(query)?,
+        })
+    }
 }
 
 #[cfg(test)]
@@ -414,8 +427,8 @@ mod tests {
     #[test]
     fn an_empty_query_lists_twenty_of_every_bureau() {
         assert_eq!(
-            ListParams::parse(&[]).unwrap(),
-            ListParams {
+            ListScoresQuery::parse(&[]).unwrap(),
+            ListScoresQuery {
                 bureau: None,
                 limit: 20,
                 cursor: None
@@ -425,7 +438,7 @@ mod tests {
 
     #[test]
     fn reads_bureau_limit_and_cursor() {
-        let p = ListParams::parse(&pairs(&[
+        let p = ListScoresQuery::parse(&pairs(&[
             ("bureau", "equifax"),
             ("limit", "100"),
             ("cursor", "abc.def"),
@@ -449,24 +462,26 @@ mod tests {
             "65536",
             "99999999999",
         ] {
-            let err = ListParams::parse(&pairs(&[("limit", bad)])).unwrap_err();
+            let err = ListScoresQuery::parse(&pairs(&[("limit", bad)])).unwrap_err();
             assert_eq!(named(err), ["limit"], "{bad}");
         }
         assert_eq!(
-            ListParams::parse(&pairs(&[("limit", "1")])).unwrap().limit,
+            ListScoresQuery::parse(&pairs(&[("limit", "1")]))
+                .unwrap()
+                .limit,
             1
         );
     }
 
     #[test]
     fn rejects_an_unknown_bureau() {
-        let err = ListParams::parse(&pairs(&[("bureau", "fico")])).unwrap_err();
+        let err = ListScoresQuery::parse(&pairs(&[("bureau", "fico")])).unwrap_err();
         assert_eq!(named(err), ["bureau"]);
     }
 
     #[test]
     fn names_every_unknown_repeated_or_empty_parameter_at_once() {
-        let err = ListParams::parse(&pairs(&[
+        let err = ListScoresQuery::parse(&pairs(&[
             ("page", "2"),
             ("limit", "5"),
             ("limit", "6"),

@@ -1,9 +1,14 @@
-//! The one place errors become HTTP: RFC 9457 problem details, logged once, here.
+//! The one place errors become HTTP: RFC 9457 problem details, logged once, here. The
+//! errors of the ports (auth, reads) are mapped to statuses here too, so they know nothing
+//! of HTTP.
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use shared::{FieldError, ValidationErrors};
+
+use crate::auth::AuthError;
+use crate::reads::ReadError;
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
 /// Seconds a client should wait before retrying after a 503.
@@ -67,33 +72,19 @@ impl ApiError {
         }
     }
 
-    fn slug(&self) -> &'static str {
+    /// The problem's kind (the last segment of its `type` URI) and its title.
+    fn kind(&self) -> (&'static str, &'static str) {
         match self {
-            Self::BadRequest { .. } => "bad-request",
-            Self::Validation(_) => "validation-error",
-            Self::Unauthorized(_) => "unauthorized",
-            Self::Forbidden(_) => "forbidden",
-            Self::NotFound(_) => "not-found",
-            Self::MethodNotAllowed => "method-not-allowed",
-            Self::PayloadTooLarge { .. } => "payload-too-large",
-            Self::UnsupportedMediaType => "unsupported-media-type",
-            Self::Unavailable { .. } => "service-unavailable",
-            Self::Internal(_) => "internal-error",
-        }
-    }
-
-    fn title(&self) -> &'static str {
-        match self {
-            Self::BadRequest { .. } => "The request is malformed",
-            Self::Validation(_) => "The request failed validation",
-            Self::Unauthorized(_) => "Authentication is required",
-            Self::Forbidden(_) => "Not allowed",
-            Self::NotFound(_) => "Not found",
-            Self::MethodNotAllowed => "Method not allowed",
-            Self::PayloadTooLarge { .. } => "The body is too large",
-            Self::UnsupportedMediaType => "Unsupported media type",
-            Self::Unavailable { .. } => "Temporarily unavailable",
-            Self::Internal(_) => "Internal error",
+            Self::BadRequest { .. } => ("bad-request", "The request is malformed"),
+            Self::Validation(_) => ("validation-error", "The request failed validation"),
+            Self::Unauthorized(_) => ("unauthorized", "Authentication is required"),
+            Self::Forbidden(_) => ("forbidden", "Not allowed"),
+            Self::NotFound(_) => ("not-found", "Not found"),
+            Self::MethodNotAllowed => ("method-not-allowed", "Method not allowed"),
+            Self::PayloadTooLarge { .. } => ("payload-too-large", "The body is too large"),
+            Self::UnsupportedMediaType => ("unsupported-media-type", "Unsupported media type"),
+            Self::Unavailable { .. } => ("service-unavailable", "Temporarily unavailable"),
+            Self::Internal(_) => ("internal-error", "Internal error"),
         }
     }
 
@@ -105,6 +96,38 @@ impl ApiError {
             }
             Self::Internal(_) => "an unexpected error occurred".to_owned(),
             other => other.to_string(),
+        }
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(error: AuthError) -> Self {
+        match error {
+            AuthError::Missing => ApiError::Unauthorized("a Bearer token is required"),
+            AuthError::Malformed => ApiError::Unauthorized("the Authorization header is malformed"),
+            AuthError::Undecodable => ApiError::Unauthorized("the token cannot be decoded"),
+            AuthError::Rejected(StatusCode::FORBIDDEN) => {
+                ApiError::Forbidden("the User Service refused this token")
+            }
+            AuthError::Rejected(_) => ApiError::Unauthorized("the token is not valid"),
+            AuthError::Unavailable(source) => ApiError::Unavailable {
+                what: "the User Service",
+                source,
+            },
+            AuthError::NotThisUser => ApiError::Forbidden("the token does not belong to this user"),
+            AuthError::NotAService => ApiError::Forbidden("this endpoint needs the service scope"),
+        }
+    }
+}
+
+impl From<ReadError> for ApiError {
+    fn from(error: ReadError) -> Self {
+        match error {
+            ReadError::Unavailable(source) => ApiError::Unavailable {
+                what: "the score table",
+                source,
+            },
+            ReadError::Corrupt(e) => ApiError::Internal(e.into()),
         }
     }
 }
@@ -140,9 +163,10 @@ impl IntoResponse for ApiError {
             Self::BadRequest { errors, .. } => errors.clone(),
             _ => Vec::new(),
         };
+        let (slug, title) = self.kind();
         let problem = Problem {
-            problem_type: format!("urn:credit-scores:problem:{}", self.slug()),
-            title: self.title().to_owned(),
+            problem_type: format!("urn:credit-scores:problem:{slug}"),
+            title: title.to_owned(),
             status: status.as_u16(),
             detail: self.public_detail(),
             errors,

@@ -1,0 +1,220 @@
+//! Authentication and authorization, exactly as docs/architecture.md says:
+//!
+//! 1. no or malformed `Authorization: Bearer` header: 401, the User Service is not called;
+//! 2. the User Service answers 200/204: valid; 401/403: passed back as they are; anything
+//!    else, a timeout or a refused connection: 503. Fail closed, never open;
+//! 3. the user id comes from the token's claims (validated upstream, so decoding suffices);
+//! 4. callers act only for themselves unless their token carries the service scope;
+//! 5. positive validations may be cached briefly, never past `exp`; negatives never.
+//!
+//! Tokens never reach a log: [`BearerToken`]'s `Debug` hides it and nothing formats it.
+
+use std::sync::Arc;
+
+use axum::http::HeaderMap;
+use shared::UserId;
+
+mod cache;
+mod token;
+mod user_service;
+
+pub use cache::ValidationCache;
+pub use token::{decode_claims, AuthError, BearerToken, Claims, TokenValidator};
+pub use user_service::UserServiceValidator;
+
+/// Who the caller is, once authenticated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub subject: String,
+    pub is_service: bool,
+}
+
+impl Principal {
+    /// A user may act only for their own id; a service-scope caller for anyone.
+    pub fn authorize_for(&self, user: &UserId) -> Result<(), AuthError> {
+        if self.is_service || self.subject == user.as_str() {
+            Ok(())
+        } else {
+            Err(AuthError::NotThisUser)
+        }
+    }
+
+    pub fn require_service(&self) -> Result<(), AuthError> {
+        if self.is_service {
+            Ok(())
+        } else {
+            Err(AuthError::NotAService)
+        }
+    }
+}
+
+/// Everything needed to turn request headers into a [`Principal`].
+pub struct Authenticator {
+    pub validator: Arc<dyn TokenValidator>,
+    pub cache: ValidationCache,
+    pub user_claim: String,
+    pub service_scope: String,
+}
+
+impl Authenticator {
+    pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Principal, AuthError> {
+        let token = BearerToken::from_headers(headers)?;
+        // Claims first: a token we cannot read can never be authorized, so the User
+        // Service is spared the call.
+        let claims = decode_claims(&token, &self.user_claim)?;
+        if !self.cache.is_valid(&token) {
+            self.validator.validate(&token).await?;
+            self.cache.remember(&token, claims.expires_at);
+        }
+        Ok(Principal {
+            is_service: claims.scopes.contains(&self.service_scope),
+            subject: claims.subject,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cache::time_left_until;
+    use super::*;
+    use axum::http::{header, HeaderValue};
+    use base64::Engine;
+    use std::time::{Duration, Instant};
+
+    fn jwt(payload: serde_json::Value) -> String {
+        let enc = |v: &serde_json::Value| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
+        };
+        format!(
+            "{}.{}.sig",
+            enc(&serde_json::json!({"alg":"HS256"})),
+            enc(&payload)
+        )
+    }
+
+    fn headers(value: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(header::AUTHORIZATION, HeaderValue::from_str(value).unwrap());
+        h
+    }
+
+    #[test]
+    fn rejects_missing_and_malformed_headers() {
+        assert!(matches!(
+            BearerToken::from_headers(&HeaderMap::new()),
+            Err(AuthError::Missing)
+        ));
+        for bad in [
+            "Bearer",
+            "Bearer ",
+            "Basic abc",
+            "Bearer a b",
+            "Bearer ab\"c",
+            "token",
+        ] {
+            assert!(
+                matches!(
+                    BearerToken::from_headers(&headers(bad)),
+                    Err(AuthError::Malformed)
+                ),
+                "{bad}"
+            );
+        }
+        assert!(BearerToken::from_headers(&headers("bearer abc.def.ghi")).is_ok());
+    }
+
+    #[test]
+    fn debug_output_never_shows_the_token() {
+        let token = BearerToken::from_headers(&headers("Bearer secret-token")).unwrap();
+        assert!(!format!("{token:?}").contains("secret"));
+    }
+
+    #[test]
+    fn decodes_subject_scopes_and_expiry() {
+        let token = BearerToken(jwt(
+            serde_json::json!({"sub":"alice","scope":"a credit-scores:service","exp":42}),
+        ));
+        let claims = decode_claims(&token, "sub").unwrap();
+        assert_eq!(claims.subject, "alice");
+        assert_eq!(claims.scopes, ["a", "credit-scores:service"]);
+        assert_eq!(claims.expires_at, Some(42));
+    }
+
+    #[test]
+    fn reads_the_configured_user_claim() {
+        let token = BearerToken(jwt(serde_json::json!({"sub":"x","uid":"bob"})));
+        assert_eq!(decode_claims(&token, "uid").unwrap().subject, "bob");
+    }
+
+    #[test]
+    fn undecodable_payloads_are_rejected() {
+        for bad in ["abc", "a.b", "a.!!!.c", "a.b.c.d"] {
+            assert!(
+                decode_claims(&BearerToken(bad.into()), "sub").is_err(),
+                "{bad}"
+            );
+        }
+        let no_sub = BearerToken(jwt(serde_json::json!({"name":"x"})));
+        assert!(decode_claims(&no_sub, "sub").is_err());
+    }
+
+    #[test]
+    fn users_act_only_for_themselves_unless_service() {
+        let alice = UserId::parse("alice").unwrap();
+        let bob = UserId::parse("bob").unwrap();
+        let user = Principal {
+            subject: "alice".into(),
+            is_service: false,
+        };
+        assert!(user.authorize_for(&alice).is_ok());
+        assert!(user.authorize_for(&bob).is_err());
+        let service = Principal {
+            subject: "importer".into(),
+            is_service: true,
+        };
+        assert!(service.authorize_for(&bob).is_ok());
+    }
+
+    #[test]
+    fn cache_never_outlives_the_token() {
+        let cache = ValidationCache::new(Duration::from_secs(300));
+        let token = BearerToken("t".into());
+        let past = time::OffsetDateTime::now_utc().unix_timestamp() - 1;
+        cache.remember(&token, Some(past));
+        assert!(!cache.is_valid(&token));
+        cache.remember(&token, None);
+        assert!(cache.is_valid(&token));
+    }
+
+    /// Found while testing the outage cache: the lifetime was counted from the current whole
+    /// second, so a cached token could be served for up to a second past its `exp`.
+    #[test]
+    fn cache_ends_at_exp_to_the_subsecond() {
+        let cache = ValidationCache::new(Duration::from_secs(300));
+        let token = BearerToken("t".into());
+        let now = time::OffsetDateTime::now_utc();
+        let exp = now.unix_timestamp() + 1;
+        cache.remember(&token, Some(exp));
+        let exact = time::OffsetDateTime::from_unix_timestamp(exp).unwrap() - now;
+        let until = cache.entries.lock().unwrap()[&token.fingerprint()];
+        let cached_for = until.saturating_duration_since(Instant::now());
+        assert!(
+            cached_for <= Duration::try_from(exact).unwrap(),
+            "cached for {cached_for:?}, exp in {exact}"
+        );
+    }
+
+    #[test]
+    fn expiry_arithmetic_never_overflows() {
+        assert_eq!(time_left_until(i64::MIN), Duration::ZERO);
+        assert!(time_left_until(i64::MAX) > Duration::from_secs(100 * 365 * 24 * 3600));
+    }
+
+    #[test]
+    fn a_zero_ttl_disables_the_cache() {
+        let cache = ValidationCache::new(Duration::ZERO);
+        let token = BearerToken("t".into());
+        cache.remember(&token, None);
+        assert!(!cache.is_valid(&token));
+    }
+}

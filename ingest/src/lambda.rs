@@ -1,0 +1,69 @@
+//! Lambda mode: API Gateway in front: route on the path the client used, without the stage.
+
+use axum::Router;
+use lambda_http::request::RequestContext;
+use lambda_http::RequestExt;
+
+/// The path to route on. REST (v1) events carry the path without the stage (lambda_http
+/// adds it back); HTTP API (v2) raw paths carry a named stage, which is stripped once.
+/// Using the raw path keeps this right even for a stage named like a route segment.
+pub fn route_path(request: &lambda_http::Request) -> Option<String> {
+    let raw = request.raw_http_path();
+    if raw.is_empty() {
+        return None;
+    }
+    let stage = match request.request_context_ref() {
+        Some(RequestContext::ApiGatewayV1(_)) => return Some(raw.to_owned()),
+        Some(RequestContext::ApiGatewayV2(ctx)) => ctx.stage.clone(),
+        _ => None,
+    };
+    match stage.filter(|s| s != "$default") {
+        Some(stage) => {
+            let prefix = format!("/{stage}");
+            match raw.strip_prefix(&prefix) {
+                Some("") => Some("/".to_owned()),
+                Some(rest) if rest.starts_with('/') => Some(rest.to_owned()),
+                _ => Some(raw.to_owned()),
+            }
+        }
+        None => Some(raw.to_owned()),
+    }
+}
+
+/// Rewrites the request URI to [`route_path`], keeping the query string.
+pub fn strip_stage(mut request: lambda_http::Request) -> lambda_http::Request {
+    if let Some(path) = route_path(&request) {
+        let path_and_query = match request.uri().query() {
+            Some(q) => format!("{path}?{q}"),
+            None => path,
+        };
+        if let Ok(pq) = path_and_query.parse::<http::uri::PathAndQuery>() {
+            let mut parts = request.uri().clone().into_parts();
+            parts.path_and_query = Some(pq);
+            if let Ok(uri) = http::Uri::from_parts(parts) {
+                *request.uri_mut() = uri;
+            }
+        }
+    }
+    request
+}
+
+/// The router as the Lambda runtime calls it.
+pub fn service(
+    router: Router,
+) -> impl tower::Service<
+    lambda_http::Request,
+    Response = axum::response::Response,
+    Error = std::convert::Infallible,
+    Future = impl Send,
+> + Clone {
+    tower::ServiceBuilder::new()
+        .map_request(strip_stage)
+        .service(router)
+}
+
+pub async fn run(router: Router) -> anyhow::Result<()> {
+    lambda_http::run(service(router))
+        .await
+        .map_err(|e| anyhow::anyhow!(e))
+}

@@ -1,0 +1,103 @@
+//! What every handler shares: the ports (auth, queue, reads, stored writes), the cursor
+//! codec and the clock, and their production wiring from the settings.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use time::OffsetDateTime;
+
+use crate::auth::{Authenticator, TokenValidator, UserServiceValidator, ValidationCache};
+use crate::cursor::{CursorCodec, CursorKey};
+use crate::idempotency::{DynamoStoredWrites, StoredWrites};
+use crate::queue::{ScoreQueue, SqsScoreQueue};
+use crate::reads::{DynamoScoreReader, ScoreReader};
+use crate::settings::IngestSettings;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub auth: Arc<Authenticator>,
+    pub queue: Arc<dyn ScoreQueue>,
+    pub reader: Arc<dyn ScoreReader>,
+    /// Asked before enqueueing a write that carries an Idempotency-Key.
+    pub stored_writes: Arc<dyn StoredWrites>,
+    /// Signs and checks list cursors.
+    pub cursors: Arc<CursorCodec>,
+    /// The clock, so tests can pin "now" for the future-timestamp rule.
+    pub now: fn() -> OffsetDateTime,
+}
+
+impl AppState {
+    pub fn new(
+        settings: &IngestSettings,
+        validator: Arc<dyn TokenValidator>,
+        queue: Arc<dyn ScoreQueue>,
+        reader: Arc<dyn ScoreReader>,
+        stored_writes: Arc<dyn StoredWrites>,
+        cursor_key: &CursorKey,
+    ) -> Self {
+        Self {
+            auth: Arc::new(Authenticator {
+                validator,
+                cache: ValidationCache::new(settings.auth_cache_ttl),
+                user_claim: settings.user_claim.clone(),
+                service_scope: settings.service_scope.clone(),
+            }),
+            queue,
+            reader,
+            stored_writes,
+            cursors: Arc::new(CursorCodec::new(cursor_key)),
+            now: OffsetDateTime::now_utc,
+        }
+    }
+
+    /// The production wiring: User Service over HTTP, SQS and DynamoDB from one `SdkConfig`.
+    pub fn from_settings(
+        settings: &IngestSettings,
+        sdk: &aws_config::SdkConfig,
+    ) -> anyhow::Result<Self> {
+        let validator = UserServiceValidator::new(
+            &settings.user_service_endpoint(),
+            settings.user_service_timeout,
+        )
+        .context("building the User Service client")?;
+        let queue = SqsScoreQueue {
+            client: shared::aws::sqs_client_bounded(sdk, settings.sqs_send_timeout),
+            queue_url: settings.queue_url.clone(),
+        };
+        let table_client =
+            shared::aws::dynamodb_client_bounded(sdk, settings.dynamodb_read_timeout);
+        let reader = DynamoScoreReader {
+            client: table_client.clone(),
+            table_name: settings.table_name.clone(),
+        };
+        let stored_writes = DynamoStoredWrites {
+            client: table_client,
+            table_name: settings.table_name.clone(),
+        };
+        let cursor_key = match &settings.cursor_signing_key {
+            Some(key) => key.clone(),
+            // Lambda runs many short-lived instances at once: with a key per instance, page 2
+            // would fail whenever it reached another one. Refuse to start instead.
+            None if shared::telemetry::running_in_lambda() => anyhow::bail!(
+                "environment variable CURSOR_SIGNING_KEY is required under Lambda: every \
+                 instance must sign list cursors with the same key (at least 32 bytes, e.g. \
+                 `openssl rand -base64 48`)"
+            ),
+            None => {
+                tracing::warn!(
+                    "CURSOR_SIGNING_KEY is not set: list cursors are signed with a random \
+                     per-process key, so they fail (400) on any other instance or after a restart"
+                );
+                CursorKey::random().context("generating a cursor signing key")?
+            }
+        };
+        Ok(Self::new(
+            settings,
+            Arc::new(validator),
+            Arc::new(queue),
+            Arc::new(reader),
+            Arc::new(stored_writes),
+            &cursor_key,
+        ))
+    }
+}
