@@ -77,7 +77,7 @@ lint-deploy: ## hadolint the Containerfiles; render and validate deploy/k8s offl
 image: ## container images of both functions with buildah, from scratch, no base pulled (images/build-local.sh)
 	@bash images/build-local.sh
 
-lint-infra: ## cfn-lint the SAM template (installs pinned cfn-lint into .venv-tools)
+lint-infra: ## cfn-lint and checkov on the SAM template and infra/ecs.yaml (pinned, in .venv-tools)
 	@bash infra/lint.sh
 
 bench: ## performance budgets against the emulator, release build (prints figures and ratios)
