@@ -62,7 +62,7 @@ for f in "${functions[@]}"; do
     -t "$image" "$context" >/dev/null
   rm -f "$context.oci.tar"
   bah push --quiet "$image" "oci-archive:$root/target/image/$f.oci.tar:$image"
-  size=$(bah inspect --type image --format '{{.Docker.Size}}' "$image" 2>/dev/null || true)
+  size=$(bah images --format '{{.Size}}' "$image" 2>/dev/null | head -n 1 || true)
   files=$(du -sb "$rootfs" | cut -f1)
-  echo "image: $image  root filesystem $(numfmt --to=iec --suffix=B "$files")  archive $(numfmt --to=iec --suffix=B "$(stat -c %s "$root/target/image/$f.oci.tar")")${size:+  (buildah: $size bytes)}"
+  echo "image: $image  root filesystem $(numfmt --to=iec --suffix=B "$files")  archive $(numfmt --to=iec --suffix=B "$(stat -c %s "$root/target/image/$f.oci.tar")")${size:+  buildah images: $size}"
 done

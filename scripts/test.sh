@@ -29,6 +29,17 @@ args=("$@" "${extra[@]}")
 log "cargo build --workspace --bins"
 cargo build --workspace --bins
 
+# The image tests (tests/tests/images.rs) run what `make image` builds: release binaries in
+# images from scratch. Without buildah they skip with the reason, except under CI=true.
+if command -v buildah >/dev/null 2>&1; then
+  log "make image (release build of both binaries, then the images; needs buildah)"
+  bash "$REPO_ROOT/images/build-local.sh"
+elif [[ "${CI:-}" == true ]]; then
+  log "buildah is not installed and CI=true: the image tests will fail (apt-get install -y buildah)"
+else
+  log "buildah is not installed: the image tests will skip (apt-get install -y buildah to run them)"
+fi
+
 log "cargo test --workspace ${args[*]} (AWS_ENDPOINT_URL=$AWS_ENDPOINT_URL, AWS_REGION=$AWS_REGION)"
 status=0
 cargo test --workspace "${args[@]}" || status=$?
