@@ -8,9 +8,6 @@ use pipeline_tests::emulator::Emulator;
 use pipeline_tests::fault_proxy::{dynamodb, FaultProxy, Faults};
 use pipeline_tests::{eventually, spawn_binary, RunningBinary};
 
-const HEALTH_PORT: &str = "4132";
-const GRACE_PORT: &str = "4133";
-
 fn bodies(n: usize) -> Vec<String> {
     (0..n)
         .map(|i| {
@@ -19,6 +16,18 @@ fn bodies(n: usize) -> Vec<String> {
             .to_string()
         })
         .collect()
+}
+
+/// A free loopback port for the worker's health answers.
+async fn free_port() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind an ephemeral port");
+    listener
+        .local_addr()
+        .expect("local address")
+        .port()
+        .to_string()
 }
 
 async fn status_of(client: &reqwest::Client, port: &str, path: &str) -> Option<u16> {
@@ -74,20 +83,21 @@ async fn the_worker_is_ready_while_polling_and_not_ready_but_alive_while_drainin
         .timeout(Duration::from_secs(2))
         .build()
         .expect("client");
+    let port = free_port().await;
     let env = env_through(
         &emulator,
         &resources,
         &proxy,
-        &[("HEALTH_PORT", HEALTH_PORT), ("POLLER_RECEIVE_LOOPS", "1")],
+        &[("HEALTH_PORT", &port), ("POLLER_RECEIVE_LOOPS", "1")],
     );
     let mut worker = spawn_binary("worker", &[], &env);
 
     let ready = eventually(Duration::from_secs(15), || async {
-        (status_of(&client, HEALTH_PORT, "/ready").await == Some(200)).then_some(())
+        (status_of(&client, &port, "/ready").await == Some(200)).then_some(())
     })
     .await;
     assert!(ready.is_some(), "never ready; log:\n{}", worker.log());
-    assert_eq!(status_of(&client, HEALTH_PORT, "/health").await, Some(200));
+    assert_eq!(status_of(&client, &port, "/health").await, Some(200));
 
     // Every write now takes 3 s: SIGTERM lands while a batch is in hand.
     proxy.set_faults(
@@ -109,7 +119,7 @@ async fn the_worker_is_ready_while_polling_and_not_ready_but_alive_while_drainin
     sigterm(&worker);
 
     let draining = eventually(Duration::from_secs(2), || async {
-        (status_of(&client, HEALTH_PORT, "/ready").await == Some(503)).then_some(())
+        (status_of(&client, &port, "/ready").await == Some(503)).then_some(())
     })
     .await;
     assert!(
@@ -118,7 +128,7 @@ async fn the_worker_is_ready_while_polling_and_not_ready_but_alive_while_drainin
         worker.log()
     );
     assert_eq!(
-        status_of(&client, HEALTH_PORT, "/health").await,
+        status_of(&client, &port, "/health").await,
         Some(200),
         "alive while draining"
     );
@@ -140,7 +150,7 @@ async fn the_worker_is_ready_while_polling_and_not_ready_but_alive_while_drainin
     );
     assert_eq!(written + visible + in_flight, 10, "log:\n{}", worker.log());
     assert_eq!(
-        status_of(&client, HEALTH_PORT, "/health").await,
+        status_of(&client, &port, "/health").await,
         None,
         "port closed on exit"
     );
@@ -160,7 +170,10 @@ async fn a_batch_slower_than_the_shutdown_grace_is_left_to_redelivery_and_the_wo
         &emulator,
         &resources,
         &proxy,
-        &[("HEALTH_PORT", GRACE_PORT), ("SHUTDOWN_GRACE_SECONDS", "1")],
+        &[
+            ("HEALTH_PORT", &free_port().await),
+            ("SHUTDOWN_GRACE_SECONDS", "1"),
+        ],
     );
     let mut worker = spawn_binary("worker", &[], &env);
     emulator.send_bodies(&resources.queue_url, &bodies(5)).await;
