@@ -22,7 +22,8 @@ help: ## list the targets
 		awk 'BEGIN {FS = ":.*## "}; {printf "  %-14s %s\n", $$1, $$2}'
 	@echo
 	@echo "Variables: EMULATOR_PORT (4566), PORT (ingest, 4112), DEV_USER_SERVICE_PORT (4113),"
-	@echo "           DEV_DETACH=1 (make dev returns at once), TEST_ARGS (extra cargo test args)"
+	@echo "           DEV_DETACH=1 (make dev returns at once), TEST_ARGS (extra cargo test args),"
+	@echo "           IMAGE_STORAGE (make image: buildah storage, target/containers), KEDA_CRDS (lint-deploy)"
 
 dev: ## run the whole pipeline locally (emulator, ingest, worker, dev User Service); Ctrl-C stops it
 	@bash scripts/dev.sh

@@ -390,3 +390,48 @@ fn ingest_is_served_over_https_by_an_alb_that_checks_health_and_the_worker_by_no
         );
     }
 }
+
+#[test]
+fn only_the_alb_reaches_ingest_and_nothing_reaches_the_worker() {
+    let t = template();
+    let ingress_of = |group: &str| -> Vec<Value> {
+        let inline = prop(resource(&t, group), &["SecurityGroupIngress"])
+            .and_then(Value::as_sequence)
+            .cloned()
+            .unwrap_or_default();
+        let standalone = t["Resources"]
+            .as_mapping()
+            .into_iter()
+            .flatten()
+            .filter(|(_, r)| text(&r["Type"]) == "AWS::EC2::SecurityGroupIngress")
+            .filter(|(_, r)| prop(r, &["GroupId"]).map(text).as_deref() == Some(group))
+            .filter_map(|(_, r)| r.get("Properties").cloned());
+        inline.into_iter().chain(standalone).collect()
+    };
+    assert!(
+        ingress_of("WorkerSecurityGroup").is_empty(),
+        "the worker accepts no connections"
+    );
+    let ingest = ingress_of("IngestSecurityGroup");
+    assert_eq!(ingest.len(), 1, "{ingest:?}");
+    assert_eq!(
+        text(&ingest[0]["SourceSecurityGroupId"]),
+        "LoadBalancerSecurityGroup"
+    );
+    assert!(
+        ingest[0].get("CidrIp").is_none(),
+        "no address range reaches ingest directly"
+    );
+    // The ALB may connect to the ingest tasks and nowhere else.
+    let egress = prop(
+        resource(&t, "LoadBalancerSecurityGroup"),
+        &["SecurityGroupEgress"],
+    )
+    .and_then(Value::as_sequence)
+    .expect("inline egress, replacing the default allow-all rule");
+    assert_eq!(egress.len(), 1);
+    assert_eq!(
+        text(&egress[0]["DestinationSecurityGroupId"]),
+        "IngestSecurityGroup"
+    );
+}

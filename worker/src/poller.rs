@@ -89,9 +89,11 @@ impl Poller {
         }
         let mut requested = shutdown.clone();
         tokio::select! {
+            // The loops end on shutdown too: when both are ready, this is the shutdown path.
+            biased;
             // An Err means the sender is gone: the loops see that as shutdown too.
             _ = requested.wait_for(|stop| *stop) => {}
-            ended = join_all(&mut loops) => return ended,
+            ended = join_all(&mut loops) => ended?,
         }
         if let Some(health) = &this.health {
             health.draining();
