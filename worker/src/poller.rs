@@ -100,11 +100,9 @@ impl Poller {
         }
         match this.shutdown_grace {
             None => join_all(&mut loops).await?,
-            Some(grace) => {
-                if tokio::time::timeout(grace, join_all(&mut loops))
-                    .await
-                    .is_err()
-                {
+            Some(grace) => match tokio::time::timeout(grace, join_all(&mut loops)).await {
+                Ok(joined) => joined?,
+                Err(_) => {
                     loops.abort_all();
                     tracing::warn!(
                         grace_s = grace.as_secs_f64(),
@@ -112,7 +110,7 @@ impl Poller {
                          return after the visibility timeout"
                     );
                 }
-            }
+            },
         }
         tracing::info!("poller stopped");
         Ok(())
