@@ -14,6 +14,7 @@ set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 storage=${IMAGE_STORAGE:-"$root/target/containers"}
+target_dir=${CARGO_TARGET_DIR:-"$root/target"}
 functions=("$@")
 ((${#functions[@]})) || functions=(ingest worker)
 ca_bundle=/etc/ssl/certs/ca-certificates.crt
@@ -37,7 +38,7 @@ if [[ "${IMAGE_CARGO_BUILD:-1}" != 0 ]]; then
 fi
 
 for f in "${functions[@]}"; do
-  binary="$root/target/release/$f"
+  binary="$target_dir/release/$f"
   [[ -x "$binary" ]] || die "$binary is missing (run without IMAGE_CARGO_BUILD=0)"
   context="$root/target/image/$f"
   rootfs="$context/rootfs"

@@ -6,6 +6,7 @@
 //! scripts/test.sh builds the images first when buildah is installed. Without buildah these
 //! tests say why and pass, except under CI (`CI=true`), where a missing buildah fails them.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -55,7 +56,9 @@ fn buildah_installed(test: &str) -> bool {
         "{test}: buildah is not installed and CI=true: the image tests must run in CI \
          (.ci/run installs buildah with apt-get)"
     );
-    eprintln!(
+    // Straight to stderr: the test harness captures eprintln! of passing tests.
+    let _ = writeln!(
+        std::io::stderr(),
         "SKIPPED {test}: buildah is not installed (apt-get install -y buildah), so the \
          images cannot be built or run here; CI=true makes this a failure"
     );
@@ -276,7 +279,9 @@ fn both_images_run_as_the_nonroot_user_stop_on_sigterm_and_log_json() {
 
 #[tokio::test]
 async fn the_worker_image_drains_200_messages_and_exits_0_on_sigterm_mid_drain_losing_none() {
-    if !buildah_installed("the_worker_image_drains_200_messages") {
+    if !buildah_installed(
+        "the_worker_image_drains_200_messages_and_exits_0_on_sigterm_mid_drain_losing_none",
+    ) {
         return;
     }
     let emulator = Emulator::connect().await;
