@@ -10,10 +10,10 @@ export EMULATOR_PORT
 AWS_ENDPOINT_URL ?= http://127.0.0.1:$(EMULATOR_PORT)
 
 SHELL_SCRIPTS := localstack/start.sh localstack/stop.sh localstack/provision.sh \
-	scripts/lib.sh scripts/dev.sh scripts/test.sh scripts/with-emulator.sh scripts/bench.sh scripts/vendor-swagger-ui.sh scripts/schemathesis.sh scripts/fuzz.sh scripts/soak.sh scripts/deny.sh scripts/dev-lambda.sh infra/package.sh infra/lint.sh infra/deploy-local.sh .ci/run
+	scripts/lib.sh scripts/dev.sh scripts/test.sh scripts/with-emulator.sh scripts/bench.sh scripts/vendor-swagger-ui.sh scripts/schemathesis.sh scripts/fuzz.sh scripts/soak.sh scripts/deny.sh scripts/dev-lambda.sh scripts/lint-deploy.sh images/build-local.sh infra/package.sh infra/lint.sh infra/deploy-local.sh .ci/run
 
 .PHONY: help dev dev-stop dev-lambda dev-lambda-stop test lint lint-rust lint-sh fmt emulator-up emulator-down \
-	provision bench package clean distclean schemathesis fuzz soak lint-infra lint-deny sbom
+	provision bench package clean distclean schemathesis fuzz soak lint-infra lint-deny lint-deploy sbom image
 
 help: ## list the targets
 	@echo "Usage: make <target>"
@@ -22,7 +22,8 @@ help: ## list the targets
 		awk 'BEGIN {FS = ":.*## "}; {printf "  %-14s %s\n", $$1, $$2}'
 	@echo
 	@echo "Variables: EMULATOR (ministack | moto | localstack), EMULATOR_PORT (4566), PORT (ingest, 4112), DEV_USER_SERVICE_PORT (4113),"
-	@echo "           DEV_DETACH=1 (make dev returns at once), TEST_ARGS (extra cargo test args)"
+	@echo "           DEV_DETACH=1 (make dev returns at once), TEST_ARGS (extra cargo test args),"
+	@echo "           IMAGE_STORAGE (make image: buildah storage, target/containers), KEDA_CRDS (lint-deploy)"
 
 dev: ## run the whole pipeline locally (emulator, ingest, worker, dev User Service); Ctrl-C stops it
 	@bash scripts/dev.sh
@@ -39,7 +40,7 @@ dev-lambda-stop: ## stop the dev User Service and the emulator that `make dev-la
 test: ## all tests against the emulator (started and stopped if not running)
 	@bash scripts/test.sh
 
-lint: lint-rust lint-sh lint-deny lint-infra ## fmt --check, clippy -D warnings, no module import cycles, shellcheck (when installed), cargo-deny, cfn-lint
+lint: lint-rust lint-sh lint-deny lint-infra lint-deploy ## fmt --check, clippy -D warnings, no module import cycles, shellcheck (when installed), cargo-deny, cfn-lint, checkov, hadolint, Kubernetes and KEDA manifests
 
 lint-rust:
 	cargo fmt --all --check
@@ -78,7 +79,13 @@ soak: ## spike test: 20,000 writes through ingest while worker pollers drain (ab
 lint-deny: ## cargo deny check: advisories (offline snapshot, ADVISORY_DB), licences, bans, sources
 	@bash scripts/deny.sh
 
-lint-infra: ## cfn-lint the SAM template (installs pinned cfn-lint into .venv-tools)
+lint-deploy: ## hadolint the Containerfiles; render and validate deploy/k8s offline (kubernetes-validate, KEDA CRD schemas, policy)
+	@bash scripts/lint-deploy.sh
+
+image: ## container images of both functions with buildah, from scratch, no base pulled (images/build-local.sh)
+	@bash images/build-local.sh
+
+lint-infra: ## cfn-lint and checkov on the SAM template and infra/ecs.yaml (pinned, in .venv-tools)
 	@bash infra/lint.sh
 
 bench: ## performance budgets against the emulator, release build (prints figures and ratios)

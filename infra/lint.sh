@@ -4,6 +4,7 @@
 #   2. the AWS SAM translator expands it offline (as `sam deploy` would, minus uploads) and
 #      cfn-lint checks the resulting plain CloudFormation, so a template SAM cannot expand, or
 #      that expands into something invalid, fails here and not at deploy time.
+# infra/ecs.yaml (plain CloudFormation: the ECS Fargate services) gets cfn-lint and checkov too.
 # Then checkov, the IaC security scanner adopters run, scans both forms (the SAM form sees
 # what we wrote, the expanded one what SAM generates from it, e.g. the API stage). Checks
 # that do not apply are skipped in the template, beside the resource, with the reason.
@@ -19,6 +20,7 @@ CHECKOV_VERSION=3.3.30
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 venv="$root/.venv-tools"
 template="$root/infra/template.yaml"
+ecs="$root/infra/ecs.yaml"
 
 if [[ ! -x "$venv/bin/python" ]]; then
   echo "lint: creating $venv" >&2
@@ -45,10 +47,13 @@ echo "lint: expanding the SAM transform (aws-sam-translator $SAM_TRANSLATOR_VERS
 "$venv/bin/python" "$root/infra/sam_transform.py" "$template" "$expanded"
 "$venv/bin/cfn-lint" --include-checks I -- "$expanded"
 
+echo "lint: cfn-lint $CFN_LINT_VERSION on $ecs" >&2
+"$venv/bin/cfn-lint" --include-checks I -- "$ecs"
+
 # Offline: no policy download from the vendor's platform, no PyPI version check. Any failed
 # check fails the script.
-echo "lint: checkov $CHECKOV_VERSION on the template and its expansion" >&2
-for scanned in "$template" "$expanded"; do
+echo "lint: checkov $CHECKOV_VERSION on the template, its expansion and the ECS template" >&2
+for scanned in "$template" "$expanded" "$ecs"; do
   CKV_SKIP_PACKAGE_UPDATE_CHECK=true BC_SKIP_MAPPING=TRUE "$venv/bin/checkov" \
     --framework cloudformation --skip-download --quiet --compact --file "$scanned"
 done

@@ -39,6 +39,20 @@ else
   log "the emulator runs no Lambda functions: the deployed-stack tests will be skipped"
 fi
 
+# The image tests (tests/tests/images.rs) run what `make image` builds: binaries in images
+# from scratch. Here from the debug binaries just built: the images' layout (the libraries
+# ldd lists, the CA bundle, the nonroot user, SIGTERM) is what is tested, and a release build
+# of both would add minutes; `make image` builds the release ones. Without buildah the tests
+# skip with the reason, except under CI=true.
+if command -v buildah >/dev/null 2>&1; then
+  log "images from the debug binaries (IMAGE_PROFILE=debug images/build-local.sh; needs buildah)"
+  IMAGE_PROFILE=debug IMAGE_CARGO_BUILD=0 bash "$REPO_ROOT/images/build-local.sh"
+elif [[ "${CI:-}" == true ]]; then
+  log "buildah is not installed and CI=true: the image tests will fail (apt-get install -y buildah)"
+else
+  log "buildah is not installed: the image tests will skip (apt-get install -y buildah to run them)"
+fi
+
 log "cargo test --workspace ${args[*]} (AWS_ENDPOINT_URL=$AWS_ENDPOINT_URL, AWS_REGION=$AWS_REGION)"
 status=0
 cargo test --workspace "${args[@]}" || status=$?

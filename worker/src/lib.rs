@@ -14,6 +14,7 @@
 
 pub mod dlq;
 pub mod dlq_tools;
+pub mod health;
 pub mod lambda;
 pub mod poller;
 pub mod processor;
@@ -34,6 +35,7 @@ use tokio::sync::watch;
 
 use crate::dlq::SqsDeadLetterQueue;
 use crate::dlq_tools::DlqCommand;
+use crate::health::Health;
 use crate::poller::{Poller, PollerConfig};
 use crate::processor::Processor;
 use crate::settings::WorkerSettings;
@@ -55,7 +57,8 @@ pub struct Cli {
 const ENVIRONMENT_HELP: &str = "\
 Environment: DLQ_URL and TABLE_NAME (required), QUEUE_URL (poller), WRITE_CONCURRENCY,
 RETRY_BASE_DELAY_MS, RETRY_MAX_DELAY_MS, DEADLINE_MARGIN_MS, DYNAMODB_ATTEMPT_TIMEOUT_MS,
-POLLER_RECEIVE_LOOPS, FAILURE_VISIBILITY_BASE_SECONDS, plus the standard AWS variables.";
+POLLER_RECEIVE_LOOPS, FAILURE_VISIBILITY_BASE_SECONDS, HEALTH_PORT (poller: /health and
+/ready; off when unset), SHUTDOWN_GRACE_SECONDS (poller, 25), plus the standard AWS variables.";
 
 #[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
 pub enum Command {
@@ -126,8 +129,20 @@ async fn run() -> anyhow::Result<()> {
             deadline_margin: settings.deadline_margin,
             failure_visibility_base: settings.failure_visibility_base,
         };
-        let poller = Poller::new(shared::aws::sqs_client(&sdk), processor, config);
-        poller.run(shutdown_signal()).await
+        let poller = Poller::new(shared::aws::sqs_client(&sdk), processor, config)
+            .with_shutdown_grace(settings.shutdown_grace);
+        let Some(port) = settings.health_port else {
+            return poller.run(shutdown_signal()).await;
+        };
+        let health = Health::new();
+        let (stop_health, health_stopped) = watch::channel(false);
+        let addr = std::net::SocketAddr::from(([0, 0, 0, 0], port));
+        let server = health::serve(addr, health.clone(), health_stopped).await?;
+        let result = poller.with_health(health).run(shutdown_signal()).await;
+        // Probes keep their answers until the batches are done, then the process ends.
+        let _ = stop_health.send(true);
+        let _ = server.await;
+        result
     }
 }
 

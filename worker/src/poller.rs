@@ -2,8 +2,10 @@
 //!
 //! Several receive loops; DeleteMessageBatch for what succeeded; failed messages get their
 //! visibility pushed out (exponential in the receive count) so they come back later. On
-//! SIGTERM/Ctrl-C the batches in hand are finished before exit. A `kill -9` loses nothing:
-//! unfinished messages reappear after the visibility timeout.
+//! SIGTERM/Ctrl-C the batches in hand are finished before exit, within the shutdown grace
+//! period when one is set (shorter than the orchestrator's, so the worker exits before it is
+//! killed). A `kill -9`, or a grace period running out, loses nothing: unfinished messages
+//! reappear after the visibility timeout and are rewritten to the same items.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -17,6 +19,7 @@ use aws_sdk_sqs::types::{
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use crate::health::Health;
 use crate::processor::Processor;
 use crate::record::{parse_sent_timestamp, InboundMessage};
 
@@ -37,6 +40,8 @@ pub struct Poller {
     sqs: aws_sdk_sqs::Client,
     processor: Arc<Processor>,
     config: PollerConfig,
+    health: Option<Health>,
+    shutdown_grace: Option<Duration>,
 }
 
 impl Poller {
@@ -45,12 +50,30 @@ impl Poller {
             sqs,
             processor,
             config,
+            health: None,
+            shutdown_grace: None,
         }
+    }
+
+    /// Reports ready once polling, and not ready from the shutdown request on.
+    pub fn with_health(mut self, health: Health) -> Self {
+        self.health = Some(health);
+        self
+    }
+
+    /// After shutdown is requested, wait at most `grace` for the batches in hand; without
+    /// one, wait for them however long they take.
+    pub fn with_shutdown_grace(mut self, grace: Duration) -> Self {
+        self.shutdown_grace = Some(grace);
+        self
     }
 
     /// Runs until `shutdown` turns true, then finishes the batches in hand and returns.
     pub async fn run(self, shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
         let visibility = self.visibility_timeout().await?;
+        if let Some(health) = &self.health {
+            health.polling();
+        }
         tracing::info!(
             queue_url = %self.config.queue_url,
             loops = self.config.receive_loops,
@@ -64,8 +87,30 @@ impl Poller {
             let shutdown = shutdown.clone();
             loops.spawn(async move { this.receive_loop(visibility, shutdown).await });
         }
-        while let Some(result) = loops.join_next().await {
-            result.context("a receive loop panicked")?;
+        let mut requested = shutdown.clone();
+        tokio::select! {
+            // The loops end on shutdown too: when both are ready, this is the shutdown path.
+            biased;
+            // An Err means the sender is gone: the loops see that as shutdown too.
+            _ = requested.wait_for(|stop| *stop) => {}
+            ended = join_all(&mut loops) => ended?,
+        }
+        if let Some(health) = &this.health {
+            health.draining();
+        }
+        match this.shutdown_grace {
+            None => join_all(&mut loops).await?,
+            Some(grace) => match tokio::time::timeout(grace, join_all(&mut loops)).await {
+                Ok(joined) => joined?,
+                Err(_) => {
+                    loops.abort_all();
+                    tracing::warn!(
+                        grace_s = grace.as_secs_f64(),
+                        "shutdown grace period over with batches unfinished; their messages \
+                         return after the visibility timeout"
+                    );
+                }
+            },
         }
         tracing::info!("poller stopped");
         Ok(())
@@ -236,6 +281,13 @@ impl Poller {
             }
         }
     }
+}
+
+async fn join_all(loops: &mut tokio::task::JoinSet<()>) -> anyhow::Result<()> {
+    while let Some(result) = loops.join_next().await {
+        result.context("a receive loop panicked")?;
+    }
+    Ok(())
 }
 
 /// How long a failed message stays hidden: base * 2^(receives - 1), capped, with jitter so

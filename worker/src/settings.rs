@@ -19,6 +19,13 @@ pub struct WorkerSettings {
     pub receive_loops: usize,
     /// First visibility delay for a failed message in poller mode; doubles per receive.
     pub failure_visibility_base: Duration,
+    /// Poller mode: the port of the liveness/readiness answers (`worker::health`); none
+    /// when unset, so Lambda and several local pollers on one machine need no port.
+    pub health_port: Option<u16>,
+    /// Poller mode: how long batches in hand may take after SIGTERM. Shorter than the
+    /// orchestrator's own grace (Kubernetes and ECS default to 30 s) so the worker exits
+    /// itself rather than being killed.
+    pub shutdown_grace: Duration,
 }
 
 impl WorkerSettings {
@@ -37,6 +44,18 @@ impl WorkerSettings {
                 reason: "must be at least 1".into(),
             });
         }
+        let health_port = match source.get("HEALTH_PORT") {
+            None => None,
+            Some(raw) => match raw.trim().parse::<u16>() {
+                Ok(port) if port > 0 => Some(port),
+                _ => {
+                    return Err(SettingsError::Invalid {
+                        name: "HEALTH_PORT",
+                        reason: format!("{raw:?} is not a port number (1..=65535)"),
+                    })
+                }
+            },
+        };
         Ok(Self {
             queue_url: source.get("QUEUE_URL"),
             dlq_url: required(source, "DLQ_URL")?,
@@ -58,6 +77,8 @@ impl WorkerSettings {
                 "FAILURE_VISIBILITY_BASE_SECONDS",
                 5u64,
             )?),
+            health_port,
+            shutdown_grace: Duration::from_secs(parsed(source, "SHUTDOWN_GRACE_SECONDS", 25u64)?),
         })
     }
 
@@ -87,6 +108,40 @@ mod tests {
             ("WRITE_CONCURRENCY", "0"),
         ];
         assert!(WorkerSettings::from_source(&env).is_err());
+    }
+
+    #[test]
+    fn the_health_port_is_off_unless_set_and_must_be_a_port() {
+        let base = [("DLQ_URL", "http://q"), ("TABLE_NAME", "t")];
+        let settings = WorkerSettings::from_source(&base).unwrap();
+        assert_eq!(settings.health_port, None);
+        assert_eq!(settings.shutdown_grace, Duration::from_secs(25));
+        let set = [
+            ("DLQ_URL", "http://q"),
+            ("TABLE_NAME", "t"),
+            ("HEALTH_PORT", "8081"),
+            ("SHUTDOWN_GRACE_SECONDS", "10"),
+        ];
+        let settings = WorkerSettings::from_source(&set).unwrap();
+        assert_eq!(settings.health_port, Some(8081));
+        assert_eq!(settings.shutdown_grace, Duration::from_secs(10));
+        for bad in ["0", "65536", "http"] {
+            let env = [
+                ("DLQ_URL", "http://q"),
+                ("TABLE_NAME", "t"),
+                ("HEALTH_PORT", bad),
+            ];
+            assert!(
+                matches!(
+                    WorkerSettings::from_source(&env),
+                    Err(SettingsError::Invalid {
+                        name: "HEALTH_PORT",
+                        ..
+                    })
+                ),
+                "{bad}"
+            );
+        }
     }
 
     #[test]
