@@ -10,25 +10,19 @@
 # else). `make dev-lambda` (scripts/dev-lambda.sh) builds the binaries and calls this.
 set -euo pipefail
 
-# The SAM translator infra/lint.sh pins, and the boto3 it runs with.
+# The SAM translator infra/lint.sh pins, the boto3 it runs with (the one checkov pins), and
+# PyYAML, which the translator imports without declaring it.
 SAM_TRANSLATOR_VERSION=1.115.0
 BOTO3_VERSION=1.35.49
+PYYAML_VERSION=6.0.4
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 venv="$root/.venv-tools"
 
-if [[ ! -x "$venv/bin/python" ]]; then
-  echo "deploy-local: creating $venv" >&2
-  python3 -m venv "$venv"
-fi
-installed() { # NAME VERSION -> true when exactly that version is in the venv
-  [[ "$("$venv/bin/python" -m pip show "$1" 2>/dev/null | sed -n 's/^Version: //p')" == "$2" ]]
-}
-if ! installed aws-sam-translator "$SAM_TRANSLATOR_VERSION" || ! installed boto3 "$BOTO3_VERSION"; then
-  echo "deploy-local: installing aws-sam-translator $SAM_TRANSLATOR_VERSION and boto3 $BOTO3_VERSION into $venv" >&2
-  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
-    "aws-sam-translator==$SAM_TRANSLATOR_VERSION" "boto3==$BOTO3_VERSION"
-fi
+# shellcheck source-path=SCRIPTDIR source=../scripts/tools-venv.sh
+. "$root/scripts/tools-venv.sh"
+tools_venv deploy-local "aws-sam-translator==$SAM_TRANSLATOR_VERSION" "boto3==$BOTO3_VERSION" \
+  "PyYAML==$PYYAML_VERSION"
 
 if [[ "${1:-}" == "--ensure-tools" ]]; then
   exit 0

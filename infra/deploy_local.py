@@ -31,7 +31,7 @@ from urllib.parse import urlparse
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import ClientError, WaiterError
+from botocore.exceptions import BotoCoreError, ClientError, WaiterError
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from sam_transform import expand, load_template  # noqa: E402
@@ -281,7 +281,8 @@ def main() -> None:
     args = parser.parse_args()
     try:
         args.run(args)
-    except (ClientError, WaiterError) as e:
+    except (ClientError, WaiterError, BotoCoreError) as e:
+        # BotoCoreError covers an emulator that is not there (EndpointConnectionError).
         fail(f"{type(e).__name__}: {e}")
 
 

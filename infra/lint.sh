@@ -22,20 +22,10 @@ venv="$root/.venv-tools"
 template="$root/infra/template.yaml"
 ecs="$root/infra/ecs.yaml"
 
-if [[ ! -x "$venv/bin/python" ]]; then
-  echo "lint: creating $venv" >&2
-  python3 -m venv "$venv"
-fi
-installed() { # NAME VERSION -> true when exactly that version is in the venv
-  [[ "$("$venv/bin/python" -m pip show "$1" 2>/dev/null | sed -n 's/^Version: //p')" == "$2" ]]
-}
-if ! installed cfn-lint "$CFN_LINT_VERSION" || ! installed aws-sam-translator "$SAM_TRANSLATOR_VERSION" ||
-  ! installed checkov "$CHECKOV_VERSION"; then
-  echo "lint: installing cfn-lint $CFN_LINT_VERSION, aws-sam-translator $SAM_TRANSLATOR_VERSION and checkov $CHECKOV_VERSION into $venv" >&2
-  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
-    "cfn-lint==$CFN_LINT_VERSION" "aws-sam-translator==$SAM_TRANSLATOR_VERSION" \
-    "checkov==$CHECKOV_VERSION"
-fi
+# shellcheck source-path=SCRIPTDIR source=../scripts/tools-venv.sh
+. "$root/scripts/tools-venv.sh"
+tools_venv lint "cfn-lint==$CFN_LINT_VERSION" "aws-sam-translator==$SAM_TRANSLATOR_VERSION" \
+  "checkov==$CHECKOV_VERSION"
 
 expanded=$(mktemp --suffix=.json)
 trap 'rm -f "$expanded"' EXIT

@@ -51,16 +51,9 @@ case "$arch" in
 esac
 
 # cargo-lambda, pinned, in the tools venv.
-if [[ ! -x "$venv/bin/python" ]]; then
-  echo "package: creating $venv" >&2
-  python3 -m venv "$venv"
-fi
-installed=$("$venv/bin/python" -m pip show cargo-lambda 2>/dev/null | sed -n 's/^Version: //p')
-if [[ "$installed" != "$CARGO_LAMBDA_VERSION" ]]; then
-  echo "package: installing cargo-lambda $CARGO_LAMBDA_VERSION into $venv (about 500 MB)" >&2
-  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
-    "cargo-lambda==$CARGO_LAMBDA_VERSION"
-fi
+# shellcheck source-path=SCRIPTDIR source=../scripts/tools-venv.sh
+. "$root/scripts/tools-venv.sh"
+tools_venv package "cargo-lambda==$CARGO_LAMBDA_VERSION" # about 500 MB
 # cargo finds `cargo-lambda` on PATH; cargo-lambda finds zig (python-zig) there too.
 export PATH="$venv/bin:$PATH"
 

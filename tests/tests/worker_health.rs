@@ -40,6 +40,19 @@ async fn status_of(client: &reqwest::Client, port: &str, path: &str) -> Option<u
         .map(|r| r.status().as_u16())
 }
 
+/// Waits until the worker's first BatchWriteItem has reached the proxy: a batch is in hand.
+async fn wait_for_a_write_in_hand(proxy: &FaultProxy, worker: &RunningBinary, timeout: Duration) {
+    let in_hand = eventually(timeout, || async {
+        (proxy.stats().op(&dynamodb("BatchWriteItem")).calls > 0).then_some(())
+    })
+    .await;
+    assert!(
+        in_hand.is_some(),
+        "no write started; log:\n{}",
+        worker.log()
+    );
+}
+
 fn sigterm(worker: &RunningBinary) {
     let status = std::process::Command::new("kill")
         .args(["-TERM", &worker.child.id().to_string()])
@@ -107,15 +120,7 @@ async fn the_worker_is_ready_while_polling_and_not_ready_but_alive_while_drainin
     emulator
         .send_bodies(&resources.queue_url, &bodies(10))
         .await;
-    let in_hand = eventually(Duration::from_secs(15), || async {
-        (proxy.stats().op(&dynamodb("BatchWriteItem")).calls > 0).then_some(())
-    })
-    .await;
-    assert!(
-        in_hand.is_some(),
-        "no write started; log:\n{}",
-        worker.log()
-    );
+    wait_for_a_write_in_hand(&proxy, &worker, Duration::from_secs(15)).await;
     sigterm(&worker);
 
     let draining = eventually(Duration::from_secs(2), || async {
@@ -177,15 +182,7 @@ async fn a_batch_slower_than_the_shutdown_grace_is_left_to_redelivery_and_the_wo
     );
     let mut worker = spawn_binary("worker", &[], &env);
     emulator.send_bodies(&resources.queue_url, &bodies(5)).await;
-    let in_hand = eventually(Duration::from_secs(20), || async {
-        (proxy.stats().op(&dynamodb("BatchWriteItem")).calls > 0).then_some(())
-    })
-    .await;
-    assert!(
-        in_hand.is_some(),
-        "no write started; log:\n{}",
-        worker.log()
-    );
+    wait_for_a_write_in_hand(&proxy, &worker, Duration::from_secs(20)).await;
 
     let asked = std::time::Instant::now();
     sigterm(&worker);
