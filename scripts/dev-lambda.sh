@@ -73,7 +73,7 @@ else
   bash "$REPO_ROOT/localstack/start.sh" >/dev/null
   : >"$EMULATOR_MARKER"
 fi
-if [[ "$(http_status "$EMU_URL/_ministack/health")" != "200" && "$(http_status "$EMU_URL/_localstack/health")" != "200" ]]; then
+if ! emulator_runs_lambda "$EMU_URL"; then
   die "the emulator on $EMU_URL runs no Lambda functions (moto?): stop it (make emulator-down) and run make dev-lambda again, which starts MiniStack"
 fi
 export AWS_ENDPOINT_URL="$EMU_URL" AWS_REGION="${AWS_REGION:-us-east-1}"

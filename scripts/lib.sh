@@ -70,6 +70,12 @@ http_answers() {
 # emulator_answers: true when something speaks HTTP on the emulator port.
 emulator_answers() { http_answers "$(emulator_url)/"; }
 
+# emulator_runs_lambda URL: true when the emulator at URL runs Lambda functions (MiniStack or
+# LocalStack answer their health paths; moto has neither), so the template can be deployed.
+emulator_runs_lambda() {
+  [[ "$(http_status "$1/_ministack/health")" == "200" || "$(http_status "$1/_localstack/health")" == "200" ]]
+}
+
 # pid_alive PID: true when the process exists.
 pid_alive() { [[ -n "${1:-}" ]] && kill -0 "$1" 2>/dev/null; }
 

@@ -32,8 +32,7 @@ cargo build --workspace --bins
 # The deployed-stack tests (tests/tests/deployed_stack.rs) deploy infra/template.yaml into
 # an emulator that runs Lambda functions; install the pinned deploy tools once, here, not
 # from each test at the same time. On moto those tests say they are skipped.
-if [[ "$(http_status "$AWS_ENDPOINT_URL/_ministack/health")" == "200" ||
-  "$(http_status "$AWS_ENDPOINT_URL/_localstack/health")" == "200" ]]; then
+if emulator_runs_lambda "$AWS_ENDPOINT_URL"; then
   bash "$REPO_ROOT/infra/deploy-local.sh" --ensure-tools
 else
   log "the emulator runs no Lambda functions: the deployed-stack tests will be skipped"
