@@ -46,8 +46,9 @@ impl Modify for WriteLinks {
 }
 
 /// The document as checked in (`ingest/openapi.json`) and served: [`openapi_json`] pretty
-/// printed. The binary serves the file's bytes and never runs the generator, so none of the
-/// generating code is in it; a test fails when the file and the code drift apart
+/// printed. The binary serves the file's bytes; it does build the operations' entries at
+/// start-up, as `routes!` registers each route with its entry (see [`super::router`]), but
+/// never serialises them. A test fails when the file and the code drift apart
 /// (`UPDATE_OPENAPI=1 cargo test -p pipeline-tests --test api_docs` rewrites it).
 pub fn openapi_text() -> String {
     let mut text = serde_json::to_string_pretty(&openapi_json()).unwrap_or_default();
