@@ -13,9 +13,11 @@ use tokio::time::Instant;
 
 const MESSAGES: usize = 1000;
 const VISIBILITY_SECONDS: u32 = 5;
-/// The kill comes once this many BatchWriteItem requests (at most 25 items each) have reached
-/// the table: counted at the proxy, at once, so it lands mid-drain however fast the emulator
-/// is (a fast one drained everything while a slower signal, the table's item count, lagged).
+/// The kill comes once this many BatchWriteItem requests have gone on to the table and one
+/// more has arrived at the proxy. That one waits out the proxy's 30 ms latency, so its batch
+/// is certainly in hand (received, not yet deleted) when the kill lands a few ms later,
+/// however fast the emulator is. Counting only requests sent on raced a fast emulator: the
+/// last batch could be written and deleted before the kill, leaving nothing in flight.
 const KILL_AFTER_WRITE_REQUESTS: u64 = 8;
 
 /// Starts the worker binary in poller mode, every AWS call going through the proxy.
@@ -60,8 +62,11 @@ async fn a_worker_killed_mid_drain_loses_and_doubles_nothing() {
 
     let mut first = Running(start_worker(&resources, &emulator, &proxy));
     let deadline = Instant::now() + Duration::from_secs(60);
-    let write_requests = || proxy.stats().op(&dynamodb("BatchWriteItem")).forwarded;
-    while write_requests() < KILL_AFTER_WRITE_REQUESTS {
+    let write_held_at_the_proxy = || {
+        let writes = proxy.stats().op(&dynamodb("BatchWriteItem"));
+        writes.forwarded >= KILL_AFTER_WRITE_REQUESTS && writes.calls > writes.forwarded
+    };
+    while !write_held_at_the_proxy() {
         assert!(
             Instant::now() < deadline,
             "the first worker never got going"
