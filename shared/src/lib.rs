@@ -7,7 +7,8 @@
 //! * [`json_fields`]: reading a JSON object field by field (borrowed, for the worker's hot
 //!   path) or into a typed body leniently (for ingest), naming every bad field;
 //! * [`item`]: the DynamoDB item mapping; [`aws`], [`sqs_batch`], [`provision`]: the SDK
-//!   clients, batched sends and provisioning; [`settings`], [`telemetry`], [`runtime`].
+//!   clients, batched sends and provisioning; [`settings`], [`telemetry`] (logs),
+//!   [`metrics`] (CloudWatch EMF), [`runtime`].
 //!
 //! Domain types know nothing of AWS; only [`item`], [`aws`], [`sqs_batch`] and [`provision`]
 //! touch SDK types.
@@ -17,6 +18,7 @@ pub mod domain;
 pub mod item;
 pub mod json_fields;
 pub mod message;
+pub mod metrics;
 pub mod provision;
 pub mod runtime;
 pub mod settings;
