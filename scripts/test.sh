@@ -52,9 +52,20 @@ else
   log "buildah is not installed: the image tests will skip (apt-get install -y buildah to run them)"
 fi
 
+# Every token a test mints is recorded; after the suite no log of this run may hold one.
+scan_dir="$REPO_ROOT/target/test-log-scan"
+mkdir -p "$scan_dir"
+export MINTED_TOKENS_FILE="$scan_dir/minted-tokens.txt"
+: >"$MINTED_TOKENS_FILE"
+touch "$scan_dir/started"
+
 log "cargo test --workspace ${args[*]} (AWS_ENDPOINT_URL=$AWS_ENDPOINT_URL, AWS_REGION=$AWS_REGION)"
 status=0
 cargo test --workspace "${args[@]}" || status=$?
+if ((status == 0)) && [[ -s "$MINTED_TOKENS_FILE" ]]; then
+  python3 "$REPO_ROOT/scripts/scan-test-logs.py" "$MINTED_TOKENS_FILE" "$scan_dir/started" \
+    "$REPO_ROOT"/target/*/test-logs || status=$?
+fi
 if ((status == 0)); then
   log "tests passed"
 else

@@ -8,6 +8,24 @@ use serde::{Deserialize, Serialize};
 
 pub const DEFAULT_SECRET: &str = "dev-only-secret-do-not-deploy";
 
+/// Appends `token` to `MINTED_TOKENS_FILE` when it is set (`make test` sets it): after the
+/// suite, scripts/scan-test-logs.py fails the run if any captured log holds one of them.
+pub fn record_minted_token(token: &str) {
+    use std::io::Write;
+    let Some(path) = std::env::var_os("MINTED_TOKENS_FILE") else {
+        return;
+    };
+    // One short append per token: concurrent tests' lines do not interleave.
+    let appended = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .and_then(|mut file| file.write_all(format!("{token}\n").as_bytes()));
+    if let Err(e) = appended {
+        panic!("recording a minted token in {}: {e}", path.to_string_lossy());
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DevClaims {
     pub sub: String,
@@ -49,8 +67,10 @@ impl DevTokens {
             iss: "dev-user-service".into(),
         };
         let key = EncodingKey::from_secret(&self.secret).expect("any byte string is an HS256 key");
-        encode(&Header::new(Algorithm::HS256), &claims, &key)
-            .expect("HS256 signing of a small claims set cannot fail")
+        let token = encode(&Header::new(Algorithm::HS256), &claims, &key)
+            .expect("HS256 signing of a small claims set cannot fail");
+        record_minted_token(&token);
+        token
     }
 
     /// Checks signature and expiry.
