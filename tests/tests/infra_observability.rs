@@ -968,6 +968,15 @@ fn metrics_with_route_or_reason_dimensions_appear_through_search() {
     }
 }
 
+/// A metric the dashboard must show: namespace, name, statistic (if it matters) and one
+/// dimension that must match (if any).
+type Signal<'a> = (
+    &'a Namespace,
+    &'a str,
+    Option<&'a str>,
+    Option<(&'a str, &'a str)>,
+);
+
 #[test]
 fn the_dashboard_shows_every_signal_the_runbooks_refer_to() {
     let t = template();
@@ -988,7 +997,7 @@ fn the_dashboard_shows_every_signal_the_runbooks_refer_to() {
     let lambda = Namespace::Aws("AWS/Lambda".to_owned());
     let queue = Some(("QueueName", "@@Queue.QueueName@@"));
     let dlq = Some(("QueueName", "@@DeadLetterQueue.QueueName@@"));
-    let expected: Vec<(&Namespace, &str, Option<&str>, Option<(&str, &str)>)> = vec![
+    let expected: Vec<Signal> = vec![
         (&ours, names::REQUESTS, None, None),
         (&ours, names::REQUESTS_ALL, Some("Sum"), None),
         (&ours, names::ERRORS_4XX, Some("Sum"), None),
