@@ -577,10 +577,20 @@ fn no_iam_action_uses_a_wildcard() {
     }
 }
 
+/// X-Ray's write actions take no resource: IAM only accepts `Resource: "*"` for them.
+const RESOURCELESS_ACTIONS: [&str; 2] = ["xray:PutTraceSegments", "xray:PutTelemetryRecords"];
+
 #[test]
 fn no_iam_resource_is_a_wildcard() {
     let t = template();
     for statement in iam_statements(&t) {
+        let actions = statement
+            .get("Action")
+            .map(strings_within)
+            .unwrap_or_default();
+        if !actions.is_empty() && actions.iter().all(|a| RESOURCELESS_ACTIONS.contains(a)) {
+            continue;
+        }
         if let Some(targets) = statement.get("Resource") {
             for target in strings_within(targets) {
                 // Log group ARNs come from !GetAtt (their `:*` covers the log streams Lambda
