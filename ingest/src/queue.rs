@@ -18,8 +18,10 @@ pub const BATCH_SEND_CONCURRENCY: usize = 8;
 
 #[async_trait]
 pub trait ScoreQueue: Send + Sync {
-    /// Returns only once the queue has acknowledged the message.
-    async fn enqueue(&self, message: &ScoreMessage, correlation_id: &str) -> anyhow::Result<()>;
+    /// Returns only once the queue has acknowledged the message, with the id the queue gave
+    /// it (operators follow a write into the worker's logs by it).
+    async fn enqueue(&self, message: &ScoreMessage, correlation_id: &str)
+        -> anyhow::Result<String>;
 
     /// Enqueues many messages; one result per message, in order. `Ok` only for messages the
     /// queue acknowledged. The default sends them one by one; [`SqsScoreQueue`] batches.
@@ -33,6 +35,7 @@ pub trait ScoreQueue: Send + Sync {
             results.push(
                 self.enqueue(message, correlation_id)
                     .await
+                    .map(|_| ())
                     .map_err(|e| EntryFailure {
                         code: "SendFailed".into(),
                         message: format!("{e:#}"),
@@ -65,7 +68,11 @@ pub fn correlation_attribute(
 
 #[async_trait]
 impl ScoreQueue for SqsScoreQueue {
-    async fn enqueue(&self, message: &ScoreMessage, correlation_id: &str) -> anyhow::Result<()> {
+    async fn enqueue(
+        &self,
+        message: &ScoreMessage,
+        correlation_id: &str,
+    ) -> anyhow::Result<String> {
         let started = Instant::now();
         let sent = self
             .client
@@ -85,9 +92,10 @@ impl ScoreQueue for SqsScoreQueue {
         if sent.is_err() {
             metrics::count(names::SQS_SEND_FAILURES, 1);
         }
-        sent.map_err(|e| anyhow::anyhow!("{}", aws_sdk_sqs::error::DisplayErrorContext(e)))
+        let sent = sent
+            .map_err(|e| anyhow::anyhow!("{}", aws_sdk_sqs::error::DisplayErrorContext(e)))
             .context("SendMessage")?;
-        Ok(())
+        Ok(sent.message_id.unwrap_or_default())
     }
 
     /// SendMessageBatch in groups of 10, [`BATCH_SEND_CONCURRENCY`] calls at a time.

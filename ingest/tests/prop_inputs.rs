@@ -298,9 +298,14 @@ struct MemoryQueue(Mutex<Vec<String>>);
 
 #[async_trait]
 impl ScoreQueue for MemoryQueue {
-    async fn enqueue(&self, message: &ScoreMessage, _correlation_id: &str) -> anyhow::Result<()> {
-        self.0.lock().expect("queue lock").push(message.to_json());
-        Ok(())
+    async fn enqueue(
+        &self,
+        message: &ScoreMessage,
+        _correlation_id: &str,
+    ) -> anyhow::Result<String> {
+        let mut queued = self.0.lock().expect("queue lock");
+        queued.push(message.to_json());
+        Ok(format!("memory-{}", queued.len()))
     }
 }
 

@@ -555,10 +555,10 @@ impl ingest::queue::ScoreQueue for MemoryQueue {
         &self,
         message: &shared::ScoreMessage,
         _correlation_id: &str,
-    ) -> anyhow::Result<()> {
+    ) -> anyhow::Result<String> {
         std::hint::black_box(message.to_json());
-        self.0.fetch_add(1, Ordering::Relaxed);
-        Ok(())
+        let n = self.0.fetch_add(1, Ordering::Relaxed);
+        Ok(n.to_string())
     }
 }
 

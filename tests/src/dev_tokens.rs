@@ -22,7 +22,10 @@ pub fn record_minted_token(token: &str) {
         .open(&path)
         .and_then(|mut file| file.write_all(format!("{token}\n").as_bytes()));
     if let Err(e) = appended {
-        panic!("recording a minted token in {}: {e}", path.to_string_lossy());
+        panic!(
+            "recording a minted token in {}: {e}",
+            path.to_string_lossy()
+        );
     }
 }
 

@@ -1190,3 +1190,17 @@ fn tracing_adds_only_x_ray_grants_to_the_roles() {
         );
     }
 }
+
+#[test]
+fn both_functions_use_lambdas_json_log_format() {
+    let t = template();
+    for function in [INGEST, WORKER] {
+        let format =
+            prop(resource(&t, function), &["LoggingConfig", "LogFormat"]).and_then(scalar_text);
+        assert_eq!(
+            format.as_deref(),
+            Some("JSON"),
+            "{function} must set LoggingConfig.LogFormat: JSON (AWS_LAMBDA_LOG_FORMAT)"
+        );
+    }
+}

@@ -34,7 +34,11 @@ const TOKEN: &str = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJlLW9mL
 fn a_clean_log_passes_the_scan() {
     let dir = temp_dir("clean");
     let out = scan(&dir, &[TOKEN], "{\"message\":\"request\",\"status\":202}\n");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]

@@ -517,6 +517,7 @@ async fn ingest_carries_the_gateway_request_id_and_the_trace_to_sqs_and_the_work
     assert_eq!(accepted.len(), 1);
     assert_eq!(accepted[0]["reportId"], "traced-1");
     assert_eq!(accepted[0]["correlationId"], GATEWAY_REQUEST_ID);
+    assert_eq!(accepted[0]["messageId"].as_str(), message.message_id());
 
     // The same message as Lambda would hand it to the worker.
     let worker = start_worker_lambda(&[]).await;

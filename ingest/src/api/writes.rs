@@ -97,7 +97,7 @@ pub async fn submit_score(
     if already_stored {
         tracing::info!("score already stored under this Idempotency-Key; not enqueued again");
     } else {
-        state
+        let message_id = state
             .queue
             .enqueue(&message, &correlation)
             .await
@@ -105,7 +105,7 @@ pub async fn submit_score(
                 what: "the score queue",
                 source,
             })?;
-        tracing::info!("score accepted");
+        tracing::info!(messageId = %message_id, "score accepted");
         shared::metrics::count(shared::metrics::names::ACCEPTED_WRITES, 1);
     }
 
