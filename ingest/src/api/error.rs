@@ -114,6 +114,11 @@ impl From<AuthError> for ApiError {
                 what: "the User Service",
                 source,
             },
+            AuthError::Invalid(rejection) => ApiError::Unauthorized(rejection.detail()),
+            AuthError::KeysUnavailable(source) => ApiError::Unavailable {
+                what: "the token issuer's key set",
+                source,
+            },
             AuthError::NotThisUser => ApiError::Forbidden("the token does not belong to this user"),
             AuthError::NotAService => ApiError::Forbidden("this endpoint needs the service scope"),
         }
