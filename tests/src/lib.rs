@@ -8,6 +8,7 @@ pub mod deployed_stack;
 pub mod dev_tokens;
 pub mod emulator;
 pub mod fault_proxy;
+pub mod jwks_issuer;
 pub mod runtime_api;
 pub mod user_service_stub;
 pub mod worker_harness;
@@ -23,6 +24,7 @@ use serde_json::Value;
 pub use dev_tokens::DevTokens;
 pub use emulator::{Emulator, TestResources};
 pub use fault_proxy::{FaultProxy, Faults, Outage, ProxyStats};
+pub use jwks_issuer::JwksIssuer;
 pub use user_service_stub::{StubBehavior, UserServiceStub};
 
 /// A running ingest API on 127.0.0.1, with its own queue, DLQ and table in the emulator and
@@ -81,6 +83,18 @@ pub async fn spawn_app_with_env(env: &[(&str, &str)]) -> TestApp {
     let user_service = UserServiceStub::start().await;
     let settings = ingest_settings_with_env(&resources, &user_service, env);
     serve_app(emulator, &sdk, resources, user_service, settings).await
+}
+
+/// Like [`spawn_app`] in `AUTH_MODE=jwks`, trusting `issuer` ([`JwksIssuer::ingest_env`]),
+/// with `extra` settings on top.
+pub async fn spawn_app_trusting(issuer: &JwksIssuer, extra: &[(&str, &str)]) -> TestApp {
+    let env = issuer.ingest_env();
+    let env: Vec<(&str, &str)> = env
+        .iter()
+        .map(|(k, v)| (*k, v.as_str()))
+        .chain(extra.iter().copied())
+        .collect();
+    spawn_app_with_env(&env).await
 }
 
 /// Like [`spawn_app`], with a chance to adjust the settings first.

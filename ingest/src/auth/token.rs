@@ -108,7 +108,7 @@ impl Rejection {
             Self::NoKeyId => "the token's header names no signing key (kid)",
             Self::UnknownKey => "the token is signed with a key the issuer does not publish",
             Self::BadSignature => "the token's signature does not verify",
-            Self::MissingClaim => "the token lacks a required claim (exp, iss)",
+            Self::MissingClaim => "the token lacks a valid exp or iss claim",
             Self::MalformedClaim => "one of the token's registered claims has the wrong type",
             Self::Unreadable => "the token cannot be decoded",
         }
