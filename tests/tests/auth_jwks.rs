@@ -207,11 +207,15 @@ async fn forged_signatures_and_algorithms_are_refused() {
     );
 
     // HS256 "signed" with the public key's bytes: the algorithm-confusion attack.
-    let header = json!({"alg": "HS256", "typ": "JWT", "kid": "key-1"});
-    let key = jsonwebtoken::EncodingKey::from_secret(&issuer.public_key_der("key-1")).unwrap();
-    let mut hs_header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
-    hs_header.kid = header["kid"].as_str().map(str::to_owned);
-    let confused = jsonwebtoken::encode(&hs_header, &claims, &key).unwrap();
+    let message = format!(
+        "{}.{}",
+        b64(json!({"alg": "HS256", "typ": "JWT", "kid": "key-1"})
+            .to_string()
+            .as_bytes()),
+        b64(claims.to_string().as_bytes())
+    );
+    let signature = pipeline_tests::dev_tokens::hs256(&issuer.public_key_der("key-1"), &message);
+    let confused = format!("{message}.{signature}");
     assert_refused(
         &post_as_alice(&app, &confused).await,
         &confused,

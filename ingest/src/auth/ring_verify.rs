@@ -25,8 +25,8 @@ pub static RING_VERIFY_ONLY: CryptoProvider = CryptoProvider {
     },
 };
 
-/// Installs [`RING_VERIFY_ONLY`] unless the build already resolved a provider (test builds,
-/// where `jsonwebtoken`'s `aws_lc_rs` feature is on for signing test tokens).
+/// Installs [`RING_VERIFY_ONLY`] as `jsonwebtoken`'s process-wide provider, unless a build
+/// that turns on one of its backend features (none in this workspace) already resolved one.
 pub fn ensure_installed() {
     if CryptoProvider::try_get_default().is_none() {
         // Another thread may win the race; either way a provider is installed.
