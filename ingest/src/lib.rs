@@ -80,6 +80,7 @@ pub fn app(state: AppState) -> Router {
 pub async fn run(settings: IngestSettings) -> anyhow::Result<()> {
     let sdk = shared::aws::sdk_config().await;
     let state = AppState::from_settings(&settings, &sdk)?;
+    state.auth.warm_up().await;
     if shared::telemetry::running_in_lambda() {
         lambda::run(app(state)).await
     } else {

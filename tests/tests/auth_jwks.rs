@@ -425,3 +425,32 @@ async fn reads_are_authorized_the_same_way() {
         .unwrap();
     assert_eq!(missing.status(), 401);
 }
+
+#[tokio::test]
+async fn warming_up_loads_the_keys_before_the_first_request() {
+    let issuer = JwksIssuer::start().await;
+    let emulator = pipeline_tests::Emulator::connect().await;
+    let resources = emulator.create_resources().await;
+    let stub = pipeline_tests::UserServiceStub::start().await;
+    let env = issuer.ingest_env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let settings = pipeline_tests::ingest_settings_with_env(&resources, &stub, &env);
+    let state = ingest::AppState::from_settings(&settings, &emulator.sdk).unwrap();
+    assert_eq!(
+        issuer.hits(),
+        0,
+        "nothing is fetched while the state is built"
+    );
+    state.auth.warm_up().await;
+    assert_eq!(issuer.hits(), 1);
+    let mut headers = axum::http::HeaderMap::new();
+    let value = format!("Bearer {}", issuer.token_for("alice"));
+    headers.insert("authorization", value.parse().unwrap());
+    let principal = state.auth.authenticate(&headers).await.unwrap();
+    assert_eq!(principal.subject, "alice");
+    assert_eq!(
+        issuer.hits(),
+        1,
+        "the first request used the warmed-up keys"
+    );
+}

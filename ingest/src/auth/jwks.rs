@@ -51,6 +51,11 @@ pub struct JwksConfig {
 pub trait TokenVerifier: Send + Sync {
     /// The token's claims, once every check passed.
     async fn verify(&self, token: &BearerToken, user_claim: &str) -> Result<Claims, AuthError>;
+
+    /// Loads what verification needs (the key set) ahead of the first request.
+    async fn warm_up(&self) -> Result<(), AuthError> {
+        Ok(())
+    }
 }
 
 struct CachedKey {
@@ -103,12 +108,6 @@ impl JwksVerifier {
             fetching: tokio::sync::Mutex::new(()),
             validation,
         })
-    }
-
-    /// Fetches the key set now (at start-up, so the first request does not wait for it).
-    pub async fn warm_up(&self) -> Result<(), AuthError> {
-        let _fetching = self.fetching.lock().await;
-        self.fetch().await
     }
 
     fn cached(&self, kid: &str) -> (Option<std::sync::Arc<CachedKey>>, bool) {
@@ -254,6 +253,12 @@ impl JwksVerifier {
 
 #[async_trait]
 impl TokenVerifier for JwksVerifier {
+    /// Fetches the key set now (at start-up, so the first request does not wait for it).
+    async fn warm_up(&self) -> Result<(), AuthError> {
+        let _fetching = self.fetching.lock().await;
+        self.fetch().await
+    }
+
     async fn verify(&self, token: &BearerToken, user_claim: &str) -> Result<Claims, AuthError> {
         let header = jsonwebtoken::decode_header(token.expose()).map_err(|e| {
             AuthError::Invalid(match e.kind() {

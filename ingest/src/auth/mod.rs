@@ -82,6 +82,16 @@ pub struct Authenticator {
 }
 
 impl Authenticator {
+    /// In `jwks` mode, fetches the key set before the first request (Lambda init, server
+    /// start). A failure is logged, not fatal: requests then get 503 until the issuer answers.
+    pub async fn warm_up(&self) {
+        if let TokenCheck::Local(verifier) = &self.check {
+            if let Err(error) = verifier.warm_up().await {
+                tracing::warn!(error = %format!("{error:#}"), "could not load the token issuer's keys at start; requests get 503 until it answers");
+            }
+        }
+    }
+
     pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Principal, AuthError> {
         let token = BearerToken::from_headers(headers)?;
         let claims = match &self.check {
