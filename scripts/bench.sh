@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make bench`: the performance budgets (docs/benchmarks.md), measured against the emulator
 # with release binaries, each figure printed beside the baseline measured in the same run.
-#   BENCH_SECTIONS=cpu,requests,drain,poller,ingest,init,zip   a subset (default: all)
+#   BENCH_SECTIONS=cpu,requests,drain,poller,ingest,auth,init,zip   a subset (default: all)
 #   BENCH_POLLER_MESSAGES=2000                                   messages in the poller drain
 set -euo pipefail
 

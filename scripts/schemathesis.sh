@@ -10,6 +10,7 @@
 # invalid input rejected with a 4xx, and requests without valid auth refused.
 #
 #   scripts/schemathesis.sh            (make schemathesis)
+#   SCHEMATHESIS_AUTH_MODE=jwks scripts/schemathesis.sh   ingest in AUTH_MODE=jwks (docs/auth.md)
 #
 # Everything it starts it stops again, pass or fail; an emulator already running is reused
 # and left running. Reports (JUnit XML, NDJSON events) go to .run/schemathesis/. About 25 s
@@ -164,15 +165,29 @@ ingest_port="$(free_port)"
 base="http://127.0.0.1:$ingest_port"
 start_bg dev-user-service "$BIN_DIR/dev-user-service" serve --port "$dus_port"
 wait_for dev-user-service "http://127.0.0.1:$dus_port/health"
+# SCHEMATHESIS_AUTH_MODE=jwks: ingest verifies RS256 tokens against the stand-in's JWKS
+# issuer instead of asking it (docs/auth.md).
+auth_mode="${SCHEMATHESIS_AUTH_MODE:-user-service}"
+case "$auth_mode" in
+  user-service) jwks_issuer="" ;;
+  jwks) jwks_issuer="$(curl -sf "http://127.0.0.1:$dus_port/jwks-issuer")" || die "no JWKS issuer URL" ;;
+  *) die "SCHEMATHESIS_AUTH_MODE must be user-service or jwks, not '$auth_mode'" ;;
+esac
+log "auth mode: $auth_mode"
 CURSOR_SIGNING_KEY="$(python3 -c 'import secrets; print(secrets.token_urlsafe(48))')" \
   USER_SERVICE_URL="http://127.0.0.1:$dus_port" PORT="$ingest_port" \
+  AUTH_MODE="$auth_mode" AUTH_ISSUER="$jwks_issuer" AUTH_CLIENT_IDS=test-client \
   start_bg ingest "$BIN_DIR/ingest"
 start_bg worker "$BIN_DIR/worker"
 wait_for ingest "$base/health"
 
 # A service-scope token: it may read and write any user, so generated user ids get real
 # answers (200/202/404) rather than a 403 for every one.
-token="$("$BIN_DIR/dev-user-service" mint --sub alice --scope credit-scores:service --ttl-seconds 3600 | tr -d '[:space:]')"
+if [[ "$auth_mode" == jwks ]]; then
+  token="$(curl -sf "http://127.0.0.1:$dus_port/dev-jwt?sub=alice&scope=credit-scores:service" | tr -d '[:space:]')"
+else
+  token="$("$BIN_DIR/dev-user-service" mint --sub alice --scope credit-scores:service --ttl-seconds 3600 | tr -d '[:space:]')"
+fi
 [[ -n "$token" ]] || die "dev-user-service mint printed no token"
 
 # --- 5. seed reports, so reads return real items ---------------------------------------

@@ -82,6 +82,7 @@ pub async fn run(settings: IngestSettings) -> anyhow::Result<()> {
     shared::metrics::init(&metrics)?;
     let sdk = shared::aws::sdk_config().await;
     let state = AppState::from_settings(&settings, &sdk)?;
+    state.auth.warm_up().await;
     if shared::telemetry::running_in_lambda() {
         lambda::run(app(state)).await
     } else {

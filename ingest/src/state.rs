@@ -6,12 +6,14 @@ use std::sync::Arc;
 use anyhow::Context;
 use time::OffsetDateTime;
 
-use crate::auth::{Authenticator, TokenValidator, UserServiceValidator, ValidationCache};
+use crate::auth::{
+    Authenticator, JwksVerifier, TokenCheck, TokenValidator, UserServiceValidator, ValidationCache,
+};
 use crate::cursor::{CursorCodec, CursorKey};
 use crate::idempotency::{DynamoStoredWrites, StoredWrites};
 use crate::queue::{ScoreQueue, SqsScoreQueue};
 use crate::reads::{DynamoScoreReader, ScoreReader};
-use crate::settings::IngestSettings;
+use crate::settings::{AuthMode, IngestSettings};
 
 #[derive(Clone)]
 pub struct AppState {
@@ -27,6 +29,8 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// `validator` is used in `user-service` mode (the [`TokenCheck`] of
+    /// [`Self::token_check`]); pass [`Self::with_token_check`] for another.
     pub fn new(
         settings: &IngestSettings,
         validator: Arc<dyn TokenValidator>,
@@ -35,12 +39,27 @@ impl AppState {
         stored_writes: Arc<dyn StoredWrites>,
         cursor_key: &CursorKey,
     ) -> Self {
+        let check = TokenCheck::UserService {
+            validator,
+            cache: ValidationCache::new(settings.auth_cache_ttl),
+        };
+        Self::with_token_check(settings, check, queue, reader, stored_writes, cursor_key)
+    }
+
+    pub fn with_token_check(
+        settings: &IngestSettings,
+        check: TokenCheck,
+        queue: Arc<dyn ScoreQueue>,
+        reader: Arc<dyn ScoreReader>,
+        stored_writes: Arc<dyn StoredWrites>,
+        cursor_key: &CursorKey,
+    ) -> Self {
         Self {
             auth: Arc::new(Authenticator {
-                validator,
-                cache: ValidationCache::new(settings.auth_cache_ttl),
+                check,
                 user_claim: settings.user_claim.clone(),
                 service_scope: settings.service_scope.clone(),
+                service_group: settings.service_group.clone(),
             }),
             queue,
             reader,
@@ -50,16 +69,32 @@ impl AppState {
         }
     }
 
-    /// The production wiring: User Service over HTTP, SQS and DynamoDB from one `SdkConfig`.
+    /// How tokens are checked in `settings.auth_mode`: the User Service over HTTP, or the
+    /// issuer's JWKS.
+    pub fn token_check(settings: &IngestSettings) -> anyhow::Result<TokenCheck> {
+        Ok(match &settings.auth_mode {
+            AuthMode::UserService => TokenCheck::UserService {
+                validator: Arc::new(
+                    UserServiceValidator::new(
+                        &settings.user_service_endpoint(),
+                        settings.user_service_timeout,
+                    )
+                    .context("building the User Service client")?,
+                ),
+                cache: ValidationCache::new(settings.auth_cache_ttl),
+            },
+            AuthMode::Jwks(config) => TokenCheck::Local(Arc::new(
+                JwksVerifier::new((**config).clone()).context("building the JWKS client")?,
+            )),
+        })
+    }
+
+    /// The production wiring: [`Self::token_check`], SQS and DynamoDB from one `SdkConfig`.
     pub fn from_settings(
         settings: &IngestSettings,
         sdk: &aws_config::SdkConfig,
     ) -> anyhow::Result<Self> {
-        let validator = UserServiceValidator::new(
-            &settings.user_service_endpoint(),
-            settings.user_service_timeout,
-        )
-        .context("building the User Service client")?;
+        let check = Self::token_check(settings)?;
         let queue = SqsScoreQueue {
             client: shared::aws::sqs_client_bounded(sdk, settings.sqs_send_timeout),
             queue_url: settings.queue_url.clone(),
@@ -91,9 +126,9 @@ impl AppState {
                 CursorKey::random().context("generating a cursor signing key")?
             }
         };
-        Ok(Self::new(
+        Ok(Self::with_token_check(
             settings,
-            Arc::new(validator),
+            check,
             Arc::new(queue),
             Arc::new(reader),
             Arc::new(stored_writes),

@@ -14,7 +14,8 @@ use ingest::api::bodies::{idempotency_key, parse_score_body};
 use ingest::api::error::ApiError;
 use ingest::api::extract::require_json;
 use ingest::auth::{
-    decode_claims, AuthError, Authenticator, BearerToken, TokenValidator, ValidationCache,
+    decode_claims, AuthError, Authenticator, BearerToken, TokenCheck, TokenValidator,
+    ValidationCache,
 };
 use ingest::queue::ScoreQueue;
 use ingest::AppState;
@@ -313,10 +314,13 @@ impl ScoreQueue for MemoryQueue {
 fn state(queue: Arc<MemoryQueue>) -> AppState {
     AppState {
         auth: Arc::new(Authenticator {
-            validator: Arc::new(AcceptAll),
-            cache: ValidationCache::new(std::time::Duration::ZERO),
+            check: TokenCheck::UserService {
+                validator: Arc::new(AcceptAll),
+                cache: ValidationCache::new(std::time::Duration::ZERO),
+            },
             user_claim: "sub".into(),
             service_scope: "credit-scores:service".into(),
+            service_group: None,
         }),
         queue,
         reader: Arc::new(ingest::reads::NoReports),

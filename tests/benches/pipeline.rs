@@ -642,6 +642,76 @@ async fn ingest_in_process(emulator: &Emulator) {
     );
 }
 
+/// The app on `settings`' auth mode, with the in-memory queue: only the auth check differs.
+fn app_in_mode(
+    settings: &ingest::settings::IngestSettings,
+    emulator: &Emulator,
+    table_name: &str,
+) -> axum::Router {
+    let check = ingest::AppState::token_check(settings).expect("token check");
+    let reader = ingest::reads::DynamoScoreReader {
+        client: emulator.dynamodb.clone(),
+        table_name: table_name.to_owned(),
+    };
+    ingest::app(ingest::AppState::with_token_check(
+        settings,
+        check,
+        Arc::new(MemoryQueue::default()),
+        Arc::new(reader),
+        Arc::new(ingest::idempotency::NothingStored),
+        &ingest::cursor::CursorKey::random().expect("a key"),
+    ))
+}
+
+/// Per-request cost of each auth mode side by side, in-process (no socket to ingest): the
+/// User Service stub on loopback asked every time (cache off), the same with a cache hit,
+/// and `AUTH_MODE=jwks` with the key set cached (RS256, 2048-bit key).
+async fn auth_modes(emulator: &Emulator) {
+    let resources = emulator.create_resources().await;
+    let stub = UserServiceStub::start().await;
+    let issuer = pipeline_tests::JwksIssuer::start().await;
+    let mut uncached = pipeline_tests::ingest_settings(&resources, &stub);
+    uncached.auth_cache_ttl = Duration::ZERO;
+    let mut cached = uncached.clone();
+    cached.auth_cache_ttl = Duration::from_secs(3600);
+    let env = issuer.ingest_env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let jwks = pipeline_tests::ingest_settings_with_env(&resources, &stub, &env);
+    let dev_token = DevTokens::default().mint("alice", &[], Duration::from_secs(3600));
+    let jwt = issuer.token_for("alice");
+    let bare = axum::Router::new().route(
+        "/v1/users/{userId}/credit-scores",
+        axum::routing::post(|body: Bytes| async move {
+            let parsed: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+            std::hint::black_box(parsed);
+            StatusCode::ACCEPTED
+        }),
+    );
+    let bare_us = per_request(&bare, &dev_token).await;
+    let calls_before = stub.calls();
+    let service_us = per_request(
+        &app_in_mode(&uncached, emulator, &resources.table_name),
+        &dev_token,
+    )
+    .await;
+    let service_calls = stub.calls() - calls_before;
+    let cached_us = per_request(
+        &app_in_mode(&cached, emulator, &resources.table_name),
+        &dev_token,
+    )
+    .await;
+    let jwks_us = per_request(&app_in_mode(&jwks, emulator, &resources.table_name), &jwt).await;
+    println!("\n## Auth modes side by side (POST through app(), memory queue; median of 15 x 200)");
+    println!("bare axum handler                                   {bare_us:>8.1} µs/request");
+    println!("user-service, stub on loopback asked every request  {service_us:>8.1} µs/request   ({service_calls} calls)");
+    println!("user-service, validation cache hit                  {cached_us:>8.1} µs/request");
+    println!(
+        "jwks, key set cached (RS256 verify per request)     {jwks_us:>8.1} µs/request   (JWKS fetched {} time(s)); {:.1}x faster than asking the stub",
+        issuer.hits(),
+        service_us / jwks_us
+    );
+}
+
 /// A function's binary as it is deployed: ingest from the `release-size` profile (optimised
 /// for size; infra/package.sh and scripts/bench.sh build it), the others from `release`.
 fn deployment_binary(name: &str) -> std::path::PathBuf {
@@ -799,7 +869,7 @@ fn wanted(name: &str) -> bool {
 #[tokio::main]
 async fn main() {
     // `cargo bench` passes `--bench`; sections are chosen with BENCH_SECTIONS (cpu, requests,
-    // drain, poller, ingest, init, zip), everything by default.
+    // drain, poller, ingest, auth, init, zip), everything by default.
     shared::telemetry::init();
     let mut verdicts = Verdicts::default();
     println!("# credit-score pipeline benchmarks");
@@ -825,6 +895,9 @@ async fn main() {
     }
     if wanted("ingest") {
         ingest_in_process(&emulator).await;
+    }
+    if wanted("auth") {
+        auth_modes(&emulator).await;
     }
     if wanted("init") {
         lambda_start(&emulator, &mut verdicts).await;

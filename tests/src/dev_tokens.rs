@@ -1,10 +1,30 @@
 //! Development tokens: HS256 JWTs signed with a local secret. Used by the test stub and the
 //! dev-only User Service stand-in; never deployed.
+//!
+//! Signed and checked with `hmac` directly rather than `jsonwebtoken`: the workspace builds
+//! `jsonwebtoken` without a crypto backend, so ingest's verify-only ring provider (which
+//! refuses HMAC) is the one every test exercises, as in production.
 
 use std::time::Duration;
 
-use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use base64::Engine;
+use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
+
+type HmacSha256 = Hmac<sha2::Sha256>;
+
+const HEADER: &str = r#"{"alg":"HS256","typ":"JWT"}"#;
+
+fn b64() -> base64::engine::GeneralPurpose {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+}
+
+/// HS256 over `message` with `secret`: the JWS signature, base64url.
+pub fn hs256(secret: &[u8], message: &str) -> String {
+    let mut mac = HmacSha256::new_from_slice(secret).expect("HMAC takes keys of any length");
+    mac.update(message.as_bytes());
+    b64().encode(mac.finalize().into_bytes())
+}
 
 pub const DEFAULT_SECRET: &str = "dev-only-secret-do-not-deploy";
 
@@ -69,20 +89,49 @@ impl DevTokens {
             exp: now + i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX / 2),
             iss: "dev-user-service".into(),
         };
-        let key = EncodingKey::from_secret(&self.secret).expect("any byte string is an HS256 key");
-        let token = encode(&Header::new(Algorithm::HS256), &claims, &key)
-            .expect("HS256 signing of a small claims set cannot fail");
+        let claims = serde_json::to_string(&claims).expect("claims serialise");
+        let message = format!("{}.{}", b64().encode(HEADER), b64().encode(claims));
+        let signature = hs256(&self.secret, &message);
+        let token = format!("{message}.{signature}");
         record_minted_token(&token);
         token
     }
 
-    /// Checks signature and expiry.
-    pub fn verify(&self, token: &str) -> Result<DevClaims, jsonwebtoken::errors::Error> {
-        let mut validation = Validation::new(Algorithm::HS256);
-        validation.leeway = 5;
-        validation.set_issuer(&["dev-user-service"]);
-        let key = DecodingKey::from_secret(&self.secret)?;
-        decode::<DevClaims>(token, &key, &validation).map(|d| d.claims)
+    /// Checks the header, signature (constant time), issuer and expiry (5 s leeway).
+    pub fn verify(&self, token: &str) -> Result<DevClaims, String> {
+        let mut parts = token.split('.');
+        let (Some(header), Some(payload), Some(signature), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err("not a JWT".into());
+        };
+        let header: serde_json::Value = b64()
+            .decode(header)
+            .ok()
+            .and_then(|h| serde_json::from_slice(&h).ok())
+            .ok_or("unreadable header")?;
+        if header["alg"] != "HS256" {
+            return Err("not HS256".into());
+        }
+        let signature = b64()
+            .decode(signature)
+            .map_err(|_| "unreadable signature")?;
+        let mut mac = HmacSha256::new_from_slice(&self.secret).map_err(|e| e.to_string())?;
+        mac.update(format!("{}.{payload}", token.split('.').next().unwrap_or_default()).as_bytes());
+        mac.verify_slice(&signature)
+            .map_err(|_| "bad signature".to_owned())?;
+        let claims: DevClaims = b64()
+            .decode(payload)
+            .ok()
+            .and_then(|p| serde_json::from_slice(&p).ok())
+            .ok_or("unreadable claims")?;
+        if claims.iss != "dev-user-service" {
+            return Err("wrong issuer".into());
+        }
+        if claims.exp + 5 < time::OffsetDateTime::now_utc().unix_timestamp() {
+            return Err("expired".into());
+        }
+        Ok(claims)
     }
 }
 
@@ -98,6 +147,20 @@ mod tests {
             .unwrap();
         assert_eq!(claims.sub, "alice");
         assert_eq!(claims.scope, "a b");
+    }
+
+    #[test]
+    fn expired_and_tampered_tokens_fail() {
+        let tokens = DevTokens::new(b"s");
+        let expired = tokens.mint("alice", &[], Duration::ZERO);
+        std::thread::sleep(Duration::from_millis(10));
+        assert!(tokens.verify(&expired).is_ok(), "within the 5 s leeway");
+        let token = tokens.mint("alice", &[], Duration::from_secs(60));
+        let mut parts: Vec<&str> = token.split('.').collect();
+        let bob =
+            b64().encode(r#"{"sub":"bob","exp":99999999999,"iat":0,"iss":"dev-user-service"}"#);
+        parts[1] = &bob;
+        assert!(tokens.verify(&parts.join(".")).is_err());
     }
 
     #[test]

@@ -8,6 +8,7 @@ pub mod deployed_stack;
 pub mod dev_tokens;
 pub mod emulator;
 pub mod fault_proxy;
+pub mod jwks_issuer;
 pub mod runtime_api;
 pub mod user_service_stub;
 pub mod worker_harness;
@@ -23,6 +24,7 @@ use serde_json::Value;
 pub use dev_tokens::DevTokens;
 pub use emulator::{Emulator, TestResources};
 pub use fault_proxy::{FaultProxy, Faults, Outage, ProxyStats};
+pub use jwks_issuer::JwksIssuer;
 pub use user_service_stub::{StubBehavior, UserServiceStub};
 
 /// A running ingest API on 127.0.0.1, with its own queue, DLQ and table in the emulator and
@@ -33,7 +35,37 @@ pub struct TestApp {
     pub resources: TestResources,
     pub user_service: UserServiceStub,
     pub tokens: DevTokens,
+    /// The token issuer ingest trusts when the suite runs with `TEST_AUTH_MODE=jwks`.
+    pub issuer: Option<JwksIssuer>,
     pub emulator: Emulator,
+}
+
+/// The auth mode the shared helpers start ingest in: `TEST_AUTH_MODE=jwks` runs the API
+/// tests (write, read, batch, idempotency, bad inputs) against a [`JwksIssuer`] instead of
+/// the User Service stub; the tests that are about the User Service itself say so and skip.
+pub fn jwks_mode_under_test() -> bool {
+    std::env::var("TEST_AUTH_MODE").is_ok_and(|mode| mode == "jwks")
+}
+
+/// True (after printing why) when the suite runs in jwks mode: for tests of the User
+/// Service's own behaviour, which does not exist there (auth_jwks.rs covers jwks mode).
+pub fn skip_unless_user_service_mode(test: &str) -> bool {
+    let skip = jwks_mode_under_test();
+    if skip {
+        eprintln!("{test}: about the User Service, skipped with TEST_AUTH_MODE=jwks");
+    }
+    skip
+}
+
+/// An issuer and the settings that trust it, when [`jwks_mode_under_test`].
+async fn issuer_under_test() -> (Option<JwksIssuer>, Vec<(&'static str, String)>) {
+    if jwks_mode_under_test() {
+        let issuer = JwksIssuer::start().await;
+        let env = issuer.ingest_env();
+        (Some(issuer), env)
+    } else {
+        (None, Vec::new())
+    }
 }
 
 /// Settings for a test ingest pointed at `resources` and `user_service`.
@@ -79,8 +111,26 @@ pub async fn spawn_app_with_env(env: &[(&str, &str)]) -> TestApp {
     let sdk = emulator.sdk.clone();
     let resources = emulator.create_resources().await;
     let user_service = UserServiceStub::start().await;
-    let settings = ingest_settings_with_env(&resources, &user_service, env);
-    serve_app(emulator, &sdk, resources, user_service, settings).await
+    let (issuer, issuer_env) = issuer_under_test().await;
+    let env: Vec<(&str, &str)> = issuer_env
+        .iter()
+        .map(|(k, v)| (*k, v.as_str()))
+        .chain(env.iter().copied())
+        .collect();
+    let settings = ingest_settings_with_env(&resources, &user_service, &env);
+    serve_app(emulator, &sdk, resources, user_service, settings, issuer).await
+}
+
+/// Like [`spawn_app`] in `AUTH_MODE=jwks`, trusting `issuer` ([`JwksIssuer::ingest_env`]),
+/// with `extra` settings on top.
+pub async fn spawn_app_trusting(issuer: &JwksIssuer, extra: &[(&str, &str)]) -> TestApp {
+    let env = issuer.ingest_env();
+    let env: Vec<(&str, &str)> = env
+        .iter()
+        .map(|(k, v)| (*k, v.as_str()))
+        .chain(extra.iter().copied())
+        .collect();
+    spawn_app_with_env(&env).await
 }
 
 /// Like [`spawn_app`], with a chance to adjust the settings first.
@@ -108,9 +158,11 @@ async fn start_app(
 ) -> TestApp {
     let resources = emulator.create_resources().await;
     let user_service = UserServiceStub::start().await;
-    let mut settings = ingest_settings(&resources, &user_service);
+    let (issuer, issuer_env) = issuer_under_test().await;
+    let env: Vec<(&str, &str)> = issuer_env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut settings = ingest_settings_with_env(&resources, &user_service, &env);
     adjust(&mut settings);
-    serve_app(emulator, sdk, resources, user_service, settings).await
+    serve_app(emulator, sdk, resources, user_service, settings, issuer).await
 }
 
 async fn serve_app(
@@ -119,6 +171,7 @@ async fn serve_app(
     resources: TestResources,
     user_service: UserServiceStub,
     settings: IngestSettings,
+    issuer: Option<JwksIssuer>,
 ) -> TestApp {
     let state = ingest::AppState::from_settings(&settings, sdk).expect("ingest state builds");
     let router = ingest::server_app(state, &settings);
@@ -138,6 +191,7 @@ async fn serve_app(
         resources,
         user_service,
         tokens: DevTokens::default(),
+        issuer,
         emulator,
     }
 }
@@ -149,16 +203,26 @@ impl TestApp {
 
     /// A token for `user` (no service scope).
     pub fn token_for(&self, user: &str) -> String {
-        self.tokens.mint(user, &[], Duration::from_secs(3600))
+        match &self.issuer {
+            Some(issuer) => issuer.token_for(user),
+            None => self.tokens.mint(user, &[], Duration::from_secs(3600)),
+        }
     }
 
     /// A token carrying the service scope.
     pub fn service_token(&self) -> String {
-        self.tokens.mint(
-            "batch-importer",
-            &["credit-scores:service"],
-            Duration::from_secs(3600),
-        )
+        match &self.issuer {
+            Some(issuer) => {
+                let mut claims = issuer.claims_for("batch-importer");
+                claims["scope"] = serde_json::json!("credit-scores:service");
+                issuer.sign("key-1", &claims)
+            }
+            None => self.tokens.mint(
+                "batch-importer",
+                &["credit-scores:service"],
+                Duration::from_secs(3600),
+            ),
+        }
     }
 
     /// POSTs a JSON body as `user`'s own token would.

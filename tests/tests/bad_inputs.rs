@@ -879,6 +879,10 @@ async fn every_documented_bad_input_gets_its_documented_answer() {
 
     let mut wrong = Vec::new();
     for r in &http {
+        // The User Service's own answers do not exist in jwks mode (auth_jwks.rs covers it).
+        if pipeline_tests::jwks_mode_under_test() && r.user_service != OK {
+            continue;
+        }
         let (status, slug, fields) = send(&app, r).await;
         let expected: Vec<String> = r.fields.iter().map(|f| (*f).to_owned()).collect();
         if (status, slug.as_str(), &fields) != (r.status, r.problem, &expected) {

@@ -63,7 +63,7 @@ fn message(i: usize) -> Sent {
             },
             Some("contract_violation"),
         ),
-        _ if (i / 10) % 2 == 0 => (with("version", json!(2)), Some("unknown_version")),
+        _ if (i / 10).is_multiple_of(2) => (with("version", json!(2)), Some("unknown_version")),
         _ => (
             with("userId", json!("u".repeat(5_000))),
             Some("contract_violation"),

@@ -528,7 +528,7 @@ fn dashboard_metrics(t: &Value) -> Vec<MetricUse> {
             }
             let parts: Vec<&str> = row.iter().filter_map(Json::as_str).collect();
             assert!(
-                parts.len() >= 2 && parts.len() % 2 == 0,
+                parts.len() >= 2 && parts.len().is_multiple_of(2),
                 "{place}: a metric row should be namespace, name and dimension pairs, found {row:?}"
             );
             assert!(

@@ -1441,3 +1441,162 @@ fn every_skipped_checkov_check_says_why_and_none_undoes_a_fix() {
         );
     }
 }
+
+// ---------------------------------------------------------------- auth modes (issue 12)
+
+/// The template in one auth mode: the parameter's allowed values include it, and ingest gets
+/// every AUTH_* setting from a parameter of the same meaning.
+#[test]
+fn the_auth_mode_parameter_selects_each_mode_and_passes_its_settings() {
+    let t = template();
+    let parameters = t.get("Parameters").expect("parameters");
+    let mode = parameters.get("AuthMode").expect("an AuthMode parameter");
+    assert_eq!(
+        literal_str(mode.get("Default"), "AuthMode default"),
+        "user-service"
+    );
+    assert_eq!(
+        string_list(mode.get("AllowedValues")),
+        ["user-service", "jwks"],
+        "every mode ingest accepts, and only those"
+    );
+    let env = environment(&t, INGEST);
+    for (variable, parameter) in [
+        ("AUTH_MODE", "AuthMode"),
+        ("AUTH_ISSUER", "AuthIssuer"),
+        ("AUTH_JWKS_URL", "AuthJwksUrl"),
+        ("AUTH_AUDIENCE", "AuthAudience"),
+        ("AUTH_CLIENT_IDS", "AuthClientIds"),
+        ("AUTH_TOKEN_USE", "AuthTokenUse"),
+        ("AUTH_SERVICE_GROUP", "AuthServiceGroup"),
+        ("USER_SERVICE_URL", "UserServiceUrl"),
+    ] {
+        let value = env
+            .get(variable)
+            .unwrap_or_else(|| panic!("{INGEST} does not set {variable}"));
+        assert_eq!(ref_target(value), Some(parameter), "{variable}");
+        assert!(parameters.get(parameter).is_some(), "{parameter}");
+    }
+    // Optional settings default to empty, which ingest reads as unset (so jwks mode needs no
+    // User Service URL, and user-service mode reads no AUTH_ISSUER).
+    for optional in [
+        "UserServiceUrl",
+        "AuthIssuer",
+        "AuthJwksUrl",
+        "AuthAudience",
+        "AuthClientIds",
+        "AuthServiceGroup",
+    ] {
+        assert_eq!(
+            literal_str(parameters[optional].get("Default"), optional),
+            "",
+            "{optional}"
+        );
+    }
+    let token_use = &parameters["AuthTokenUse"];
+    assert_eq!(
+        literal_str(token_use.get("Default"), "AuthTokenUse"),
+        "access"
+    );
+    assert_eq!(
+        string_list(token_use.get("AllowedValues")),
+        ["access", "id", "any"]
+    );
+}
+
+/// The settings ingest would read in each mode parse: the template's defaults plus what an
+/// operator must give, through ingest's own settings code.
+#[test]
+fn each_mode_as_deployed_passes_ingest_settings() {
+    let with = |extra: &[(&str, &str)]| {
+        let env: std::collections::HashMap<String, String> = [
+            ("QUEUE_URL", "https://sqs.eu-west-1.amazonaws.com/1/q"),
+            ("TABLE_NAME", "t"),
+            ("AUTH_TOKEN_USE", "access"),
+        ]
+        .iter()
+        .chain(extra)
+        // Lambda passes empty parameters as empty variables, which ingest reads as unset.
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+        ingest::settings::IngestSettings::from_source(&env)
+    };
+    let user_service = with(&[
+        ("AUTH_MODE", "user-service"),
+        ("USER_SERVICE_URL", "https://users.example"),
+    ]);
+    assert!(user_service.is_ok(), "{user_service:?}");
+    let missing_url = with(&[("AUTH_MODE", "user-service"), ("USER_SERVICE_URL", "")]);
+    assert!(missing_url
+        .unwrap_err()
+        .to_string()
+        .contains("USER_SERVICE_URL"));
+    let jwks = with(&[
+        ("AUTH_MODE", "jwks"),
+        (
+            "AUTH_ISSUER",
+            "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_abc",
+        ),
+        ("AUTH_CLIENT_IDS", "app"),
+        ("USER_SERVICE_URL", ""),
+    ]);
+    assert!(jwks.is_ok(), "{jwks:?}");
+    let no_issuer = with(&[("AUTH_MODE", "jwks"), ("AUTH_CLIENT_IDS", "app")]);
+    assert!(no_issuer.unwrap_err().to_string().contains("AUTH_ISSUER"));
+}
+
+/// The managed alternative: an HTTP API JWT authorizer on the one route, only when asked for
+/// and only in jwks mode (ingest still verifies: it never trusts what it cannot check).
+#[test]
+fn the_edge_jwt_authorizer_is_optional_and_guards_the_default_route() {
+    let t = template();
+    let conditions = t.get("Conditions").expect("conditions");
+    let condition = conditions
+        .get("HasEdgeJwtAuthorizer")
+        .expect("a HasEdgeJwtAuthorizer condition");
+    let text = format!("{condition:?}");
+    assert!(
+        text.contains("EdgeJwtAuthorizer") && text.contains("jwks"),
+        "{text}"
+    );
+    let authorizer = resource(&t, "EdgeJwtAuthorizerResource");
+    assert_eq!(resource_type(authorizer), "AWS::ApiGatewayV2::Authorizer");
+    assert_eq!(
+        authorizer.get("Condition").and_then(Value::as_str),
+        Some("HasEdgeJwtAuthorizer")
+    );
+    assert_eq!(
+        literal_str(prop(authorizer, &["AuthorizerType"]), "type"),
+        "JWT"
+    );
+    assert_eq!(
+        prop(authorizer, &["JwtConfiguration", "Issuer"]).and_then(ref_target),
+        Some("AuthIssuer")
+    );
+    let (route_id, route) = only_resource_of_type(&t, "AWS::ApiGatewayV2::Route");
+    let (cond, then, otherwise) = if_parts(prop(route, &["AuthorizationType"]).expect("type"))
+        .unwrap_or_else(|| panic!("{route_id}'s AuthorizationType should be an !If"));
+    assert_eq!(cond, "HasEdgeJwtAuthorizer");
+    assert_eq!(
+        (then.as_str(), otherwise.as_str()),
+        (Some("JWT"), Some("NONE"))
+    );
+}
+
+/// A client cannot run the function's concurrency out: the stage throttles every route.
+#[test]
+fn the_default_route_is_throttled_by_parameters_in_every_mode() {
+    let t = template();
+    let (_, stage) = only_resource_of_type(&t, "AWS::ApiGatewayV2::Stage");
+    for (key, parameter) in [
+        ("ThrottlingRateLimit", "ApiThrottlingRateLimit"),
+        ("ThrottlingBurstLimit", "ApiThrottlingBurstLimit"),
+    ] {
+        assert_eq!(
+            prop(stage, &["DefaultRouteSettings", key]).and_then(ref_target),
+            Some(parameter),
+            "{key}"
+        );
+    }
+}

@@ -71,11 +71,17 @@ async fn a_valid_score_is_accepted_and_put_on_the_queue_with_the_v1_contract() {
         attrs["correlationId"].string_value(),
         Some(correlation.as_str())
     );
-    assert_eq!(app.user_service.calls(), 1);
+    let expected_calls = usize::from(!pipeline_tests::jwks_mode_under_test());
+    assert_eq!(app.user_service.calls(), expected_calls);
 }
 
 #[tokio::test]
 async fn the_callers_authorization_header_is_passed_to_the_user_service_unchanged() {
+    if pipeline_tests::skip_unless_user_service_mode(
+        "the_callers_authorization_header_is_passed_to_the_user_service_unchanged",
+    ) {
+        return;
+    }
     let app = spawn_app().await;
     let token = app.token_for("alice");
     app.post_score_raw(
@@ -148,6 +154,10 @@ async fn missing_or_malformed_authorization_is_401_without_calling_the_user_serv
 
 #[tokio::test]
 async fn user_service_answers_map_to_client_statuses() {
+    if pipeline_tests::skip_unless_user_service_mode("user_service_answers_map_to_client_statuses")
+    {
+        return;
+    }
     let app = spawn_app().await;
     for (stub, expected) in [
         (401, 401),
@@ -181,6 +191,11 @@ async fn user_service_answers_map_to_client_statuses() {
 
 #[tokio::test]
 async fn a_slow_user_service_is_503_within_the_timeout() {
+    if pipeline_tests::skip_unless_user_service_mode(
+        "a_slow_user_service_is_503_within_the_timeout",
+    ) {
+        return;
+    }
     let app = spawn_app().await; // USER_SERVICE_TIMEOUT_MS=500 in tests
     app.user_service
         .set(StubBehavior::Slow(Duration::from_secs(5), 204));
@@ -197,6 +212,9 @@ async fn a_slow_user_service_is_503_within_the_timeout() {
 
 #[tokio::test]
 async fn an_unreachable_user_service_is_503() {
+    if pipeline_tests::skip_unless_user_service_mode("an_unreachable_user_service_is_503") {
+        return;
+    }
     let url = pipeline_tests::user_service_stub::unreachable_url().await;
     let app = spawn_app_with(|s| s.user_service_url = url).await;
     let response = app.post_score("alice", &score_body("experian", 700)).await;

@@ -9,7 +9,7 @@ use shared::metrics::{self, names};
 use shared::telemetry::ErrorChain;
 use shared::{FieldError, ValidationErrors};
 
-use crate::auth::AuthError;
+use crate::auth::{AuthError, Rejection};
 use crate::reads::ReadError;
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
@@ -111,10 +111,30 @@ fn auth_reason(error: &AuthError) -> Option<&'static str> {
         AuthError::Undecodable => "auth:undecodable",
         AuthError::Rejected(StatusCode::FORBIDDEN) => "auth:refused",
         AuthError::Rejected(_) => "auth:invalid",
-        AuthError::Unavailable(_) => return None,
+        AuthError::Unavailable(_) | AuthError::KeysUnavailable(_) => return None,
+        AuthError::Invalid(rejection) => rejection_reason(*rejection),
         AuthError::NotThisUser => "auth:not-this-user",
         AuthError::NotAService => "auth:not-a-service",
     })
+}
+
+/// `auth:<check>` for a token that local verification (`AUTH_MODE=jwks`) refused.
+fn rejection_reason(rejection: Rejection) -> &'static str {
+    match rejection {
+        Rejection::Expired => "auth:expired",
+        Rejection::NotYetValid => "auth:not-yet-valid",
+        Rejection::IssuedInTheFuture => "auth:issued-in-the-future",
+        Rejection::WrongIssuer => "auth:wrong-issuer",
+        Rejection::WrongAudience => "auth:wrong-audience",
+        Rejection::WrongTokenUse => "auth:wrong-token-use",
+        Rejection::AlgorithmNotAllowed => "auth:algorithm-not-allowed",
+        Rejection::NoKeyId => "auth:no-key-id",
+        Rejection::UnknownKey => "auth:unknown-key",
+        Rejection::BadSignature => "auth:bad-signature",
+        Rejection::MissingClaim => "auth:missing-claim",
+        Rejection::MalformedClaim => "auth:malformed-claim",
+        Rejection::Unreadable => "auth:unreadable",
+    }
 }
 
 /// The `Rejections` reasons of a 4xx, one per problem: `validation:<field>` for each bad
@@ -172,6 +192,11 @@ impl From<AuthError> for ApiError {
             AuthError::Rejected(_) => ApiError::Unauthorized("the token is not valid"),
             AuthError::Unavailable(source) => ApiError::Unavailable {
                 what: "the User Service",
+                source,
+            },
+            AuthError::Invalid(rejection) => ApiError::Unauthorized(rejection.detail()),
+            AuthError::KeysUnavailable(source) => ApiError::Unavailable {
+                what: "the token issuer's key set",
                 source,
             },
             AuthError::NotThisUser => ApiError::Forbidden("the token does not belong to this user"),

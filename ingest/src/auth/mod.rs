@@ -1,11 +1,17 @@
-//! Authentication and authorization, exactly as docs/architecture.md says:
+//! Authentication and authorization, exactly as docs/architecture.md and docs/auth.md say.
+//! How a token is checked depends on `AUTH_MODE` ([`TokenCheck`]):
 //!
-//! 1. no or malformed `Authorization: Bearer` header: 401, the User Service is not called;
-//! 2. the User Service answers 200/204: valid; 401/403: passed back as they are; anything
-//!    else, a timeout or a refused connection: 503. Fail closed, never open;
-//! 3. the user id comes from the token's claims (validated upstream, so decoding suffices);
-//! 4. callers act only for themselves unless their token carries the service scope;
-//! 5. positive validations may be cached briefly, never past `exp`; negatives never.
+//! * `user-service` (default): no or malformed `Authorization: Bearer` header: 401, the User
+//!   Service is not called; it answers 200/204: valid; 401/403: passed back as they are;
+//!   anything else, a timeout or a refused connection: 503. Fail closed, never open. The user
+//!   id comes from the token's claims (validated upstream, so decoding suffices); positive
+//!   validations may be cached briefly, never past `exp`; negatives never.
+//! * `jwks`: the token is verified here against the issuer's key set ([`JwksVerifier`]):
+//!   signature, `iss`, `exp`/`nbf`/`iat`, audience or client id, `token_use`; each failure a
+//!   401 naming the check; keys unavailable: 503.
+//!
+//! Either way callers act only for themselves unless their token carries the service scope
+//! (or, when configured, belongs to the service group in `cognito:groups`).
 //!
 //! Tokens never reach a log: [`BearerToken`]'s `Debug` hides it and nothing formats it.
 
@@ -15,11 +21,18 @@ use axum::http::HeaderMap;
 use shared::UserId;
 
 mod cache;
+mod https;
+mod jwks;
+mod ring_verify;
 mod token;
 mod user_service;
 
 pub use cache::ValidationCache;
-pub use token::{decode_claims, AuthError, BearerToken, Claims, TokenValidator};
+pub use jwks::{JwksConfig, JwksVerifier, TokenVerifier};
+pub use ring_verify::RING_VERIFY_ONLY;
+pub use token::{
+    claims_from, decode_claims, AuthError, BearerToken, Claims, Rejection, TokenValidator,
+};
 pub use user_service::UserServiceValidator;
 
 /// Who the caller is, once authenticated.
@@ -48,26 +61,58 @@ impl Principal {
     }
 }
 
+/// How a token is checked (`AUTH_MODE`).
+pub enum TokenCheck {
+    /// Asked of the User Service, positive answers cached per `cache`.
+    UserService {
+        validator: Arc<dyn TokenValidator>,
+        cache: ValidationCache,
+    },
+    /// Verified locally (`jwks`).
+    Local(Arc<dyn TokenVerifier>),
+}
+
 /// Everything needed to turn request headers into a [`Principal`].
 pub struct Authenticator {
-    pub validator: Arc<dyn TokenValidator>,
-    pub cache: ValidationCache,
+    pub check: TokenCheck,
     pub user_claim: String,
     pub service_scope: String,
+    /// A `cognito:groups` entry that counts as the service scope (`AUTH_SERVICE_GROUP`).
+    pub service_group: Option<String>,
 }
 
 impl Authenticator {
+    /// In `jwks` mode, fetches the key set before the first request (Lambda init, server
+    /// start). A failure is logged, not fatal: requests then get 503 until the issuer answers.
+    pub async fn warm_up(&self) {
+        if let TokenCheck::Local(verifier) = &self.check {
+            if let Err(error) = verifier.warm_up().await {
+                tracing::warn!(error = %format!("{error:#}"), "could not load the token issuer's keys at start; requests get 503 until it answers");
+            }
+        }
+    }
+
     pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Principal, AuthError> {
         let token = BearerToken::from_headers(headers)?;
-        // Claims first: a token we cannot read can never be authorized, so the User
-        // Service is spared the call.
-        let claims = decode_claims(&token, &self.user_claim)?;
-        if !self.cache.is_valid(&token) {
-            self.validator.validate(&token).await?;
-            self.cache.remember(&token, claims.expires_at);
-        }
+        let claims = match &self.check {
+            TokenCheck::UserService { validator, cache } => {
+                // Claims first: a token we cannot read can never be authorized, so the
+                // User Service is spared the call.
+                let claims = decode_claims(&token, &self.user_claim)?;
+                if !cache.is_valid(&token) {
+                    validator.validate(&token).await?;
+                    cache.remember(&token, claims.expires_at);
+                }
+                claims
+            }
+            TokenCheck::Local(verifier) => verifier.verify(&token, &self.user_claim).await?,
+        };
+        let in_service_group = self
+            .service_group
+            .as_ref()
+            .is_some_and(|group| claims.groups.contains(group));
         Ok(Principal {
-            is_service: claims.scopes.contains(&self.service_scope),
+            is_service: in_service_group || claims.scopes.contains(&self.service_scope),
             subject: claims.subject,
         })
     }

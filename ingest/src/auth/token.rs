@@ -63,10 +63,62 @@ pub enum AuthError {
     Rejected(StatusCode),
     #[error("the User Service could not validate the token")]
     Unavailable(#[source] anyhow::Error),
+    /// Local verification (`AUTH_MODE=jwks`) refused the token: which check failed.
+    #[error("{0}")]
+    Invalid(Rejection),
+    /// The issuer's key set could not be fetched and no cached key fits the token.
+    #[error("the token issuer's keys are unavailable")]
+    KeysUnavailable(#[source] anyhow::Error),
     #[error("the token does not belong to this user")]
     NotThisUser,
     #[error("this endpoint needs the service scope")]
     NotAService,
+}
+
+/// Why a locally verified token was refused, in words a client can act on. Never carries
+/// any part of the token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rejection {
+    Expired,
+    NotYetValid,
+    IssuedInTheFuture,
+    WrongIssuer,
+    WrongAudience,
+    WrongTokenUse,
+    AlgorithmNotAllowed,
+    NoKeyId,
+    UnknownKey,
+    BadSignature,
+    MissingClaim,
+    MalformedClaim,
+    Unreadable,
+}
+
+impl Rejection {
+    /// The problem document's `detail`.
+    pub fn detail(self) -> &'static str {
+        match self {
+            Self::Expired => "the token has expired: get a new one",
+            Self::NotYetValid => "the token is not valid yet (its nbf is in the future)",
+            Self::IssuedInTheFuture => "the token's iat is in the future: check the issuer's clock",
+            Self::WrongIssuer => "the token was not issued by the issuer this API trusts",
+            Self::WrongAudience => "the token was issued for another audience or client",
+            Self::WrongTokenUse => "the token's token_use is not the kind this API accepts",
+            Self::AlgorithmNotAllowed => "the token's signing algorithm is not accepted",
+            Self::NoKeyId => "the token's header names no signing key (kid)",
+            Self::UnknownKey => "the token is signed with a key the issuer does not publish",
+            Self::BadSignature => "the token's signature does not verify",
+            Self::MissingClaim => "the token lacks a valid exp or iss claim",
+            Self::MalformedClaim => "one of the token's registered claims has the wrong type",
+            Self::Unreadable => "the token cannot be decoded",
+        }
+    }
+}
+
+impl fmt::Display for Rejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.detail())
+    }
 }
 
 /// The claims we use. Other claims are ignored.
@@ -74,6 +126,8 @@ pub enum AuthError {
 pub struct Claims {
     pub subject: String,
     pub scopes: Vec<String>,
+    /// Cognito's `cognito:groups`, empty when absent.
+    pub groups: Vec<String>,
     /// Seconds since the epoch.
     pub expires_at: Option<i64>,
 }
@@ -91,6 +145,15 @@ pub fn decode_claims(token: &BearerToken, user_claim: &str) -> Result<Claims, Au
         .map_err(|_| AuthError::Undecodable)?;
     let claims: serde_json::Map<String, serde_json::Value> =
         serde_json::from_slice(&bytes).map_err(|_| AuthError::Undecodable)?;
+    claims_from(&claims, user_claim)
+}
+
+/// The claims we use from a decoded payload: the user claim, the scopes (`scope` or `scp`),
+/// Cognito's `cognito:groups` and `exp`.
+pub fn claims_from(
+    claims: &serde_json::Map<String, serde_json::Value>,
+    user_claim: &str,
+) -> Result<Claims, AuthError> {
     let subject = claims
         .get(user_claim)
         .and_then(|v| v.as_str())
@@ -106,10 +169,20 @@ pub fn decode_claims(token: &BearerToken, user_claim: &str) -> Result<Claims, Au
     if let Some(list) = claims.get("scp").and_then(|v| v.as_array()) {
         scopes.extend(list.iter().filter_map(|s| s.as_str().map(str::to_owned)));
     }
+    let groups = claims
+        .get("cognito:groups")
+        .and_then(|v| v.as_array())
+        .map(|list| {
+            list.iter()
+                .filter_map(|g| g.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
     let expires_at = claims.get("exp").and_then(|v| v.as_i64());
     Ok(Claims {
         subject,
         scopes,
+        groups,
         expires_at,
     })
 }

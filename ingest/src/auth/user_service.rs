@@ -8,18 +8,12 @@ use axum::http::{header, StatusCode};
 
 use shared::metrics::{self, names};
 
+use super::https::{https_client, HttpsClient};
 use super::token::{AuthError, BearerToken, TokenValidator};
-
-type HttpsClient = hyper_util::client::legacy::Client<
-    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
-    http_body_util::Empty<bytes::Bytes>,
->;
 
 /// [`TokenValidator`] calling the User Service over HTTP with the caller's own header.
 ///
-/// The client is hyper's pooled client on rustls with ring and the system's roots: the same
-/// HTTPS stack the AWS SDK client is built on, so the User Service call adds almost nothing
-/// to the binary.
+/// The client is [`https_client`]: the HTTPS stack the AWS SDK client already brings.
 pub struct UserServiceValidator {
     client: HttpsClient,
     endpoint: http::Uri,
@@ -32,18 +26,7 @@ impl UserServiceValidator {
         let endpoint: http::Uri = endpoint
             .parse()
             .with_context(|| format!("the User Service URL {endpoint:?} is not a URL"))?;
-        let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
-        http.enforce_http(false);
-        http.set_connect_timeout(Some(timeout));
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_provider_and_native_roots(rustls::crypto::ring::default_provider())
-            .context("loading the system's TLS root certificates for the User Service")?
-            .https_or_http()
-            .enable_all_versions()
-            .wrap_connector(http);
-        let client =
-            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-                .build(https);
+        let client = https_client(timeout, "the User Service")?;
         Ok(Self {
             client,
             endpoint,

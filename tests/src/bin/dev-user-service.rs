@@ -2,11 +2,19 @@
 //! itself. Never deployed: it exists so `make dev` works with no outside system.
 //!
 //!   dev-user-service serve [--port N]     # GET /validate: 204 for a good token, else 401
+//!
+//! `serve` also stands in for a token issuer, for ingest's `AUTH_MODE=jwks`: it starts a
+//! JWKS issuer on another loopback port with an RSA key made at start (never stored), whose
+//! URL `GET /jwks-issuer` answers, and `GET /dev-jwt?sub=NAME[&scope=S]` mints an RS256
+//! access token from it (client id `test-client`).
 //!   dev-user-service mint --sub NAME [--scope credit-scores:service] [--ttl-seconds N]
 
 use std::process::ExitCode;
 use std::time::Duration;
 
+use std::sync::Arc;
+
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::get;
 use axum::Router;
@@ -68,9 +76,22 @@ async fn run(command: Command) -> Result<(), String> {
                     .map_or(Ok(4113), |v| v.trim().parse())
                     .map_err(|e| format!("DEV_USER_SERVICE_PORT is not a port: {e}"))?,
             };
+            let issuer = Arc::new(pipeline_tests::JwksIssuer::start().await);
+            let jwt_routes = Router::new()
+                .route(
+                    "/jwks-issuer",
+                    get(
+                        |State(issuer): State<Arc<pipeline_tests::JwksIssuer>>| async move {
+                            issuer.url.clone()
+                        },
+                    ),
+                )
+                .route("/dev-jwt", get(dev_jwt))
+                .with_state(issuer);
             let app = Router::new()
                 .route("/validate", get(validate))
-                .route("/health", get(|| async { "ok" }));
+                .route("/health", get(|| async { "ok" }))
+                .merge(jwt_routes);
             let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
                 .await
                 .map_err(|e| format!("cannot bind 127.0.0.1:{port}: {e}"))?;
@@ -111,4 +132,23 @@ async fn validate(headers: HeaderMap) -> StatusCode {
         Some(Ok(_)) => StatusCode::NO_CONTENT,
         _ => StatusCode::UNAUTHORIZED,
     }
+}
+
+#[derive(serde::Deserialize)]
+struct JwtRequest {
+    sub: String,
+    #[serde(default)]
+    scope: String,
+}
+
+/// An RS256 access token from the stand-in issuer (for `AUTH_MODE=jwks`).
+async fn dev_jwt(
+    State(issuer): State<Arc<pipeline_tests::JwksIssuer>>,
+    Query(request): Query<JwtRequest>,
+) -> String {
+    let mut claims = issuer.claims_for(&request.sub);
+    if !request.scope.is_empty() {
+        claims["scope"] = serde_json::json!(request.scope);
+    }
+    issuer.sign("key-1", &claims)
 }
