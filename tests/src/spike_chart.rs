@@ -83,7 +83,7 @@ type Panel<'a> = DrawingArea<SVGBackend<'a>, plotters::coord::Shift>;
 fn draw(title: &str, points: &[ChartPoint], path: &Path) -> anyhow::Result<()> {
     let root = SVGBackend::new(path, (1000, 1100)).into_drawing_area();
     root.fill(&WHITE)?;
-    let root = root.titled(title, ("sans-serif", 20))?;
+    let root = root.titled(title, ("sans-serif", 24))?;
     let panels = root.split_evenly((4, 1));
     let end = points.iter().map(|p| p.second).fold(1.0, f64::max);
 
@@ -124,7 +124,7 @@ fn draw(title: &str, points: &[ChartPoint], path: &Path) -> anyhow::Result<()> {
         "written/s",
         end,
         "writes/s",
-        &[("written/s", &written, GREEN)],
+        &[("written/s", &written, RGBColor(0, 140, 0))],
     )?;
 
     let p50: Vec<(f64, f64)> = points
@@ -175,7 +175,7 @@ fn panel(
     // Headroom over the peak; an empty or all-zero series still gets a drawable axis.
     let top = if top > 0.0 { top * 1.1 } else { 1.0 };
     let mut chart = ChartBuilder::on(area)
-        .caption(caption, ("sans-serif", 16))
+        .caption(caption, ("sans-serif", 19))
         .margin(8)
         .x_label_area_size(28)
         .y_label_area_size(60)
@@ -186,6 +186,17 @@ fn panel(
         .y_desc(unit)
         .x_labels(12)
         .y_labels(6)
+        .x_label_formatter(&|x| format!("{x:.0}"))
+        // Whole numbers, unless the axis is too short for them to differ.
+        .y_label_formatter(&|y| {
+            if top >= 10.0 {
+                format!("{y:.0}")
+            } else {
+                format!("{y:.1}")
+            }
+        })
+        // Bold lines only: the light ones are most of the file and little of the reading.
+        .max_light_lines(1)
         .draw()?;
     for (label, values, color) in series {
         let color = *color;
@@ -201,7 +212,7 @@ fn panel(
     }
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
+        .position(SeriesLabelPosition::UpperLeft)
         .background_style(WHITE.mix(0.8))
         .border_style(BLACK)
         .draw()?;

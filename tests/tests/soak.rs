@@ -594,8 +594,7 @@ fn unix_ms(at: SystemTime) -> u64 {
 
 /// Per-second chart points from the cumulative samples and the pollers' EMF documents.
 /// Written/s is the pollers' `Written` counters when they sent any, else the change in the
-/// tables' item count (reports plus each user's latest item, so it over-counts while new
-/// users appear).
+/// tables' item count (one item per write) between samples.
 fn chart_points(
     samples: &[Sample],
     metrics: &[EmfRecord],
