@@ -4,6 +4,8 @@ use axum::Router;
 use lambda_http::request::RequestContext;
 use lambda_http::RequestExt;
 
+use crate::api::observe::GatewayRequestId;
+
 /// The path to route on. REST (v1) events carry the path without the stage (lambda_http
 /// adds it back); HTTP API (v2) raw paths carry a named stage, which is stripped once.
 /// Using the raw path keeps this right even for a stage named like a route segment.
@@ -28,6 +30,25 @@ pub fn route_path(request: &lambda_http::Request) -> Option<String> {
         }
         None => Some(raw.to_owned()),
     }
+}
+
+/// API Gateway's request id, for the correlation id of a request that brings none.
+pub fn gateway_request_id(request: &lambda_http::Request) -> Option<String> {
+    match request.request_context_ref()? {
+        RequestContext::ApiGatewayV1(ctx) => ctx.request_id.clone(),
+        RequestContext::ApiGatewayV2(ctx) => ctx.request_id.clone(),
+        _ => None,
+    }
+}
+
+/// What the router needs from the Lambda event: the path without the stage, and API
+/// Gateway's request id ([`GatewayRequestId`]).
+pub fn prepare(request: lambda_http::Request) -> lambda_http::Request {
+    let mut request = strip_stage(request);
+    if let Some(id) = gateway_request_id(&request) {
+        request.extensions_mut().insert(GatewayRequestId(id));
+    }
+    request
 }
 
 /// Rewrites the request URI to [`route_path`], keeping the query string.
@@ -58,7 +79,13 @@ pub fn service(
     Future = impl Send,
 > + Clone {
     tower::ServiceBuilder::new()
-        .map_request(strip_stage)
+        .map_request(prepare)
+        // Lambda may freeze the process once the response is sent: metrics go out first.
+        .map_future(|response| async move {
+            let response = response.await;
+            shared::metrics::flush();
+            response
+        })
         .service(router)
 }
 

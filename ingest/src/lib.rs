@@ -78,21 +78,26 @@ pub fn app(state: AppState) -> Router {
 
 /// Serves [`app`] under Lambda when `AWS_LAMBDA_RUNTIME_API` is set, else on `PORT`.
 pub async fn run(settings: IngestSettings) -> anyhow::Result<()> {
+    let metrics = shared::metrics::MetricsSettings::from_source(&shared::settings::Env, "ingest")?;
+    shared::metrics::init(&metrics)?;
     let sdk = shared::aws::sdk_config().await;
     let state = AppState::from_settings(&settings, &sdk)?;
     if shared::telemetry::running_in_lambda() {
         lambda::run(app(state)).await
     } else {
+        shared::metrics::spawn_periodic_flush(metrics.flush_interval);
         let router = server_app(state, &settings);
         let addr = SocketAddr::new(settings.bind_address, settings.port);
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .with_context(|| format!("binding {addr} (BIND_ADDRESS, PORT)"))?;
         tracing::info!(%addr, "ingest listening");
-        axum::serve(listener, router)
+        let served = axum::serve(listener, router)
             .with_graceful_shutdown(shutdown_signal())
             .await
-            .context("serving HTTP")
+            .context("serving HTTP");
+        shared::metrics::flush();
+        served
     }
 }
 

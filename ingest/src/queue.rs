@@ -1,12 +1,16 @@
 //! The port ingest enqueues through, and its SQS adapter.
 
 use std::collections::HashMap;
+use std::time::Instant;
 
 use anyhow::Context;
 use async_trait::async_trait;
 use aws_sdk_sqs::types::MessageAttributeValue;
 use shared::message::CORRELATION_ID_ATTRIBUTE;
-use shared::sqs_batch::{send_all, EntryFailure, OutgoingMessage};
+use shared::metrics::{self, names};
+use shared::sqs_batch::{
+    current_trace_header, send_all, trace_attribute, EntryFailure, OutgoingMessage,
+};
 use shared::ScoreMessage;
 
 /// SendMessageBatch calls in flight at once for one batch request (500 entries = 50 calls).
@@ -62,14 +66,26 @@ pub fn correlation_attribute(
 #[async_trait]
 impl ScoreQueue for SqsScoreQueue {
     async fn enqueue(&self, message: &ScoreMessage, correlation_id: &str) -> anyhow::Result<()> {
-        self.client
+        let started = Instant::now();
+        let sent = self
+            .client
             .send_message()
             .queue_url(&self.queue_url)
             .message_body(message.to_json())
             .set_message_attributes(Some(correlation_attribute(correlation_id)?))
+            .set_message_system_attributes(
+                current_trace_header().as_deref().and_then(trace_attribute),
+            )
             .send()
-            .await
-            .map_err(|e| anyhow::anyhow!("{}", aws_sdk_sqs::error::DisplayErrorContext(e)))
+            .await;
+        metrics::observe(
+            names::SQS_SEND_LATENCY,
+            [metrics::millis(started.elapsed())],
+        );
+        if sent.is_err() {
+            metrics::count(names::SQS_SEND_FAILURES, 1);
+        }
+        sent.map_err(|e| anyhow::anyhow!("{}", aws_sdk_sqs::error::DisplayErrorContext(e)))
             .context("SendMessage")?;
         Ok(())
     }
@@ -80,14 +96,17 @@ impl ScoreQueue for SqsScoreQueue {
         messages: &[ScoreMessage],
         correlation_id: &str,
     ) -> Vec<Result<(), EntryFailure>> {
+        let trace = current_trace_header();
         let outgoing: Vec<OutgoingMessage> = messages
             .iter()
             .map(|m| {
                 OutgoingMessage::new(m.to_json())
                     .with_attribute(CORRELATION_ID_ATTRIBUTE, correlation_id)
+                    .with_trace_header(trace.clone())
             })
             .collect();
-        send_all(
+        let started = Instant::now();
+        let results: Vec<Result<(), EntryFailure>> = send_all(
             &self.client,
             &self.queue_url,
             &outgoing,
@@ -96,6 +115,15 @@ impl ScoreQueue for SqsScoreQueue {
         .await
         .into_iter()
         .map(|r| r.map(|_| ()))
-        .collect()
+        .collect();
+        metrics::observe(
+            names::SQS_SEND_LATENCY,
+            [metrics::millis(started.elapsed())],
+        );
+        metrics::count(
+            names::SQS_SEND_FAILURES,
+            results.iter().filter(|r| r.is_err()).count(),
+        );
+        results
     }
 }

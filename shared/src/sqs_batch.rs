@@ -22,6 +22,8 @@ pub const MAX_BATCH_BYTES: usize = 256 * 1024;
 pub struct OutgoingMessage {
     pub body: String,
     pub attributes: HashMap<String, String>,
+    /// The X-Ray trace header, sent as the `AWSTraceHeader` system attribute.
+    pub trace_header: Option<String>,
 }
 
 impl OutgoingMessage {
@@ -29,7 +31,13 @@ impl OutgoingMessage {
         Self {
             body: body.into(),
             attributes: HashMap::new(),
+            trace_header: None,
         }
+    }
+
+    pub fn with_trace_header(mut self, header: Option<String>) -> Self {
+        self.trace_header = header;
+        self
     }
 
     pub fn with_attribute(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
@@ -86,6 +94,36 @@ pub fn group_ranges(sizes: &[usize], max_bytes: usize) -> Vec<std::ops::Range<us
 
 /// Sends every message, in groups, with at most `concurrency` calls in flight. Returns one
 /// result per message, in order: the SQS message id, or why it was not taken.
+/// The trace header the Lambda runtime sets for this invocation (`_X_AMZN_TRACE_ID`), when
+/// there is one.
+pub fn current_trace_header() -> Option<String> {
+    std::env::var("_X_AMZN_TRACE_ID")
+        .ok()
+        .filter(|v| !v.is_empty())
+}
+
+/// `AWSTraceHeader` as SQS takes it. The SDK also sends the header as `X-Amzn-Trace-Id`,
+/// which SQS records itself; setting the attribute makes the link explicit, so every SQS
+/// implementation keeps it, and a test can read it back.
+pub fn trace_attribute(
+    header: &str,
+) -> Option<
+    HashMap<
+        aws_sdk_sqs::types::MessageSystemAttributeNameForSends,
+        aws_sdk_sqs::types::MessageSystemAttributeValue,
+    >,
+> {
+    let value = aws_sdk_sqs::types::MessageSystemAttributeValue::builder()
+        .data_type("String")
+        .string_value(header)
+        .build()
+        .ok()?;
+    Some(HashMap::from([(
+        aws_sdk_sqs::types::MessageSystemAttributeNameForSends::AwsTraceHeader,
+        value,
+    )]))
+}
+
 pub async fn send_all(
     client: &aws_sdk_sqs::Client,
     queue_url: &str,
@@ -154,6 +192,9 @@ pub async fn send_group(
             .id(i.to_string())
             .message_body(&message.body)
             .set_message_attributes((!attributes.is_empty()).then_some(attributes))
+            .set_message_system_attributes(
+                message.trace_header.as_deref().and_then(trace_attribute),
+            )
             .build();
         match entry {
             Ok(entry) => entries.push(entry),

@@ -72,6 +72,7 @@ fn body(i: usize, users: usize) -> String {
 fn messages(n: usize, users: usize) -> Vec<InboundMessage> {
     (0..n)
         .map(|i| InboundMessage {
+            trace_header: None,
             message_id: format!("m-{i}"),
             body: Some(body(i, users)),
             sent_at: None,

@@ -34,6 +34,7 @@ fn message_body(user: &str, report: &str, bureau: &str, score: u16, reported_at:
 
 fn inbound(body: String) -> InboundMessage {
     InboundMessage {
+        trace_header: None,
         message_id: ulid::Ulid::new().to_string(),
         body: Some(body),
         sent_at: None,

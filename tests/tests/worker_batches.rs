@@ -32,6 +32,7 @@ async fn harness() -> Harness {
 
 fn message(id: &str, body: String) -> InboundMessage {
     InboundMessage {
+        trace_header: None,
         message_id: id.to_owned(),
         body: Some(body),
         sent_at: None,

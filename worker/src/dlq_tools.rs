@@ -611,6 +611,7 @@ impl DlqTools {
                     let mut attributes = carried_attributes(&m.attributes);
                     attributes.insert(REDRIVE_RUN_ATTRIBUTE.to_owned(), report.run_id.clone());
                     OutgoingMessage {
+                        trace_header: None,
                         body: m.body.clone(),
                         attributes,
                     }

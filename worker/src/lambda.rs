@@ -52,6 +52,8 @@ where
 struct SystemAttributes {
     sent_timestamp: Option<String>,
     approximate_receive_count: Option<String>,
+    #[serde(rename = "AWSTraceHeader")]
+    aws_trace_header: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -78,6 +80,7 @@ impl SqsRecords {
                     .approximate_receive_count
                     .and_then(|v| v.parse().ok())
                     .unwrap_or(1),
+                trace_header: record.attributes.aws_trace_header,
                 body: record.body,
                 attributes: record
                     .message_attributes
@@ -103,6 +106,7 @@ fn lean_record(record: SqsMessage) -> LambdaSqsRecord {
         attributes: SystemAttributes {
             sent_timestamp: record.attributes.get("SentTimestamp").cloned(),
             approximate_receive_count: record.attributes.get("ApproximateReceiveCount").cloned(),
+            aws_trace_header: record.attributes.get("AWSTraceHeader").cloned(),
         },
         message_attributes: record
             .message_attributes
@@ -134,14 +138,9 @@ pub async fn handle_sqs_event(
     let deadline = deadline_from(event.context.deadline(), margin);
     let messages = event.payload.into_inbound();
     let outcome = processor.process_batch(&messages, deadline).await;
-    tracing::info!(
-        records = messages.len(),
-        written = outcome.written,
-        dead_lettered = outcome.dead_lettered,
-        failed = outcome.failed.len(),
-        write_requests = outcome.write_requests,
-        "batch processed"
-    );
+    outcome.report();
+    // Lambda may freeze the process once the response is sent: the metrics go out now.
+    shared::metrics::flush();
     let mut response = SqsBatchResponse::default();
     response.batch_item_failures = outcome
         .failed

@@ -58,7 +58,10 @@ const ENVIRONMENT_HELP: &str = "\
 Environment: DLQ_URL and TABLE_NAME (required), QUEUE_URL (poller), WRITE_CONCURRENCY,
 RETRY_BASE_DELAY_MS, RETRY_MAX_DELAY_MS, DEADLINE_MARGIN_MS, DYNAMODB_ATTEMPT_TIMEOUT_MS,
 POLLER_RECEIVE_LOOPS, FAILURE_VISIBILITY_BASE_SECONDS, HEALTH_PORT (poller: /health and
-/ready; off when unset), SHUTDOWN_GRACE_SECONDS (poller, 25), plus the standard AWS variables.";
+/ready; off when unset), SHUTDOWN_GRACE_SECONDS (poller, 25); logs: RUST_LOG or
+AWS_LAMBDA_LOG_LEVEL, LOG_FORMAT or AWS_LAMBDA_LOG_FORMAT (json | text); metrics (CloudWatch
+EMF on stdout): METRICS (emf | off), METRICS_NAMESPACE, METRICS_SERVICE, METRICS_FLUSH_SECONDS
+(poller, 60); plus the standard AWS variables.";
 
 #[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
 pub enum Command {
@@ -110,6 +113,8 @@ pub fn build_processor(settings: &WorkerSettings, sdk: &SdkConfig) -> Arc<Proces
 
 async fn run() -> anyhow::Result<()> {
     let settings = WorkerSettings::from_source(&Env)?;
+    let metrics = shared::metrics::MetricsSettings::from_source(&Env, "worker")?;
+    shared::metrics::init(&metrics)?;
     let sdk = shared::aws::sdk_config().await;
     let processor = build_processor(&settings, &sdk);
     if shared::telemetry::running_in_lambda() {
@@ -131,14 +136,20 @@ async fn run() -> anyhow::Result<()> {
         };
         let poller = Poller::new(shared::aws::sqs_client(&sdk), processor, config)
             .with_shutdown_grace(settings.shutdown_grace);
+        // Batches here are small and many: their metrics go out on a timer, and the last
+        // partial interval on the way out.
+        shared::metrics::spawn_periodic_flush(metrics.flush_interval);
         let Some(port) = settings.health_port else {
-            return poller.run(shutdown_signal()).await;
+            let result = poller.run(shutdown_signal()).await;
+            shared::metrics::flush();
+            return result;
         };
         let health = Health::new();
         let (stop_health, health_stopped) = watch::channel(false);
         let addr = std::net::SocketAddr::from(([0, 0, 0, 0], port));
         let server = health::serve(addr, health.clone(), health_stopped).await?;
         let result = poller.with_health(health).run(shutdown_signal()).await;
+        shared::metrics::flush();
         // Probes keep their answers until the batches are done, then the process ends.
         let _ = stop_health.send(true);
         let _ = server.await;

@@ -195,13 +195,7 @@ impl Poller {
             })
             .collect();
         let outcome = self.processor.process_batch(&inbound, deadline).await;
-        tracing::info!(
-            records = inbound.len(),
-            written = outcome.written,
-            dead_lettered = outcome.dead_lettered,
-            failed = outcome.failed.len(),
-            "batch processed"
-        );
+        outcome.report();
         let mut failed = Vec::with_capacity(outcome.failed.len());
         for id in &outcome.failed {
             if let Some(entry) = receipts.remove(id) {
@@ -314,6 +308,7 @@ pub fn inbound_from_sqs(message: &Message) -> InboundMessage {
         receive_count: system_attr(MessageSystemAttributeName::ApproximateReceiveCount)
             .and_then(|v| v.parse().ok())
             .unwrap_or(1),
+        trace_header: system_attr(MessageSystemAttributeName::AwsTraceHeader),
         attributes: message
             .message_attributes
             .as_ref()

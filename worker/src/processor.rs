@@ -14,6 +14,8 @@ use backon::{BackoffBuilder, ExponentialBuilder};
 use futures::stream::{self, StreamExt};
 use shared::item::StoredReport;
 use shared::message::CORRELATION_ID_ATTRIBUTE;
+use shared::metrics::{self, names};
+use shared::telemetry::ErrorChain;
 use time::OffsetDateTime;
 use tokio::time::Instant;
 
@@ -41,15 +43,80 @@ impl Default for ProcessorConfig {
 }
 
 /// What one batch came to. `failed` holds the message ids SQS must deliver again.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq)]
 pub struct BatchOutcome {
+    pub records: usize,
     pub failed: Vec<String>,
     pub written: usize,
     pub dead_lettered: usize,
+    /// Dead-lettered messages by DLQ reason code.
+    pub dead_lettered_by_reason: Vec<(&'static str, usize)>,
     /// Messages folded into another with the same key (they share its fate).
     pub deduplicated: usize,
     /// BatchWriteItem requests sent, retries included.
     pub write_requests: usize,
+    /// Items sent again after DynamoDB left them unprocessed or a request failed.
+    pub retried: usize,
+    /// Messages whose write had not succeeded when the deadline came (SQS delivers them again).
+    pub unprocessed: usize,
+    /// Per written message: write time minus `receivedAt`, in milliseconds.
+    pub lag_ms: Vec<f64>,
+    /// Per message: receipt time minus SQS's `SentTimestamp`, in milliseconds.
+    pub message_age_ms: Vec<f64>,
+    pub duration: Duration,
+}
+
+impl BatchOutcome {
+    /// The batch's one log line and its metrics (see `shared::metrics::names`).
+    pub fn report(&self) {
+        tracing::info!(
+            records = self.records,
+            written = self.written,
+            deduplicated = self.deduplicated,
+            deadLettered = self.dead_lettered,
+            retried = self.retried,
+            unprocessed = self.unprocessed,
+            failed = self.failed.len(),
+            writeRequests = self.write_requests,
+            durationMs = metrics::millis(self.duration).round(),
+            "batch processed"
+        );
+        metrics::count(names::BATCH_RECORDS, self.records);
+        metrics::count(names::WRITTEN, self.written);
+        metrics::count(names::DEDUPLICATED, self.deduplicated);
+        for (reason, count) in &self.dead_lettered_by_reason {
+            metrics::count_by(names::DEAD_LETTERED, "Reason", (*reason).to_owned(), *count);
+        }
+        metrics::count(names::RETRIED, self.retried);
+        metrics::count(names::UNPROCESSED_AFTER_RETRIES, self.unprocessed);
+        metrics::count(names::BATCH_WRITE_REQUESTS, self.write_requests);
+        metrics::observe(names::BATCH_DURATION, [metrics::millis(self.duration)]);
+        metrics::observe(names::END_TO_END_LAG, self.lag_ms.iter().copied());
+        metrics::observe(names::MESSAGE_AGE, self.message_age_ms.iter().copied());
+    }
+}
+
+/// The correlation id a record is logged and dead-lettered with: the producer's, else the
+/// message id (batch producers need not set one).
+fn correlation_of(message: &InboundMessage) -> &str {
+    message
+        .attributes
+        .get(CORRELATION_ID_ATTRIBUTE)
+        .map_or(message.message_id.as_str(), String::as_str)
+}
+
+/// One line per record, so an operator finds any report's fate by its id, its message id or
+/// its correlation id.
+fn log_outcome(message: &InboundMessage, outcome: &'static str, report_id: Option<&str>) {
+    tracing::info!(
+        outcome,
+        messageId = %message.message_id,
+        reportId = report_id,
+        correlationId = correlation_of(message),
+        receiveCount = message.receive_count,
+        awsTraceHeader = message.trace_header.as_deref(),
+        "record outcome"
+    );
 }
 
 /// Reports sharing one table key, reduced to the newest, with the position in the batch of
@@ -78,7 +145,8 @@ impl KeyGroup {
 /// A batch after the CPU-only steps: decoded, validated, poison set aside, deduplicated.
 pub struct PreparedBatch {
     pub groups: Vec<KeyGroup>,
-    pub poison: Vec<DeadLetter>,
+    /// Each with the message's position in the batch.
+    pub poison: Vec<(usize, DeadLetter)>,
     /// Ids of records that failed in a way a retry may fix.
     pub retry: Vec<String>,
     pub deduplicated: usize,
@@ -92,9 +160,18 @@ pub fn prepare_batch(messages: &[InboundMessage], now: OffsetDateTime) -> Prepar
     for (position, message) in messages.iter().enumerate() {
         match process_record(message, now) {
             Ok(report) => valid.push((position, report)),
-            Err(RecordError::Permanent(reason)) => poison.push(dead_letter(message, &reason)),
+            Err(RecordError::Permanent(reason)) => {
+                poison.push((position, dead_letter(message, &reason)));
+            }
             Err(e @ RecordError::Retryable(_)) => {
-                tracing::warn!(message_id = %message.message_id, error = %e, "record will be retried");
+                tracing::warn!(
+                    outcome = "retry",
+                    messageId = %message.message_id,
+                    correlationId = correlation_of(message),
+                    receiveCount = message.receive_count,
+                    error = %ErrorChain(&e),
+                    "record outcome"
+                );
                 retry.push(message.message_id.clone());
             }
         }
@@ -131,33 +208,52 @@ impl Processor {
         messages: &[InboundMessage],
         deadline: Instant,
     ) -> BatchOutcome {
-        let mut outcome = BatchOutcome::default();
-        let prepared = prepare_batch(messages, OffsetDateTime::now_utc());
+        let started = Instant::now();
+        let received_at = OffsetDateTime::now_utc();
+        let mut outcome = BatchOutcome {
+            records: messages.len(),
+            message_age_ms: messages
+                .iter()
+                .filter_map(|m| m.sent_at)
+                .map(|sent| millis_between(sent, received_at))
+                .collect(),
+            ..BatchOutcome::default()
+        };
+        let prepared = prepare_batch(messages, received_at);
         outcome.failed.extend(prepared.retry);
 
-        let (dead_lettered, undeliverable) = self.dead_letter_all(prepared.poison).await;
-        outcome.dead_lettered = dead_lettered;
+        let (dead_lettered, undeliverable) = self.dead_letter_all(messages, prepared.poison).await;
+        outcome.dead_lettered = dead_lettered.iter().map(|(_, n)| n).sum();
+        outcome.dead_lettered_by_reason = dead_lettered;
         outcome.failed.extend(undeliverable);
 
         let groups = prepared.groups;
         outcome.deduplicated = prepared.deduplicated;
 
-        let requests = AtomicUsize::new(0);
-        let unwritten = self.write_groups(&groups, deadline, &requests).await;
-        outcome.write_requests = requests.load(Ordering::Relaxed);
+        let counters = WriteCounters::default();
+        let written_at = self.write_groups(&groups, deadline, &counters).await;
+        outcome.write_requests = counters.requests.load(Ordering::Relaxed);
+        outcome.retried = counters.retried.load(Ordering::Relaxed);
 
-        // One flag per group: batches may hold 10,000 records, so no search per group.
-        let mut written = vec![true; groups.len()];
-        for i in unwritten {
-            written[i] = false;
-        }
-        for (group, written) in groups.iter().zip(written) {
-            if written {
-                outcome.written += group.message_count();
-            } else {
-                outcome
-                    .failed
-                    .extend(group.positions().map(|i| messages[i].message_id.clone()));
+        outcome.lag_ms.reserve(messages.len());
+        for (group, written_at) in groups.iter().zip(written_at) {
+            let report_id = group.report.report.report_id.as_str();
+            match written_at {
+                Some(at) => {
+                    outcome.written += group.message_count();
+                    let lag = millis_between(group.report.received_at, at);
+                    for i in group.positions() {
+                        outcome.lag_ms.push(lag);
+                        log_outcome(&messages[i], "written", Some(report_id));
+                    }
+                }
+                None => {
+                    outcome.unprocessed += group.message_count();
+                    for i in group.positions() {
+                        log_outcome(&messages[i], "unprocessed", Some(report_id));
+                        outcome.failed.push(messages[i].message_id.clone());
+                    }
+                }
             }
         }
         if !outcome.failed.is_empty() {
@@ -166,92 +262,143 @@ impl Processor {
                 "messages left for redelivery"
             );
         }
+        outcome.duration = started.elapsed();
         outcome
     }
 
-    /// Sends poison messages to the DLQ; returns how many went, and the ids of those that
-    /// could not be sent (they stay on the queue: never dropped).
-    async fn dead_letter_all(&self, letters: Vec<DeadLetter>) -> (usize, Vec<String>) {
+    /// Sends poison messages to the DLQ; returns how many went by reason, and the ids of
+    /// those that could not be sent (they stay on the queue: never dropped).
+    async fn dead_letter_all(
+        &self,
+        messages: &[InboundMessage],
+        letters: Vec<(usize, DeadLetter)>,
+    ) -> (Vec<(&'static str, usize)>, Vec<String>) {
         let results = stream::iter(letters)
-            .map(|letter| async move {
-                tracing::warn!(
-                    message_id = %letter.original_message_id,
-                    reason = letter.reason_code,
-                    detail = %letter.detail,
-                    "poison message sent to the DLQ"
-                );
+            .map(|(position, letter)| async move {
                 let sent = self.dlq.send(&letter).await;
-                (letter.original_message_id, sent)
+                (position, letter, sent)
             })
             .buffer_unordered(self.config.write_concurrency.max(1))
             .collect::<Vec<_>>()
             .await;
-        let mut sent = 0;
+        let mut sent: Vec<(&'static str, usize)> = Vec::new();
         let mut failed = Vec::new();
-        for (id, result) in results {
+        for (position, letter, result) in results {
+            let message = &messages[position];
             match result {
-                Ok(()) => sent += 1,
+                Ok(()) => {
+                    tracing::warn!(
+                        outcome = "dead-lettered",
+                        messageId = %message.message_id,
+                        correlationId = correlation_of(message),
+                        receiveCount = message.receive_count,
+                        awsTraceHeader = message.trace_header.as_deref(),
+                        reason = letter.reason_code,
+                        detail = %letter.detail,
+                        "record outcome"
+                    );
+                    match sent
+                        .iter_mut()
+                        .find(|(reason, _)| *reason == letter.reason_code)
+                    {
+                        Some((_, count)) => *count += 1,
+                        None => sent.push((letter.reason_code, 1)),
+                    }
+                }
                 Err(e) => {
-                    tracing::error!(message_id = %id, error = %format!("{e:#}"), "DLQ send failed; message left for redelivery");
-                    failed.push(id);
+                    tracing::error!(
+                        outcome = "retry",
+                        messageId = %message.message_id,
+                        correlationId = correlation_of(message),
+                        receiveCount = message.receive_count,
+                        reason = letter.reason_code,
+                        error = %format!("{e:#}"),
+                        "record outcome"
+                    );
+                    failed.push(letter.original_message_id);
                 }
             }
         }
         (sent, failed)
     }
 
-    /// Writes every group; returns the positions of groups not written by the deadline.
+    /// Writes every group; returns, per group, when it was written (`None`: not by the
+    /// deadline).
     async fn write_groups(
         &self,
         groups: &[KeyGroup],
         deadline: Instant,
-        requests: &AtomicUsize,
-    ) -> Vec<usize> {
+        counters: &WriteCounters,
+    ) -> Vec<Option<OffsetDateTime>> {
         // Owned chunks: borrowed stream items trip up `Send` inference in spawned tasks.
         let indexes: Vec<usize> = (0..groups.len()).collect();
         let chunks: Vec<Vec<usize>> = indexes
             .chunks(MAX_BATCH_WRITE_ITEMS)
             .map(<[usize]>::to_vec)
             .collect();
-        stream::iter(chunks)
-            .map(|chunk| self.write_chunk(groups, chunk, deadline, requests))
+        let mut written_at = vec![None; groups.len()];
+        let written: Vec<(usize, OffsetDateTime)> = stream::iter(chunks)
+            .map(|chunk| self.write_chunk(groups, chunk, deadline, counters))
             .buffer_unordered(self.config.write_concurrency.max(1))
             .flat_map(stream::iter)
             .collect()
-            .await
+            .await;
+        for (group, at) in written {
+            written_at[group] = Some(at);
+        }
+        written_at
     }
 
+    /// Writes one chunk of at most 25 groups, retrying what is left; returns the groups
+    /// written, each with the time its write was acknowledged.
     async fn write_chunk(
         &self,
         groups: &[KeyGroup],
         chunk: Vec<usize>,
         deadline: Instant,
-        requests: &AtomicUsize,
-    ) -> Vec<usize> {
+        counters: &WriteCounters,
+    ) -> Vec<(usize, OffsetDateTime)> {
+        let mut written = Vec::with_capacity(chunk.len());
         let mut pending = chunk;
         let mut backoff = self.backoff(deadline);
         loop {
             let reports: Vec<&StoredReport> = pending.iter().map(|&i| &groups[i].report).collect();
-            requests.fetch_add(1, Ordering::Relaxed);
+            counters.requests.fetch_add(1, Ordering::Relaxed);
             match within(deadline, self.store.put_reports(&reports)).await {
-                Ok(left) if left.is_empty() => return Vec::new(),
                 Ok(left) => {
+                    let now = OffsetDateTime::now_utc();
+                    if left.is_empty() {
+                        written.extend(pending.iter().map(|&i| (i, now)));
+                        return written;
+                    }
                     tracing::debug!(
                         unprocessed = left.len(),
                         "BatchWriteItem left items unprocessed"
                     );
-                    pending = left
-                        .into_iter()
-                        .filter_map(|p| pending.get(p).copied())
-                        .collect();
+                    let mut kept = vec![false; pending.len()];
+                    for &p in &left {
+                        if let Some(k) = kept.get_mut(p) {
+                            *k = true;
+                        }
+                    }
+                    let mut still = Vec::with_capacity(left.len());
+                    for (&group, kept) in pending.iter().zip(kept) {
+                        if kept {
+                            still.push(group);
+                        } else {
+                            written.push((group, now));
+                        }
+                    }
+                    pending = still;
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, items = pending.len(), "BatchWriteItem failed")
+                    tracing::warn!(error = %ErrorChain(&e), items = pending.len(), "BatchWriteItem failed")
                 }
             }
             if !backoff.wait().await {
-                return pending;
+                return written;
             }
+            counters.retried.fetch_add(pending.len(), Ordering::Relaxed);
         }
     }
 
@@ -265,6 +412,16 @@ impl Processor {
             deadline,
         }
     }
+}
+
+#[derive(Default)]
+struct WriteCounters {
+    requests: AtomicUsize,
+    retried: AtomicUsize,
+}
+
+fn millis_between(earlier: OffsetDateTime, later: OffsetDateTime) -> f64 {
+    (later - earlier).as_seconds_f64().max(0.0) * 1000.0
 }
 
 /// Exponential delays with full jitter (a uniform pick in `[0, cap)`), bounded by a deadline.
@@ -306,7 +463,7 @@ fn dead_letter(message: &InboundMessage, reason: &shared::message::MessageError)
         body: message.body.clone().unwrap_or_default(),
         reason_code: reason.reason_code(),
         detail: reason.to_string(),
-        correlation_id: message.attributes.get(CORRELATION_ID_ATTRIBUTE).cloned(),
+        correlation_id: Some(correlation_of(message).to_owned()),
         redrive_run_id: message
             .attributes
             .get(crate::dlq::REDRIVE_RUN_ATTRIBUTE)

@@ -18,6 +18,8 @@ pub struct InboundMessage {
     pub receive_count: u32,
     /// String message attributes (the correlation id travels here).
     pub attributes: HashMap<String, String>,
+    /// SQS's `AWSTraceHeader` system attribute: the X-Ray trace of the sender.
+    pub trace_header: Option<String>,
 }
 
 /// Why a record did not make it, and whether trying again can help.
@@ -66,6 +68,7 @@ mod tests {
 
     fn message(body: &str) -> InboundMessage {
         InboundMessage {
+            trace_header: None,
             message_id: "m-1".into(),
             body: Some(body.into()),
             sent_at: parse_sent_timestamp("1764320000000"),

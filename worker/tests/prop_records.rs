@@ -56,6 +56,7 @@ fn any_body() -> impl Strategy<Value = Option<String>> {
 
 fn message(body: Option<String>, sent_at: Option<OffsetDateTime>) -> InboundMessage {
     InboundMessage {
+        trace_header: None,
         message_id: "m-1".into(),
         body,
         sent_at,

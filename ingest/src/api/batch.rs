@@ -4,8 +4,8 @@
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::extract::{Extension, State};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
@@ -14,7 +14,8 @@ use shared::{FieldError, MessageSource, ScoreMessage, ScoreReport, ValidationErr
 
 use super::bodies::{parse_batch_body, RejectedEntry};
 use super::error::ApiError;
-use super::extract::{body_bytes_within, correlation_id, require_json, CORRELATION_ID_HEADER};
+use super::extract::{body_bytes_within, require_json};
+use super::observe::CorrelationId;
 use crate::state::AppState;
 
 /// This route's body limit: 500 entries need more than the API's usual 64 KiB.
@@ -192,6 +193,7 @@ pub fn batch_source(subject: &str) -> MessageSource {
 #[tracing::instrument(skip_all, fields(entries, accepted, rejected, failed))]
 pub async fn submit_batch(
     State(state): State<AppState>,
+    Extension(CorrelationId(correlation)): Extension<CorrelationId>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
@@ -204,7 +206,6 @@ pub async fn submit_batch(
     if verdicts.iter().all(Result::is_err) {
         return Err(all_rejected(&verdicts));
     }
-    let correlation = correlation_id(&headers);
     let source = batch_source(&principal.subject);
     let messages: Vec<ScoreMessage> = verdicts
         .iter()
@@ -235,12 +236,9 @@ pub async fn submit_batch(
         tracing::warn!(failed = result.failed, codes = ?codes, "the queue did not take some entries");
     }
     tracing::info!("batch handled");
+    shared::metrics::count(shared::metrics::names::ACCEPTED_WRITES, result.accepted);
 
-    let mut response = (result.status(), Json(result)).into_response();
-    if let Ok(v) = HeaderValue::from_str(&correlation) {
-        response.headers_mut().insert(CORRELATION_ID_HEADER, v);
-    }
-    Ok(response)
+    Ok((result.status(), Json(result)).into_response())
 }
 
 #[cfg(test)]

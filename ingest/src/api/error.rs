@@ -5,6 +5,8 @@
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
+use shared::metrics::{self, names};
+use shared::telemetry::ErrorChain;
 use shared::{FieldError, ValidationErrors};
 
 use crate::auth::AuthError;
@@ -100,8 +102,66 @@ impl ApiError {
     }
 }
 
+/// The `Rejections` reason of a failed authentication (`auth:<kind>`); None when the request
+/// was not rejected but could not be judged (the User Service is down: a 503).
+fn auth_reason(error: &AuthError) -> Option<&'static str> {
+    Some(match error {
+        AuthError::Missing => "auth:missing",
+        AuthError::Malformed => "auth:malformed",
+        AuthError::Undecodable => "auth:undecodable",
+        AuthError::Rejected(StatusCode::FORBIDDEN) => "auth:refused",
+        AuthError::Rejected(_) => "auth:invalid",
+        AuthError::Unavailable(_) => return None,
+        AuthError::NotThisUser => "auth:not-this-user",
+        AuthError::NotAService => "auth:not-a-service",
+    })
+}
+
+/// The `Rejections` reasons of a 4xx, one per problem: `validation:<field>` for each bad
+/// field (indexes dropped, so `entries[7].score` counts as `entries[].score`; unknown members
+/// as `validation:unknown-field`, since clients choose their names), else the problem kind.
+/// Authentication failures are counted where they are known ([`auth_reason`]).
+fn rejection_reasons(error: &ApiError) -> Vec<String> {
+    match error {
+        ApiError::Validation(v) => v.0.iter().map(field_reason).collect(),
+        ApiError::Unauthorized(_) | ApiError::Forbidden(_) => Vec::new(),
+        other if other.status().is_client_error() => vec![other.kind().0.to_owned()],
+        _ => Vec::new(),
+    }
+}
+
+fn field_reason(error: &FieldError) -> String {
+    if error.message == "is not a known field" {
+        return "validation:unknown-field".to_owned();
+    }
+    let mut field = String::with_capacity(error.field.len());
+    let mut in_index = false;
+    for c in error.field.chars() {
+        match c {
+            '[' => {
+                in_index = true;
+                field.push('[');
+            }
+            ']' => {
+                in_index = false;
+                field.push(']');
+            }
+            _ if in_index => {}
+            c if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') => field.push(c),
+            _ => return "validation:other".to_owned(),
+        }
+    }
+    if field.is_empty() || field.len() > 64 {
+        return "validation:other".to_owned();
+    }
+    format!("validation:{field}")
+}
+
 impl From<AuthError> for ApiError {
     fn from(error: AuthError) -> Self {
+        if let Some(reason) = auth_reason(&error) {
+            metrics::count_by(names::REJECTIONS, "Reason", reason.to_owned(), 1);
+        }
         match error {
             AuthError::Missing => ApiError::Unauthorized("a Bearer token is required"),
             AuthError::Malformed => ApiError::Unauthorized("the Authorization header is malformed"),
@@ -154,9 +214,12 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
         if status.is_server_error() {
-            tracing::error!(status = status.as_u16(), error = %format!("{:#}", anyhow_chain(&self)), "request failed");
+            tracing::error!(status = status.as_u16(), error = %ErrorChain(&self), "request failed");
         } else {
             tracing::info!(status = status.as_u16(), error = %self, "request rejected");
+            for reason in rejection_reasons(&self) {
+                metrics::count_by(names::REJECTIONS, "Reason", reason, 1);
+            }
         }
         let errors = match &self {
             Self::Validation(v) => v.0.clone(),
@@ -185,16 +248,4 @@ impl IntoResponse for ApiError {
         }
         response
     }
-}
-
-/// The error with its whole source chain, for the log line.
-fn anyhow_chain(error: &ApiError) -> String {
-    let mut text = error.to_string();
-    let mut source = std::error::Error::source(error);
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }

@@ -56,12 +56,16 @@ pub fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
     }
 }
 
-/// The caller's correlation id when it is sane, else a fresh one.
-pub fn correlation_id(headers: &HeaderMap) -> String {
+/// The caller's correlation id when it is sane (1 to 128 visible ASCII characters), else
+/// `fallback` (API Gateway's request id) when that is, else a fresh one.
+pub fn correlation_id(headers: &HeaderMap, fallback: Option<&str>) -> String {
+    let sane =
+        |v: &&str| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic());
     headers
         .get(CORRELATION_ID_HEADER)
         .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
+        .filter(sane)
+        .or(fallback.filter(sane))
         .map_or_else(|| ulid::Ulid::new().to_string(), str::to_owned)
 }
 
@@ -94,8 +98,11 @@ mod tests {
     fn replaces_unsafe_correlation_ids() {
         let mut h = HeaderMap::new();
         h.insert(CORRELATION_ID_HEADER, HeaderValue::from_static("abc-123"));
-        assert_eq!(correlation_id(&h), "abc-123");
+        assert_eq!(correlation_id(&h, Some("gw-1")), "abc-123");
         h.insert(CORRELATION_ID_HEADER, HeaderValue::from_static("has space"));
-        assert_ne!(correlation_id(&h), "has space");
+        assert_ne!(correlation_id(&h, None), "has space");
+        assert_eq!(correlation_id(&h, Some("gw-1")), "gw-1");
+        assert_eq!(correlation_id(&HeaderMap::new(), Some("gw-1")), "gw-1");
+        assert_eq!(correlation_id(&HeaderMap::new(), None).len(), 26);
     }
 }

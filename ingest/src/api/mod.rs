@@ -12,6 +12,7 @@ pub mod docs;
 pub mod error;
 pub mod extract;
 pub mod health;
+pub mod observe;
 pub mod reads;
 pub mod routes;
 pub mod writes;
@@ -31,6 +32,8 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        // Outermost: it sees every response, the fallbacks' and the body limit's too.
+        .layer(axum::middleware::from_fn(observe::observe))
         .with_state(state)
 }
 

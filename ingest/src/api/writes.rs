@@ -2,7 +2,7 @@
 
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection};
-use axum::extract::{Path, State};
+use axum::extract::{Extension, Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -11,7 +11,8 @@ use shared::{MessageSource, ScoreMessage, ValidationErrors};
 
 use super::bodies::{idempotency_key, parse_score_body};
 use super::error::ApiError;
-use super::extract::{body_bytes, correlation_id, path_user, require_json, CORRELATION_ID_HEADER};
+use super::extract::{body_bytes, path_user, require_json};
+use super::observe::CorrelationId;
 use crate::idempotency::KeyedWrite;
 use crate::state::AppState;
 
@@ -46,9 +47,10 @@ pub struct Accepted {
             headers(("Retry-After" = u32, description = "Seconds to wait"))),
     ),
     security(("bearer" = [])))]
-#[tracing::instrument(skip_all, fields(user_id, report_id))]
+#[tracing::instrument(skip_all, fields(userId, reportId))]
 pub async fn submit_score(
     State(state): State<AppState>,
+    Extension(CorrelationId(correlation)): Extension<CorrelationId>,
     path: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -63,14 +65,13 @@ pub async fn submit_score(
     let keyed = key.is_some();
     let report = parse_score_body(user_id, key, &body, now)?;
     let span = tracing::Span::current();
-    span.record("user_id", tracing::field::display(&report.user_id));
-    span.record("report_id", tracing::field::display(&report.report_id));
+    span.record("userId", tracing::field::display(&report.user_id));
+    span.record("reportId", tracing::field::display(&report.report_id));
 
     let location = format!(
         "/v1/users/{}/credit-scores/{}",
         report.user_id, report.report_id
     );
-    let correlation = correlation_id(&headers);
     // A reused key: same write already stored is answered again, another write is a 422.
     let keyed_write = if keyed {
         crate::idempotency::check(state.stored_writes.as_ref(), &report).await
@@ -105,6 +106,7 @@ pub async fn submit_score(
                 source,
             })?;
         tracing::info!("score accepted");
+        shared::metrics::count(shared::metrics::names::ACCEPTED_WRITES, 1);
     }
 
     let mut response = (
@@ -119,9 +121,6 @@ pub async fn submit_score(
     // Both values are made of validated [A-Za-z0-9_-] ids and visible ASCII.
     if let Ok(v) = HeaderValue::from_str(&location) {
         h.insert(header::LOCATION, v);
-    }
-    if let Ok(v) = HeaderValue::from_str(&correlation) {
-        h.insert(CORRELATION_ID_HEADER, v);
     }
     Ok(response)
 }

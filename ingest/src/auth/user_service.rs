@@ -6,6 +6,8 @@ use anyhow::Context as _;
 use async_trait::async_trait;
 use axum::http::{header, StatusCode};
 
+use shared::metrics::{self, names};
+
 use super::token::{AuthError, BearerToken, TokenValidator};
 
 type HttpsClient = hyper_util::client::legacy::Client<
@@ -80,23 +82,40 @@ impl UserServiceValidator {
 #[async_trait]
 impl TokenValidator for UserServiceValidator {
     async fn validate(&self, token: &BearerToken) -> Result<(), AuthError> {
-        let status = tokio::time::timeout(self.timeout, self.status_of(token))
-            .await
-            .map_err(|_| {
-                AuthError::Unavailable(anyhow::anyhow!(
-                    "the User Service did not answer within {} ms",
-                    self.timeout.as_millis()
-                ))
-            })?
-            .map_err(AuthError::Unavailable)?;
-        match status {
-            StatusCode::OK | StatusCode::NO_CONTENT => Ok(()),
-            status @ (StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) => {
-                Err(AuthError::Rejected(status))
-            }
-            other => Err(AuthError::Unavailable(anyhow::anyhow!(
-                "the User Service answered {other}"
-            ))),
+        let started = std::time::Instant::now();
+        let answer = tokio::time::timeout(self.timeout, self.status_of(token)).await;
+        metrics::observe(
+            names::USER_SERVICE_LATENCY,
+            [metrics::millis(started.elapsed())],
+        );
+        let verdict = judge(answer, self.timeout);
+        if matches!(verdict, Err(AuthError::Unavailable(_))) {
+            metrics::count(names::USER_SERVICE_UNAVAILABLE, 1);
         }
+        verdict
+    }
+}
+
+/// The User Service's answer (or its absence within `timeout`) as a verdict on the token.
+fn judge(
+    answer: Result<anyhow::Result<StatusCode>, tokio::time::error::Elapsed>,
+    timeout: std::time::Duration,
+) -> Result<(), AuthError> {
+    let status = answer
+        .map_err(|_| {
+            AuthError::Unavailable(anyhow::anyhow!(
+                "the User Service did not answer within {} ms",
+                timeout.as_millis()
+            ))
+        })?
+        .map_err(AuthError::Unavailable)?;
+    match status {
+        StatusCode::OK | StatusCode::NO_CONTENT => Ok(()),
+        status @ (StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) => {
+            Err(AuthError::Rejected(status))
+        }
+        other => Err(AuthError::Unavailable(anyhow::anyhow!(
+            "the User Service answered {other}"
+        ))),
     }
 }

@@ -141,6 +141,7 @@ impl DeadLetterQueue for RecordingDlq {
 
 fn inbound(id: usize, body: Option<String>) -> InboundMessage {
     InboundMessage {
+        trace_header: None,
         message_id: format!("m-{id}"),
         body,
         sent_at: None,

@@ -65,6 +65,7 @@ fn body(user: &str, report: &str, score: u16, reported_at: &str) -> String {
 
 fn message(id: usize, body: String) -> InboundMessage {
     InboundMessage {
+        trace_header: None,
         message_id: format!("m-{id}"),
         body: Some(body),
         sent_at: None,
