@@ -614,9 +614,10 @@ fn chart_points(
             let (at, accepted, items) = previous;
             let seconds = (s.at - at).max(1e-3);
             previous = (s.at, s.accepted, s.items);
-            // A sample taken just after tick k covers the second before it: k - 1.
-            let second = (s.at.floor() as u64).saturating_sub(1);
-            let lag = lag.get(&second);
+            // A sample taken just after tick k covers the second before it, k - 1; the
+            // first (tick 0) covers none.
+            let second = (s.at >= 1.0).then(|| s.at.floor() as u64 - 1);
+            let lag = second.and_then(|second| lag.get(&second));
             ChartPoint {
                 second: s.at,
                 accepted_per_s: s.accepted.saturating_sub(accepted) as f64 / seconds,
@@ -626,7 +627,9 @@ fn chart_points(
                     // A failed count reads -1: no negative rates from it.
                     (s.items - items).max(0) as f64 / seconds
                 } else {
-                    written.get(&second).copied().unwrap_or_default()
+                    second
+                        .and_then(|second| written.get(&second).copied())
+                        .unwrap_or_default()
                 },
                 lag_p50_ms: lag.map(|l| l.0),
                 lag_max_ms: lag.map(|l| l.1),
