@@ -79,6 +79,8 @@ pub fn render(title: &str, points: &[ChartPoint], path: &Path) -> anyhow::Result
 }
 
 type Panel<'a> = DrawingArea<SVGBackend<'a>, plotters::coord::Shift>;
+/// A line to draw: its legend label, its (second, value) points and its colour.
+type Line<'a> = (&'a str, &'a [(f64, f64)], RGBColor);
 
 fn draw(title: &str, points: &[ChartPoint], path: &Path) -> anyhow::Result<()> {
     let root = SVGBackend::new(path, (1000, 1100)).into_drawing_area();
@@ -166,7 +168,7 @@ fn panel(
     caption: &str,
     end: f64,
     unit: &str,
-    series: &[(&str, &[(f64, f64)], RGBColor)],
+    series: &[Line<'_>],
 ) -> anyhow::Result<()> {
     let top = series
         .iter()

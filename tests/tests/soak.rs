@@ -614,10 +614,13 @@ fn chart_points(
             let (at, accepted, items) = previous;
             let seconds = (s.at - at).max(1e-3);
             previous = (s.at, s.accepted, s.items);
-            // A sample taken just after tick k covers the second before it, k - 1; the
-            // first (tick 0) covers none.
-            let second = (s.at >= 1.0).then(|| s.at.floor() as u64 - 1);
-            let lag = second.and_then(|second| lag.get(&second));
+            // EMF seconds since the previous sample: one (k - 1 for the sample just after
+            // tick k), more when the sampler fell behind, none for the first (tick 0).
+            let emf_seconds = at.floor() as u64..s.at.floor() as u64;
+            let lag = emf_seconds
+                .clone()
+                .rev()
+                .find_map(|second| lag.get(&second));
             ChartPoint {
                 second: s.at,
                 accepted_per_s: s.accepted.saturating_sub(accepted) as f64 / seconds,
@@ -627,9 +630,8 @@ fn chart_points(
                     // A failed count reads -1: no negative rates from it.
                     (s.items - items).max(0) as f64 / seconds
                 } else {
-                    second
-                        .and_then(|second| written.get(&second).copied())
-                        .unwrap_or_default()
+                    let sum: f64 = emf_seconds.clone().filter_map(|k| written.get(&k)).sum();
+                    sum / emf_seconds.count().max(1) as f64
                 },
                 lag_p50_ms: lag.map(|l| l.0),
                 lag_max_ms: lag.map(|l| l.1),
