@@ -4,7 +4,8 @@
 # 20,000 writes through the ingest binary by concurrent clients while worker pollers drain;
 # every write must be answered 2xx and land in the table exactly once. Prints drain time,
 # latency, queue depth and table size every second, and how the emulator's SQS slows as one
-# queue grows. Output is also kept in .run/soak.log.
+# queue grows. Output is also kept in .run/soak.log, and the run is drawn (accepted/s, queue
+# depth, written/s, end-to-end lag) to target/soak/spike.svg (and spike-<unix time>.svg).
 #
 #   scripts/soak.sh                         defaults
 #   SOAK_WRITES=5000 SOAK_PROBE_DEPTH=0 scripts/soak.sh

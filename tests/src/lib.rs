@@ -6,10 +6,12 @@
 
 pub mod deployed_stack;
 pub mod dev_tokens;
+pub mod emf;
 pub mod emulator;
 pub mod fault_proxy;
 pub mod jwks_issuer;
 pub mod runtime_api;
+pub mod spike_chart;
 pub mod user_service_stub;
 pub mod worker_harness;
 pub mod workload;

@@ -13,12 +13,19 @@
 //! SOAK_TIMEOUT_SECONDS (1200, the bound on the drain).
 //!
 //! Needs the binaries built: `cargo build --workspace --bins` (scripts/soak.sh does it).
+//!
+//! Draws the run as an SVG chart (accepted/s, queue depth, written/s, end-to-end lag) in
+//! target/soak/: `spike-<unix time>.svg` and the latest as `spike.svg`. The lag, and written/s
+//! when present, come from the pollers' EMF metric lines on stdout (`METRICS=emf`, flushed
+//! every second).
 
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use pipeline_tests::emf::{self, EmfRecord};
+use pipeline_tests::spike_chart::{self, ChartPoint};
 use pipeline_tests::workload::{check_table, score_messages};
 use pipeline_tests::{workspace_binary, DevTokens, Emulator, TestResources, UserServiceStub};
 use shared::message::ScoreMessageV1;
@@ -41,17 +48,33 @@ impl Drop for Running {
     }
 }
 
-fn spawn(binary: &str, env: Vec<(String, String)>) -> Running {
-    Running(
-        Command::new(workspace_binary(binary))
-            .envs(env)
-            .env("RUST_LOG", "warn")
-            .env_remove("AWS_LAMBDA_RUNTIME_API")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap_or_else(|e| panic!("start {binary}: {e}")),
-    )
+/// Starts `binary`; its stdout is dropped, or with `metrics` read for EMF documents.
+fn spawn(
+    binary: &str,
+    env: Vec<(String, String)>,
+    metrics: Option<&Arc<Mutex<Vec<EmfRecord>>>>,
+) -> Running {
+    let mut command = Command::new(workspace_binary(binary));
+    command
+        .envs(env)
+        .env("RUST_LOG", "warn")
+        .env_remove("AWS_LAMBDA_RUNTIME_API")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit());
+    if metrics.is_some() {
+        command
+            .env("METRICS", "emf")
+            .env("METRICS_FLUSH_SECONDS", "1")
+            .stdout(Stdio::piped());
+    }
+    let mut child = command
+        .spawn()
+        .unwrap_or_else(|e| panic!("start {binary}: {e}"));
+    if let (Some(metrics), Some(stdout)) = (metrics, child.stdout.take()) {
+        // Detached: the thread ends at EOF, when the child is killed.
+        emf::collect(stdout, metrics.clone());
+    }
+    Running(child)
 }
 
 fn free_port() -> u16 {
@@ -112,6 +135,7 @@ async fn start_shard(
     user_service: &UserServiceStub,
     workers: usize,
     send_timeout_ms: usize,
+    metrics: &Arc<Mutex<Vec<EmfRecord>>>,
 ) -> Shard {
     let resources = emulator.create_resources_with(60, 5).await;
     let port = free_port();
@@ -125,9 +149,9 @@ async fn start_shard(
         ),
     ]);
     Shard {
-        _ingest: spawn("ingest", ingest_env),
+        _ingest: spawn("ingest", ingest_env, None),
         _workers: (0..workers)
-            .map(|_| spawn("worker", resources.env(emulator)))
+            .map(|_| spawn("worker", resources.env(emulator), Some(metrics)))
             .collect(),
         base: format!("http://127.0.0.1:{port}"),
         resources,
@@ -154,9 +178,11 @@ async fn a_spike_of_writes_is_absorbed_by_the_queue_and_every_write_lands_once()
     );
 
     let user_service = UserServiceStub::start().await;
+    let metrics = Arc::new(Mutex::new(Vec::new()));
     let mut started_shards = Vec::new();
     for _ in 0..shards {
-        started_shards.push(start_shard(&emulator, &user_service, workers, send_timeout_ms).await);
+        started_shards
+            .push(start_shard(&emulator, &user_service, workers, send_timeout_ms, &metrics).await);
     }
     let shards = Arc::new(started_shards);
     let http = pipeline_tests::http_client_builder()
@@ -191,6 +217,7 @@ async fn a_spike_of_writes_is_absorbed_by_the_queue_and_every_write_lands_once()
     let answers = Arc::new(Mutex::new(Vec::with_capacity(writes)));
     let retried = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
+    let started_unix_ms = unix_ms(SystemTime::now());
 
     let timeline = Arc::new(Mutex::new(Vec::new()));
     let sampler = {
@@ -279,6 +306,16 @@ async fn a_spike_of_writes_is_absorbed_by_the_queue_and_every_write_lands_once()
         retried.load(Ordering::Relaxed),
     );
     print_timeline(&timeline.lock().unwrap());
+    draw_chart(
+        &format!(
+            "soak: {writes} writes, {clients} clients, {} shards, {} pollers",
+            shards.len(),
+            shards.len() * workers
+        ),
+        &timeline.lock().unwrap(),
+        &metrics.lock().unwrap(),
+        started_unix_ms,
+    );
 
     let mut exact = true;
     let mut dead_lettered = 0;
@@ -546,5 +583,86 @@ async fn probe_queue_depth(emulator: &Emulator, max_depth: usize) {
         let chunks: Vec<Vec<String>> = bodies.chunks(100).map(<[String]>::to_vec).collect();
         futures::future::join_all(chunks.iter().map(|c| emulator.send_bodies(queue, c))).await;
         depth = target;
+    }
+}
+
+fn unix_ms(at: SystemTime) -> u64 {
+    at.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or_default()
+}
+
+/// Per-second chart points from the cumulative samples and the pollers' EMF documents.
+/// Written/s is the pollers' `Written` counters when they sent any, else the change in the
+/// tables' item count (one item per write) between samples.
+fn chart_points(
+    samples: &[Sample],
+    metrics: &[EmfRecord],
+    started_unix_ms: u64,
+) -> (Vec<ChartPoint>, &'static str) {
+    let written = spike_chart::written_by_second(metrics, started_unix_ms);
+    let lag = spike_chart::lag_by_second(metrics, started_unix_ms);
+    let source = if written.is_empty() {
+        "written/s from table item counts"
+    } else {
+        "written/s from the pollers' Written metric"
+    };
+    let mut previous = (0.0, 0usize, 0i64);
+    let points = samples
+        .iter()
+        .map(|s| {
+            let (at, accepted, items) = previous;
+            let seconds = (s.at - at).max(1e-3);
+            previous = (s.at, s.accepted, s.items);
+            // EMF seconds since the previous sample: one (k - 1 for the sample just after
+            // tick k), more when the sampler fell behind, none for the first (tick 0).
+            let emf_seconds = at.floor() as u64..s.at.floor() as u64;
+            let lag = emf_seconds
+                .clone()
+                .rev()
+                .find_map(|second| lag.get(&second));
+            ChartPoint {
+                second: s.at,
+                accepted_per_s: s.accepted.saturating_sub(accepted) as f64 / seconds,
+                visible: s.visible,
+                in_flight: s.in_flight,
+                written_per_s: if written.is_empty() {
+                    // A failed count reads -1: no negative rates from it.
+                    (s.items - items).max(0) as f64 / seconds
+                } else {
+                    let sum: f64 = emf_seconds.clone().filter_map(|k| written.get(&k)).sum();
+                    sum / emf_seconds.count().max(1) as f64
+                },
+                lag_p50_ms: lag.map(|l| l.0),
+                lag_max_ms: lag.map(|l| l.1),
+            }
+        })
+        .collect();
+    (points, source)
+}
+
+/// Writes the chart to target/soak/spike-<unix time>.svg and target/soak/spike.svg. A chart
+/// that cannot be drawn is reported, not failed: the run's verdict is the checks below.
+fn draw_chart(title: &str, samples: &[Sample], metrics: &[EmfRecord], started_unix_ms: u64) {
+    let (points, source) = chart_points(samples, metrics, started_unix_ms);
+    let lag_seconds = points.iter().filter(|p| p.lag_p50_ms.is_some()).count();
+    let dir = workspace_binary("worker")
+        .parent()
+        .and_then(|profile| profile.parent())
+        .map(|target| target.join("soak"))
+        .expect("the binaries sit in target/<profile>");
+    let path = dir.join(format!("spike-{}.svg", started_unix_ms / 1000));
+    let title = format!("{title} ({source})");
+    match spike_chart::render(&title, &points, &path)
+        .and_then(|()| Ok(std::fs::copy(&path, dir.join("spike.svg"))?))
+    {
+        Ok(_) => println!(
+            "\nchart: {} (and {}); {} EMF documents from the pollers, lag in {lag_seconds} of {} seconds; {source}",
+            path.display(),
+            dir.join("spike.svg").display(),
+            metrics.len(),
+            points.len()
+        ),
+        Err(e) => println!("\nchart not drawn: {e:#}"),
     }
 }
