@@ -5,6 +5,7 @@ use lambda_http::request::RequestContext;
 use lambda_http::RequestExt;
 
 use crate::api::observe::GatewayRequestId;
+use crate::auth::GatewayClaims;
 
 /// The path to route on. REST (v1) events carry the path without the stage (lambda_http
 /// adds it back); HTTP API (v2) raw paths carry a named stage, which is stripped once.
@@ -41,12 +42,24 @@ pub fn gateway_request_id(request: &lambda_http::Request) -> Option<String> {
     }
 }
 
+/// The claims an HTTP API JWT authorizer verified, when one is in front of the route.
+pub fn authorizer_claims(request: &lambda_http::Request) -> Option<GatewayClaims> {
+    let RequestContext::ApiGatewayV2(ctx) = request.request_context_ref()? else {
+        return None;
+    };
+    let jwt = ctx.authorizer.as_ref()?.jwt.as_ref()?;
+    (!jwt.claims.is_empty()).then(|| GatewayClaims::from_authorizer(&jwt.claims))
+}
+
 /// What the router needs from the Lambda event: the path without the stage, and API
 /// Gateway's request id ([`GatewayRequestId`]).
 pub fn prepare(request: lambda_http::Request) -> lambda_http::Request {
     let mut request = strip_stage(request);
     if let Some(id) = gateway_request_id(&request) {
         request.extensions_mut().insert(GatewayRequestId(id));
+    }
+    if let Some(claims) = authorizer_claims(&request) {
+        request.extensions_mut().insert(claims);
     }
     request
 }

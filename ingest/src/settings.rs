@@ -17,6 +17,10 @@ pub enum AuthMode {
     UserService,
     /// `jwks`: verified locally against the issuer's key set; the User Service is never called.
     Jwks(Box<JwksConfig>),
+    /// `apigateway-jwt`: API Gateway's JWT authorizer verified the token; its claims, from the
+    /// Lambda event's request context, are trusted. Only under Lambda: a plain HTTP server has
+    /// no authorizer in front, and nothing there could tell verified claims from forged ones.
+    GatewayJwt,
 }
 
 #[derive(Debug, Clone)]
@@ -63,7 +67,7 @@ impl IngestSettings {
         let auth_mode = auth_mode(source)?;
         let user_service_url = match auth_mode {
             AuthMode::UserService => http_url(source, "USER_SERVICE_URL")?,
-            AuthMode::Jwks(_) => optional(source, "USER_SERVICE_URL", ""),
+            AuthMode::Jwks(_) | AuthMode::GatewayJwt => optional(source, "USER_SERVICE_URL", ""),
         };
         Ok(Self {
             queue_url: required(source, "QUEUE_URL")?,
@@ -113,9 +117,19 @@ fn auth_mode(source: &dyn Source) -> Result<AuthMode, SettingsError> {
     match optional(source, "AUTH_MODE", "user-service").as_str() {
         "user-service" => Ok(AuthMode::UserService),
         "jwks" => jwks_config(source).map(|c| AuthMode::Jwks(Box::new(c))),
+        "apigateway-jwt" if source.get("AWS_LAMBDA_RUNTIME_API").is_none() => {
+            Err(SettingsError::Invalid {
+                name: "AUTH_MODE",
+                reason: "apigateway-jwt trusts the claims API Gateway's JWT authorizer \
+                         verified, so it runs only under Lambda behind that authorizer \
+                         (AWS_LAMBDA_RUNTIME_API is not set); use jwks or user-service here"
+                    .into(),
+            })
+        }
+        "apigateway-jwt" => Ok(AuthMode::GatewayJwt),
         other => Err(SettingsError::Invalid {
             name: "AUTH_MODE",
-            reason: format!("{other:?} is not one of user-service, jwks"),
+            reason: format!("{other:?} is not one of user-service, jwks, apigateway-jwt"),
         }),
     }
 }
@@ -329,6 +343,27 @@ mod tests {
             .unwrap()
             .cursor_signing_key
             .is_none());
+    }
+
+    #[test]
+    fn apigateway_jwt_runs_only_under_lambda() {
+        let base = [
+            ("QUEUE_URL", "q"),
+            ("TABLE_NAME", "t"),
+            ("AUTH_MODE", "apigateway-jwt"),
+        ];
+        let err = IngestSettings::from_source(&base).expect_err("no Lambda runtime");
+        assert!(err.to_string().contains("AUTH_MODE"), "{err}");
+        assert!(err.to_string().contains("only under Lambda"), "{err}");
+        let under_lambda = [
+            ("QUEUE_URL", "q"),
+            ("TABLE_NAME", "t"),
+            ("AUTH_MODE", "apigateway-jwt"),
+            ("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9001"),
+        ];
+        let settings = IngestSettings::from_source(&under_lambda).expect("valid under Lambda");
+        assert_eq!(settings.auth_mode, AuthMode::GatewayJwt);
+        assert_eq!(settings.user_service_url, "");
     }
 
     fn jwks_env(extra: &[(&'static str, &'static str)]) -> Result<IngestSettings, SettingsError> {

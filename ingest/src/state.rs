@@ -86,6 +86,7 @@ impl AppState {
             AuthMode::Jwks(config) => TokenCheck::Local(Arc::new(
                 JwksVerifier::new((**config).clone()).context("building the JWKS client")?,
             )),
+            AuthMode::GatewayJwt => TokenCheck::Gateway,
         })
     }
 

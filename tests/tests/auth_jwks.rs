@@ -446,7 +446,7 @@ async fn warming_up_loads_the_keys_before_the_first_request() {
     let mut headers = axum::http::HeaderMap::new();
     let value = format!("Bearer {}", issuer.token_for("alice"));
     headers.insert("authorization", value.parse().unwrap());
-    let principal = state.auth.authenticate(&headers).await.unwrap();
+    let principal = state.auth.authenticate(&headers, None).await.unwrap();
     assert_eq!(principal.subject, "alice");
     assert_eq!(
         issuer.hits(),

@@ -1457,7 +1457,7 @@ fn the_auth_mode_parameter_selects_each_mode_and_passes_its_settings() {
     );
     assert_eq!(
         string_list(mode.get("AllowedValues")),
-        ["user-service", "jwks"],
+        ["user-service", "jwks", "apigateway-jwt"],
         "every mode ingest accepts, and only those"
     );
     let env = environment(&t, INGEST);
@@ -1544,6 +1544,14 @@ fn each_mode_as_deployed_passes_ingest_settings() {
     assert!(jwks.is_ok(), "{jwks:?}");
     let no_issuer = with(&[("AUTH_MODE", "jwks"), ("AUTH_CLIENT_IDS", "app")]);
     assert!(no_issuer.unwrap_err().to_string().contains("AUTH_ISSUER"));
+    // Under Lambda (as deployed) apigateway-jwt needs nothing more: the authorizer has the
+    // issuer and audience.
+    let gateway = with(&[
+        ("AUTH_MODE", "apigateway-jwt"),
+        ("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9001"),
+        ("USER_SERVICE_URL", ""),
+    ]);
+    assert!(gateway.is_ok(), "{gateway:?}");
 }
 
 /// The managed alternative: an HTTP API JWT authorizer on the one route, only when asked for
@@ -1560,6 +1568,8 @@ fn the_edge_jwt_authorizer_is_optional_and_guards_the_default_route() {
         text.contains("EdgeJwtAuthorizer") && text.contains("jwks"),
         "{text}"
     );
+    // apigateway-jwt trusts the authorizer's claims, so in that mode it is always there.
+    assert!(text.contains("apigateway-jwt"), "{text}");
     let authorizer = resource(&t, "EdgeJwtAuthorizerResource");
     assert_eq!(resource_type(authorizer), "AWS::ApiGatewayV2::Authorizer");
     assert_eq!(

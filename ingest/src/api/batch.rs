@@ -16,6 +16,7 @@ use super::bodies::{parse_batch_body, RejectedEntry};
 use super::error::ApiError;
 use super::extract::{body_bytes_within, require_json};
 use super::observe::CorrelationId;
+use crate::auth::GatewayClaims;
 use crate::state::AppState;
 
 /// This route's body limit: 500 entries need more than the API's usual 64 KiB.
@@ -195,9 +196,13 @@ pub async fn submit_batch(
     State(state): State<AppState>,
     Extension(CorrelationId(correlation)): Extension<CorrelationId>,
     headers: HeaderMap,
+    gateway: Option<Extension<GatewayClaims>>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let principal = state.auth.authenticate(&headers).await?;
+    let principal = state
+        .auth
+        .authenticate(&headers, gateway.as_ref().map(|Extension(c)| c))
+        .await?;
     principal.require_service()?;
     let body = body_bytes_within(body, MAX_BATCH_BODY_BYTES)?;
     require_json(&headers)?;

@@ -113,6 +113,7 @@ fn auth_reason(error: &AuthError) -> Option<&'static str> {
         AuthError::Rejected(_) => "auth:invalid",
         AuthError::Unavailable(_) | AuthError::KeysUnavailable(_) => return None,
         AuthError::Invalid(rejection) => rejection_reason(*rejection),
+        AuthError::NoGatewayClaims => "auth:no-gateway-claims",
         AuthError::NotThisUser => "auth:not-this-user",
         AuthError::NotAService => "auth:not-a-service",
     })
@@ -195,6 +196,9 @@ impl From<AuthError> for ApiError {
                 source,
             },
             AuthError::Invalid(rejection) => ApiError::Unauthorized(rejection.detail()),
+            AuthError::NoGatewayClaims => {
+                ApiError::Unauthorized("the request did not pass API Gateway's JWT authorizer")
+            }
             AuthError::KeysUnavailable(source) => ApiError::Unavailable {
                 what: "the token issuer's key set",
                 source,

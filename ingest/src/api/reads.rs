@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 
 use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::extract::{Extension, FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
@@ -17,6 +17,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::error::{ApiError, Problem};
 use super::extract::path_user;
+use crate::auth::GatewayClaims;
 use crate::cursor::{ListScope, MAX_CURSOR_CHARS};
 use crate::reads::{ListQuery, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
 use crate::state::AppState;
@@ -368,8 +369,12 @@ pub async fn get_score(
     path: Result<Path<(String, String)>, PathRejection>,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
     headers: HeaderMap,
+    gateway: Option<Extension<GatewayClaims>>,
 ) -> Result<Response, ApiError> {
-    let principal = state.auth.authenticate(&headers).await?;
+    let principal = state
+        .auth
+        .authenticate(&headers, gateway.as_ref().map(|Extension(c)| c))
+        .await?;
     let (user, report) = path_user_and_report(path)?;
     principal.authorize_for(&user)?;
     let span = tracing::Span::current();
@@ -395,7 +400,8 @@ impl FromRequestParts<AppState> for UserRead {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let principal = state.auth.authenticate(&parts.headers).await?;
+        let gateway = parts.extensions.get::<GatewayClaims>();
+        let principal = state.auth.authenticate(&parts.headers, gateway).await?;
         let path = Path::<String>::from_request_parts(parts, state).await;
         let user = path_user(path)?;
         principal.authorize_for(&user)?;

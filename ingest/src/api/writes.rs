@@ -13,6 +13,7 @@ use super::bodies::{idempotency_key, parse_score_body};
 use super::error::ApiError;
 use super::extract::{body_bytes, path_user, require_json};
 use super::observe::CorrelationId;
+use crate::auth::GatewayClaims;
 use crate::idempotency::KeyedWrite;
 use crate::state::AppState;
 
@@ -53,9 +54,13 @@ pub async fn submit_score(
     Extension(CorrelationId(correlation)): Extension<CorrelationId>,
     path: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
+    gateway: Option<Extension<GatewayClaims>>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let principal = state.auth.authenticate(&headers).await?;
+    let principal = state
+        .auth
+        .authenticate(&headers, gateway.as_ref().map(|Extension(c)| c))
+        .await?;
     let user_id = path_user(path)?;
     principal.authorize_for(&user_id)?;
     let body = body_bytes(body)?;

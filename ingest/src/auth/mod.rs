@@ -70,6 +70,45 @@ pub enum TokenCheck {
     },
     /// Verified locally (`jwks`).
     Local(Arc<dyn TokenVerifier>),
+    /// Verified by API Gateway's JWT authorizer (`apigateway-jwt`): the claims it passed in
+    /// the request context ([`GatewayClaims`]) are trusted.
+    Gateway,
+}
+
+/// The claims API Gateway's JWT authorizer verified, from the Lambda event's request
+/// context (`requestContext.authorizer.jwt.claims`). Only the Lambda front end sets it,
+/// from the event; no request header can.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewayClaims(pub serde_json::Map<String, serde_json::Value>);
+
+impl GatewayClaims {
+    /// API Gateway passes every claim as a string: numbers as digits, lists as `[a b]`.
+    /// They are read back into the JSON types the claim rules expect.
+    pub fn from_authorizer(claims: &std::collections::HashMap<String, String>) -> Self {
+        let value = |name: &str, text: &str| -> serde_json::Value {
+            match name {
+                "exp" | "iat" | "nbf" | "auth_time" => text
+                    .parse::<i64>()
+                    .map_or_else(|_| text.into(), serde_json::Value::from),
+                "scp" | "cognito:groups" | "aud"
+                    if text.starts_with('[') && text.ends_with(']') =>
+                {
+                    let inner = &text[1..text.len() - 1];
+                    inner
+                        .split_whitespace()
+                        .map(|s| serde_json::Value::from(s))
+                        .collect()
+                }
+                _ => text.into(),
+            }
+        };
+        Self(
+            claims
+                .iter()
+                .map(|(name, text)| (name.clone(), value(name, text)))
+                .collect(),
+        )
+    }
 }
 
 /// Everything needed to turn request headers into a [`Principal`].
@@ -92,7 +131,13 @@ impl Authenticator {
         }
     }
 
-    pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Principal, AuthError> {
+    /// `gateway` is what API Gateway's authorizer verified, when there is one; only the
+    /// `apigateway-jwt` check reads it.
+    pub async fn authenticate(
+        &self,
+        headers: &HeaderMap,
+        gateway: Option<&GatewayClaims>,
+    ) -> Result<Principal, AuthError> {
         let token = BearerToken::from_headers(headers)?;
         let claims = match &self.check {
             TokenCheck::UserService { validator, cache } => {
@@ -106,6 +151,12 @@ impl Authenticator {
                 claims
             }
             TokenCheck::Local(verifier) => verifier.verify(&token, &self.user_claim).await?,
+            // The authorizer refuses a request without a valid token before it reaches us;
+            // no claims here means no authorizer is in front, which must never pass.
+            TokenCheck::Gateway => match gateway {
+                Some(GatewayClaims(claims)) => claims_from(claims, &self.user_claim)?,
+                None => return Err(AuthError::NoGatewayClaims),
+            },
         };
         let in_service_group = self
             .service_group
@@ -115,6 +166,62 @@ impl Authenticator {
             is_service: in_service_group || claims.scopes.contains(&self.service_scope),
             subject: claims.subject,
         })
+    }
+}
+
+#[cfg(test)]
+mod gateway_tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    #[test]
+    fn api_gateways_string_claims_are_read_back_as_the_types_the_rules_expect() {
+        let passed: HashMap<String, String> = [
+            ("sub", "alice"),
+            ("exp", "1795860000"),
+            ("scope", "credit-scores:service openid"),
+            ("cognito:groups", "[ops admins]"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        let GatewayClaims(claims) = GatewayClaims::from_authorizer(&passed);
+        let read = claims_from(&claims, "sub").expect("readable");
+        assert_eq!(read.subject, "alice");
+        assert_eq!(read.expires_at, Some(1_795_860_000));
+        assert!(read.scopes.contains(&"credit-scores:service".to_owned()));
+        assert_eq!(read.groups, ["ops", "admins"]);
+    }
+
+    #[tokio::test]
+    async fn the_gateway_check_refuses_a_request_that_brought_no_verified_claims() {
+        let auth = Authenticator {
+            check: TokenCheck::Gateway,
+            user_claim: "sub".into(),
+            service_scope: "credit-scores:service".into(),
+            service_group: None,
+        };
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            axum::http::header::AUTHORIZATION,
+            axum::http::HeaderValue::from_static("Bearer a.b.c"),
+        );
+        assert!(matches!(
+            auth.authenticate(&headers, None).await,
+            Err(AuthError::NoGatewayClaims)
+        ));
+        let claims = GatewayClaims(
+            serde_json::json!({"sub": "bob"})
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
+        );
+        let principal = auth
+            .authenticate(&headers, Some(&claims))
+            .await
+            .expect("trusted");
+        assert_eq!(principal.subject, "bob");
+        assert!(!principal.is_service);
     }
 }
 

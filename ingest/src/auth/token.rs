@@ -66,6 +66,10 @@ pub enum AuthError {
     /// Local verification (`AUTH_MODE=jwks`) refused the token: which check failed.
     #[error("{0}")]
     Invalid(Rejection),
+    /// `AUTH_MODE=apigateway-jwt`, and the event carries no claims from API Gateway's JWT
+    /// authorizer: the route has no authorizer in front.
+    #[error("no claims verified by API Gateway's JWT authorizer came with the request")]
+    NoGatewayClaims,
     /// The issuer's key set could not be fetched and no cached key fits the token.
     #[error("the token issuer's keys are unavailable")]
     KeysUnavailable(#[source] anyhow::Error),
