@@ -96,7 +96,7 @@ impl GatewayClaims {
                     let inner = &text[1..text.len() - 1];
                     inner
                         .split_whitespace()
-                        .map(|s| serde_json::Value::from(s))
+                        .map(serde_json::Value::from)
                         .collect()
                 }
                 _ => text.into(),
