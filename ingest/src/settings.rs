@@ -57,6 +57,9 @@ pub struct IngestSettings {
 
 impl IngestSettings {
     pub fn from_source(source: &dyn Source) -> Result<Self, SettingsError> {
+        // Where the writes go first: a bare start names QUEUE_URL before any auth setting.
+        let queue_url = required(source, "QUEUE_URL")?;
+        let table_name = required(source, "TABLE_NAME")?;
         let path = optional(source, "USER_SERVICE_VALIDATE_PATH", "/validate");
         if !path.starts_with('/') {
             return Err(SettingsError::Invalid {
@@ -70,8 +73,8 @@ impl IngestSettings {
             AuthMode::Jwks(_) | AuthMode::GatewayJwt => optional(source, "USER_SERVICE_URL", ""),
         };
         Ok(Self {
-            queue_url: required(source, "QUEUE_URL")?,
-            table_name: required(source, "TABLE_NAME")?,
+            queue_url,
+            table_name,
             port: parsed(source, "PORT", 4112u16)?,
             bind_address: parsed(source, "BIND_ADDRESS", IpAddr::V4(Ipv4Addr::UNSPECIFIED))?,
             cors_allowed_origins: cors_origins(source)?,
