@@ -177,3 +177,34 @@ async fn init_error(State(inner): State<Arc<Inner>>, body: Bytes) -> StatusCode 
     *inner.init_error.lock().await = Some(String::from_utf8_lossy(&body).into_owned());
     StatusCode::ACCEPTED
 }
+
+/// A function binary running in Lambda mode against its own [`FakeRuntimeApi`].
+pub struct LambdaFunction {
+    pub runtime: FakeRuntimeApi,
+    pub process: crate::RunningBinary,
+}
+
+impl LambdaFunction {
+    /// Starts `binary` with `env` plus what the Lambda runtime gives a function.
+    pub async fn start(binary: &str, mut env: Vec<(String, String)>) -> Self {
+        let runtime = FakeRuntimeApi::start().await;
+        env.extend(crate::lambda_env(&runtime.address));
+        let process = crate::spawn_binary(binary, &[], &env);
+        Self { runtime, process }
+    }
+
+    /// Invokes with `event`; returns the Lambda request id and the function's JSON answer
+    /// (an invocation error or no answer within 40 s fails the test, with the log).
+    pub async fn invoke(&self, event: String) -> (String, serde_json::Value) {
+        let id = self.runtime.invoke(event).await;
+        let result = self
+            .runtime
+            .result(&id, Duration::from_secs(40))
+            .await
+            .unwrap_or_else(|| panic!("no answer from the function; log:\n{}", self.process.log()));
+        assert_eq!(result.kind, "response", "{}", result.body);
+        let answer = serde_json::from_str(&result.body)
+            .unwrap_or_else(|e| panic!("the function answered no JSON ({e}): {}", result.body));
+        (id, answer)
+    }
+}

@@ -5,11 +5,8 @@
 
 use std::time::Duration;
 
-use pipeline_tests::runtime_api::FakeRuntimeApi;
-use pipeline_tests::{
-    lambda_env, run_with_timeout, spawn_binary, workspace_binary, Emulator, RunningBinary,
-    TestResources,
-};
+use pipeline_tests::runtime_api::LambdaFunction;
+use pipeline_tests::{run_with_timeout, workspace_binary, Emulator, TestResources};
 use serde_json::{json, Value};
 
 const HTTP_V2: &str = include_str!("fixtures/apigw_v2_http_post_score.json");
@@ -18,8 +15,7 @@ const VALID_BODY: &str = r#"{"bureau":"experian","score":742,"reportedAt":"2026-
 const UNREAD_TOKEN: &str = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ2ZXJpZmllZC1ieS1hcGlndyJ9.c2ln";
 
 struct GatewayIngest {
-    runtime: FakeRuntimeApi,
-    process: RunningBinary,
+    function: LambdaFunction,
     emulator: Emulator,
     resources: TestResources,
 }
@@ -27,18 +23,14 @@ struct GatewayIngest {
 async fn start() -> GatewayIngest {
     let emulator = Emulator::connect().await;
     let resources = emulator.create_resources().await;
-    let runtime = FakeRuntimeApi::start().await;
     let mut env = resources.env(&emulator);
-    env.extend(lambda_env(&runtime.address));
     env.push(("AUTH_MODE".into(), "apigateway-jwt".into()));
     env.push((
         "CURSOR_SIGNING_KEY".into(),
         "gateway-test-cursor-key-of-32-bytes-or-more".into(),
     ));
-    let process = spawn_binary("ingest", &[], &env);
     GatewayIngest {
-        runtime,
-        process,
+        function: LambdaFunction::start("ingest", env).await,
         emulator,
         resources,
     }
@@ -63,14 +55,7 @@ impl GatewayIngest {
             event["requestContext"]["authorizer"] =
                 json!({"jwt": {"claims": claims, "scopes": null}});
         }
-        let id = self.runtime.invoke(event.to_string()).await;
-        let result = self
-            .runtime
-            .result(&id, Duration::from_secs(20))
-            .await
-            .unwrap_or_else(|| panic!("no answer from ingest; log:\n{}", self.process.log()));
-        assert_eq!(result.kind, "response", "{}", result.body);
-        serde_json::from_str(&result.body).expect("JSON")
+        self.function.invoke(event.to_string()).await.1
     }
 }
 

@@ -7,10 +7,8 @@
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
-use pipeline_tests::runtime_api::FakeRuntimeApi;
-use pipeline_tests::{
-    lambda_env, spawn_binary, DevTokens, Emulator, RunningBinary, TestResources, UserServiceStub,
-};
+use pipeline_tests::runtime_api::LambdaFunction;
+use pipeline_tests::{DevTokens, Emulator, RunningBinary, TestResources, UserServiceStub};
 use serde_json::{json, Value};
 use shared::metrics::names;
 
@@ -171,8 +169,7 @@ fn sqs_record(
 }
 
 struct WorkerLambda {
-    runtime: FakeRuntimeApi,
-    process: RunningBinary,
+    function: LambdaFunction,
     emulator: Emulator,
     resources: TestResources,
 }
@@ -180,19 +177,15 @@ struct WorkerLambda {
 async fn start_worker_lambda(extra_env: &[(&str, &str)]) -> WorkerLambda {
     let emulator = Emulator::connect().await;
     let resources = emulator.create_resources().await;
-    let runtime = FakeRuntimeApi::start().await;
     let mut env = resources.env(&emulator);
-    env.extend(lambda_env(&runtime.address));
     env.extend(metrics_env());
     env.extend(
         extra_env
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
     );
-    let process = spawn_binary("worker", &[], &env);
     WorkerLambda {
-        runtime,
-        process,
+        function: LambdaFunction::start("worker", env).await,
         emulator,
         resources,
     }
@@ -201,17 +194,9 @@ async fn start_worker_lambda(extra_env: &[(&str, &str)]) -> WorkerLambda {
 impl WorkerLambda {
     /// Invokes with `records`; returns the Lambda request id and the response.
     async fn invoke(&self, records: Vec<Value>) -> (String, Value) {
-        let id = self
-            .runtime
+        self.function
             .invoke(json!({ "Records": records }).to_string())
-            .await;
-        let result = self
-            .runtime
-            .result(&id, Duration::from_secs(40))
             .await
-            .unwrap_or_else(|| panic!("no answer from the worker; log:\n{}", self.process.log()));
-        assert_eq!(result.kind, "response", "{}", result.body);
-        (id, serde_json::from_str(&result.body).expect("JSON"))
     }
 }
 
@@ -255,7 +240,7 @@ async fn a_worker_batch_emits_emf_documents_that_follow_the_spec_and_count_what_
     let (request_id, response) = worker.invoke(records).await;
     assert_eq!(response["batchItemFailures"], json!([]), "{response}");
 
-    let documents = documents_after(&worker.process, 2).await;
+    let documents = documents_after(&worker.function.process, 2).await;
     for document in &documents {
         assert_valid_emf(document);
         assert_eq!(document["Service"], "worker", "{document}");
@@ -301,7 +286,7 @@ async fn a_worker_batch_emits_emf_documents_that_follow_the_spec_and_count_what_
     );
     assert_eq!(distribution(&documents, names::BATCH_DURATION).len(), 1);
 
-    let lines = json_lines(&worker.process);
+    let lines = json_lines(&worker.function.process);
     let outcomes = log_lines(&lines, "record outcome");
     assert_eq!(outcomes.len(), 152, "one line per record");
     let first = outcomes
@@ -387,9 +372,13 @@ async fn a_store_failure_is_logged_once_per_attempt_with_its_root_cause() {
         json!([{"itemIdentifier": "m-cause"}]),
         "{response}"
     );
-    let lines = json_lines(&worker.process);
+    let lines = json_lines(&worker.function.process);
     let failures = log_lines(&lines, "BatchWriteItem failed");
-    assert!(!failures.is_empty(), "log:\n{}", worker.process.log());
+    assert!(
+        !failures.is_empty(),
+        "log:\n{}",
+        worker.function.process.log()
+    );
     for failure in &failures {
         let error = failure["error"].as_str().expect("an error field");
         assert!(error.starts_with("DynamoDB call failed: "), "{error}");
@@ -401,7 +390,7 @@ async fn a_store_failure_is_logged_once_per_attempt_with_its_root_cause() {
     let unprocessed = log_lines(&lines, "record outcome");
     assert_eq!(unprocessed.len(), 1);
     assert_eq!(unprocessed[0]["outcome"], "unprocessed");
-    let documents = documents_after(&worker.process, 1).await;
+    let documents = documents_after(&worker.function.process, 1).await;
     assert_eq!(
         counter(&documents, names::UNPROCESSED_AFTER_RETRIES, &[]),
         1.0
@@ -410,8 +399,7 @@ async fn a_store_failure_is_logged_once_per_attempt_with_its_root_cause() {
 }
 
 struct IngestLambda {
-    runtime: FakeRuntimeApi,
-    process: RunningBinary,
+    function: LambdaFunction,
     emulator: Emulator,
     resources: TestResources,
     token: String,
@@ -422,20 +410,16 @@ async fn start_ingest_lambda() -> IngestLambda {
     let emulator = Emulator::connect().await;
     let resources = emulator.create_resources().await;
     let stub = UserServiceStub::start().await;
-    let runtime = FakeRuntimeApi::start().await;
     let mut env = resources.env(&emulator);
-    env.extend(lambda_env(&runtime.address));
     env.extend(metrics_env());
     env.push(("USER_SERVICE_URL".into(), stub.url.clone()));
     env.push((
         "CURSOR_SIGNING_KEY".into(),
         "observability-test-cursor-key-of-32-bytes".into(),
     ));
-    let process = spawn_binary("ingest", &[], &env);
     IngestLambda {
         token: DevTokens::default().mint("alice", &[], Duration::from_secs(600)),
-        runtime,
-        process,
+        function: LambdaFunction::start("ingest", env).await,
         emulator,
         resources,
         _stub: stub,
@@ -461,14 +445,7 @@ impl IngestLambda {
         if let Some(id) = correlation {
             event["headers"]["x-correlation-id"] = json!(id);
         }
-        let id = self.runtime.invoke(event.to_string()).await;
-        let result = self
-            .runtime
-            .result(&id, Duration::from_secs(20))
-            .await
-            .unwrap_or_else(|| panic!("no answer from ingest; log:\n{}", self.process.log()));
-        assert_eq!(result.kind, "response", "{}", result.body);
-        (id, serde_json::from_str(&result.body).expect("JSON"))
+        self.function.invoke(event.to_string()).await
     }
 }
 
@@ -503,7 +480,7 @@ async fn ingest_carries_the_gateway_request_id_and_the_trace_to_sqs_and_the_work
         "SendMessage must carry the invocation's trace"
     );
 
-    let lines = json_lines(&ingest.process);
+    let lines = json_lines(&ingest.function.process);
     let request = log_lines(&lines, "request");
     assert_eq!(request.len(), 1, "one line per request");
     assert_eq!(request[0]["correlationId"], GATEWAY_REQUEST_ID);
@@ -529,7 +506,7 @@ async fn ingest_carries_the_gateway_request_id_and_the_trace_to_sqs_and_the_work
         trace,
     );
     worker.invoke(vec![record]).await;
-    let worker_lines = json_lines(&worker.process);
+    let worker_lines = json_lines(&worker.function.process);
     let outcome = log_lines(&worker_lines, "record outcome");
     assert_eq!(outcome.len(), 1);
     assert_eq!(outcome[0]["outcome"], "written");
@@ -552,7 +529,7 @@ async fn ingest_emits_request_metrics_by_route_and_status_and_rejections_by_fiel
     // Errors carry the correlation id too.
     assert_eq!(rejected["headers"]["x-correlation-id"], "client-corr-2");
 
-    let documents = documents_after(&ingest.process, 3).await;
+    let documents = documents_after(&ingest.function.process, 3).await;
     for document in &documents {
         assert_valid_emf(document);
         assert_eq!(document["Service"], "ingest", "{document}");
@@ -611,13 +588,14 @@ async fn ingest_emits_request_metrics_by_route_and_status_and_rejections_by_fiel
         dimension_sets.contains(r#"["Service","Reason"]"#),
         "{dimension_sets:?}"
     );
-    let by_status: BTreeMap<String, usize> = log_lines(&json_lines(&ingest.process), "request")
-        .iter()
-        .map(|l| l["status"].to_string())
-        .fold(BTreeMap::new(), |mut m, s| {
-            *m.entry(s).or_default() += 1;
-            m
-        });
+    let by_status: BTreeMap<String, usize> =
+        log_lines(&json_lines(&ingest.function.process), "request")
+            .iter()
+            .map(|l| l["status"].to_string())
+            .fold(BTreeMap::new(), |mut m, s| {
+                *m.entry(s).or_default() += 1;
+                m
+            });
     assert_eq!(
         by_status,
         BTreeMap::from([("202".into(), 1), ("422".into(), 1)])
