@@ -23,4 +23,7 @@ cargo build --release --workspace --bins
 log "cargo build --profile release-size -p ingest (ingest as deployed: optimised for size)"
 cargo build --profile release-size -p ingest --bin ingest
 log "cargo bench -p pipeline-tests --bench pipeline"
-cargo bench -p pipeline-tests --bench pipeline
+# The in-process sections (auth, ingest) run the router in this process: at info it would log
+# two lines per request to this terminal, and time that. The binaries the bench starts get
+# their own RUST_LOG (info, as deployed).
+RUST_LOG="${RUST_LOG:-warn}" cargo bench -p pipeline-tests --bench pipeline
