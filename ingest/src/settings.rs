@@ -120,7 +120,7 @@ fn auth_mode(source: &dyn Source) -> Result<AuthMode, SettingsError> {
     match optional(source, "AUTH_MODE", "user-service").as_str() {
         "user-service" => Ok(AuthMode::UserService),
         "jwks" => jwks_config(source).map(|c| AuthMode::Jwks(Box::new(c))),
-        "apigateway-jwt" if source.get("AWS_LAMBDA_RUNTIME_API").is_none() => {
+        "apigateway-jwt" if source.get(shared::telemetry::LAMBDA_RUNTIME_API).is_none() => {
             Err(SettingsError::Invalid {
                 name: "AUTH_MODE",
                 reason: "apigateway-jwt trusts the claims API Gateway's JWT authorizer \

@@ -7,9 +7,12 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::Layer;
 
+/// Set by Lambda for every function process: where its Runtime API is.
+pub const LAMBDA_RUNTIME_API: &str = "AWS_LAMBDA_RUNTIME_API";
+
 /// True when the process was started by the Lambda runtime.
 pub fn running_in_lambda() -> bool {
-    std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some()
+    std::env::var_os(LAMBDA_RUNTIME_API).is_some()
 }
 
 /// The log format: Lambda's advanced logging controls first (`AWS_LAMBDA_LOG_FORMAT`, `JSON`

@@ -19,7 +19,7 @@ use jsonwebtoken::jwk::{Jwk, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Map, Value};
 
-use super::https::{https_client, HttpsClient};
+use super::https::{get, https_client, HttpsClient};
 use super::token::{claims_from, AuthError, BearerToken, Claims, Rejection};
 
 /// The largest key set accepted, in bytes (Cognito's is under 1 kB).
@@ -191,21 +191,7 @@ impl JwksVerifier {
     }
 
     async fn get_body(&self) -> anyhow::Result<bytes::Bytes> {
-        use http_body_util::BodyExt as _;
-        let mut request = http::Request::new(http_body_util::Empty::new());
-        *request.uri_mut() = self.endpoint.clone();
-        let response = self
-            .client
-            .request(request)
-            .await
-            .with_context(|| format!("GET {}", self.endpoint))?;
-        let status = response.status();
-        let body = http_body_util::Limited::new(response.into_body(), MAX_JWKS_BYTES)
-            .collect()
-            .await
-            .map_err(|e| anyhow::anyhow!(e))
-            .with_context(|| format!("reading the answer of GET {}", self.endpoint))?
-            .to_bytes();
+        let (status, body) = get(&self.client, &self.endpoint, None, MAX_JWKS_BYTES).await?;
         anyhow::ensure!(
             status.is_success(),
             "GET {} answered {status}",

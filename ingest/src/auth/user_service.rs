@@ -4,11 +4,11 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use async_trait::async_trait;
-use axum::http::{header, StatusCode};
+use axum::http::StatusCode;
 
 use shared::metrics::{self, names};
 
-use super::https::{https_client, HttpsClient};
+use super::https::{get, https_client, HttpsClient};
 use super::token::{AuthError, BearerToken, TokenValidator};
 
 /// [`TokenValidator`] calling the User Service over HTTP with the caller's own header.
@@ -35,29 +35,15 @@ impl UserServiceValidator {
     }
 
     async fn status_of(&self, token: &BearerToken) -> anyhow::Result<StatusCode> {
-        use http_body_util::BodyExt as _;
-        let mut authorization = http::HeaderValue::try_from(format!("Bearer {}", token.expose()))
+        let authorization = http::HeaderValue::try_from(format!("Bearer {}", token.expose()))
             .context("the bearer token is not a header value")?;
-        // Kept out of any debug output of the request.
-        authorization.set_sensitive(true);
-        let mut request = http::Request::new(http_body_util::Empty::new());
-        *request.uri_mut() = self.endpoint.clone();
-        request
-            .headers_mut()
-            .insert(header::AUTHORIZATION, authorization);
-        let response = self
-            .client
-            .request(request)
-            .await
-            // The error names the URL at most, never the header.
-            .with_context(|| format!("GET {}", self.endpoint))?;
-        let status = response.status();
-        // Read the (small) body so the connection goes back to the pool.
-        response
-            .into_body()
-            .collect()
-            .await
-            .with_context(|| format!("reading the answer of GET {}", self.endpoint))?;
+        let (status, _) = get(
+            &self.client,
+            &self.endpoint,
+            Some(authorization),
+            usize::MAX,
+        )
+        .await?;
         Ok(status)
     }
 }
