@@ -37,6 +37,13 @@ if [[ ! -d "$advisory_db/crates" ]]; then
   checks=(licenses bans sources)
 fi
 
+# cargo-deny reads the dependency graph of every target platform (`cargo metadata` without a
+# filter), so the crates of platforms the local build never compiles (android_system_properties,
+# web-time, ...) must be in the registry cache before it runs with --offline. `cargo fetch`
+# without --target downloads them all; only the advisory database is read offline.
+echo "deny: cargo fetch --locked (every platform's crates, for cargo metadata)" >&2
+(cd "$root" && cargo fetch --locked) || die "cargo fetch --locked failed: the crate registry is unreachable or Cargo.lock is out of date"
+
 installed_version() { "$deny" --version 2>/dev/null | sed -n 's/^cargo-deny //p'; }
 # One already on PATH at the pinned version will do (e.g. a CI image that caches it).
 if [[ "$(installed_version)" != "$CARGO_DENY_VERSION" ]] && command -v cargo-deny >/dev/null &&
