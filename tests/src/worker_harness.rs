@@ -26,6 +26,15 @@ pub fn worker_settings(resources: &TestResources) -> WorkerSettings {
     WorkerSettings::from_source(&env).expect("test worker settings are valid")
 }
 
+/// The production poller shape with 1 s receives, so a test's poller notices shutdown and
+/// an empty queue quickly.
+pub fn quick_poller_config(queue_url: &str, settings: &WorkerSettings) -> PollerConfig {
+    PollerConfig {
+        wait_time_seconds: 1,
+        ..PollerConfig::from_settings(queue_url, settings)
+    }
+}
+
 pub fn processor(emulator: &Emulator, settings: &WorkerSettings) -> Arc<Processor> {
     worker::build_processor(settings, &emulator.sdk)
 }
@@ -39,14 +48,7 @@ pub async fn run_poller_until_drained(
     queue_url: &str,
     timeout: Duration,
 ) -> bool {
-    let config = PollerConfig {
-        queue_url: queue_url.to_owned(),
-        receive_loops: 2,
-        wait_time_seconds: 1,
-        max_messages: 10,
-        deadline_margin: settings.deadline_margin,
-        failure_visibility_base: settings.failure_visibility_base,
-    };
+    let config = quick_poller_config(queue_url, settings);
     let poller = Poller::new(emulator.sqs.clone(), processor(emulator, settings), config);
     let (stop, stopped) = watch::channel(false);
     let running = tokio::spawn(poller.run(stopped));
@@ -153,14 +155,7 @@ pub struct RunningPoller {
 impl RunningPoller {
     /// Starts the real poller on `queue_url` with `settings` (quick receives).
     pub fn start(emulator: &Emulator, settings: &WorkerSettings, queue_url: &str) -> Self {
-        let config = PollerConfig {
-            queue_url: queue_url.to_owned(),
-            receive_loops: 2,
-            wait_time_seconds: 1,
-            max_messages: 10,
-            deadline_margin: settings.deadline_margin,
-            failure_visibility_base: settings.failure_visibility_base,
-        };
+        let config = quick_poller_config(queue_url, settings);
         let poller = Poller::new(emulator.sqs.clone(), processor(emulator, settings), config);
         let (stop, stopped) = watch::channel(false);
         Self {

@@ -42,15 +42,22 @@ struct RunningPoller {
 
 impl RunningPoller {
     fn start(resources: &TestResources, dynamodb_sdk: &SdkConfig, sqs_sdk: &SdkConfig) -> Self {
-        let settings = worker_settings(resources);
+        Self::start_with(resources, dynamodb_sdk, sqs_sdk, |_| {})
+    }
+
+    /// [`RunningPoller::start`] with the test settings changed by `adjust` first.
+    fn start_with(
+        resources: &TestResources,
+        dynamodb_sdk: &SdkConfig,
+        sqs_sdk: &SdkConfig,
+        adjust: impl FnOnce(&mut WorkerSettings),
+    ) -> Self {
+        let mut settings = worker_settings(resources);
+        adjust(&mut settings);
         let processor = worker::build_processor(&settings, dynamodb_sdk);
         let config = PollerConfig {
-            queue_url: resources.queue_url.clone(),
-            receive_loops: settings.receive_loops,
             wait_time_seconds: 2,
-            max_messages: 10,
-            deadline_margin: settings.deadline_margin,
-            failure_visibility_base: settings.failure_visibility_base,
+            ..PollerConfig::from_settings(resources.queue_url.clone(), &settings)
         };
         let poller = Poller::new(aws_sdk_sqs::Client::new(sqs_sdk), processor, config);
         let (shutdown, rx) = watch::channel(false);
@@ -101,6 +108,79 @@ async fn wait_for_stats(
 async fn dlq_depth(emulator: &Emulator, resources: &TestResources) -> u64 {
     let (visible, in_flight) = emulator.queue_depth(&resources.dlq_url).await;
     visible + in_flight
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_poller_gathers_batches_of_a_hundred_and_writes_them_in_requests_of_twenty_five() {
+    const MESSAGES: usize = 1000;
+    let emulator = Emulator::connect().await;
+    let resources = emulator.create_resources_with(30, 5).await;
+    let sent = score_messages("gather", MESSAGES, MESSAGES);
+    emulator
+        .send_bodies(&resources.queue_url, &bodies(&sent))
+        .await;
+    let proxy = FaultProxy::start(&emulator.endpoint).await;
+    let through_proxy = proxy.sdk_config().await;
+    let defaults = WorkerSettings::from_source(&[("DLQ_URL", "-"), ("TABLE_NAME", "-")])
+        .expect("the default settings are valid");
+    let poller = RunningPoller::start_with(&resources, &through_proxy, &through_proxy, |s| {
+        s.receive_loops = defaults.receive_loops;
+    });
+    assert!(
+        wait_until_drained(&emulator, &resources.queue_url, Duration::from_secs(60)).await,
+        "the queue did not drain"
+    );
+    poller.stop().await;
+    assert_exactly_once(&emulator, &resources.table_name, &sent).await;
+
+    let stats = proxy.stats();
+    let writes = stats.op(&dynamodb("BatchWriteItem")).calls;
+    let deletes = stats.op(&sqs("DeleteMessageBatch")).calls;
+    let ideal = MESSAGES.div_ceil(25) as u64;
+    println!("{MESSAGES} messages: {writes} BatchWriteItem calls (ideal {ideal}), {deletes} DeleteMessageBatch calls");
+    // Batches of 10 (a receive each) would take 100 requests; batches of 100 take 40. A batch
+    // cut short by the window costs at most one request more.
+    assert!(
+        writes <= ideal + ideal / 5,
+        "{writes} BatchWriteItem requests for {MESSAGES} distinct keys: batches are not gathered to {}",
+        defaults.batch_size
+    );
+    assert_eq!(deletes, (MESSAGES / 10) as u64, "deletes go 10 to a call");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_batch_still_working_at_half_its_visibility_has_it_extended_and_is_not_delivered_twice() {
+    const MESSAGES: usize = 40;
+    const VISIBILITY_SECONDS: u32 = 2;
+    let emulator = Emulator::connect().await;
+    let resources = emulator.create_resources_with(VISIBILITY_SECONDS, 5).await;
+    let sent = score_messages("lease", MESSAGES, MESSAGES);
+    emulator
+        .send_bodies(&resources.queue_url, &bodies(&sent))
+        .await;
+    let proxy = FaultProxy::start(&emulator.endpoint).await;
+    // Each batch's deletes take longer than the whole visibility timeout.
+    proxy.set_faults(
+        &sqs("DeleteMessageBatch"),
+        Faults::latency(Duration::from_secs(3)),
+    );
+    let through_proxy = proxy.sdk_config().await;
+    let poller = RunningPoller::start(&resources, &through_proxy, &through_proxy);
+    assert!(
+        wait_until_drained(&emulator, &resources.queue_url, Duration::from_secs(60)).await,
+        "the queue did not drain"
+    );
+    poller.stop().await;
+    assert_exactly_once(&emulator, &resources.table_name, &sent).await;
+
+    let stats = proxy.stats();
+    let extensions = stats.op(&sqs("ChangeMessageVisibilityBatch")).calls;
+    assert!(extensions > 0, "no visibility was extended: {stats:?}");
+    assert_eq!(
+        stats.redeliveries, 0,
+        "messages whose batch was still working came back ({} of {} received)",
+        stats.redeliveries, stats.messages_received
+    );
 }
 
 /// One uniform draw per call: 20% of BatchWriteItem calls (the worker's only DynamoDB

@@ -57,7 +57,8 @@ pub struct Cli {
 const ENVIRONMENT_HELP: &str = "\
 Environment: DLQ_URL and TABLE_NAME (required), QUEUE_URL (poller), WRITE_CONCURRENCY,
 RETRY_BASE_DELAY_MS, RETRY_MAX_DELAY_MS, DEADLINE_MARGIN_MS, DYNAMODB_ATTEMPT_TIMEOUT_MS,
-POLLER_RECEIVE_LOOPS, FAILURE_VISIBILITY_BASE_SECONDS, HEALTH_PORT (poller: /health and
+POLLER_RECEIVE_LOOPS (10), POLLER_BATCH_SIZE (100), POLLER_BATCH_WINDOW_MS (100),
+POLLER_BATCHES_IN_FLIGHT (4), FAILURE_VISIBILITY_BASE_SECONDS, HEALTH_PORT (poller: /health and
 /ready; off when unset), SHUTDOWN_GRACE_SECONDS (poller, 25); logs: RUST_LOG or
 AWS_LAMBDA_LOG_LEVEL, LOG_FORMAT or AWS_LAMBDA_LOG_FORMAT (json | text); metrics (CloudWatch
 EMF on stdout): METRICS (emf | off), METRICS_NAMESPACE, METRICS_SERVICE, METRICS_FLUSH_SECONDS
@@ -126,17 +127,10 @@ async fn run() -> anyhow::Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!(e))
     } else {
-        let config = PollerConfig {
-            queue_url: settings.require_queue_url()?.to_owned(),
-            receive_loops: settings.receive_loops,
-            wait_time_seconds: 20,
-            max_messages: 10,
-            deadline_margin: settings.deadline_margin,
-            failure_visibility_base: settings.failure_visibility_base,
-        };
+        let config = PollerConfig::from_settings(settings.require_queue_url()?, &settings);
         let poller = Poller::new(shared::aws::sqs_client(&sdk), processor, config)
             .with_shutdown_grace(settings.shutdown_grace);
-        // Batches here are small and many: their metrics go out on a timer, and the last
+        // Batches here are many: their metrics go out on a timer, and the last
         // partial interval on the way out.
         shared::metrics::spawn_periodic_flush(metrics.flush_interval);
         let Some(port) = settings.health_port else {

@@ -1,13 +1,28 @@
-//! Outside Lambda: a long-polling SQS consumer with the same processor.
+//! Outside Lambda: a long-polling SQS consumer that batches the way the event source mapping
+//! does, driving the same processor as the Lambda handler.
 //!
-//! Several receive loops; DeleteMessageBatch for what succeeded; failed messages get their
-//! visibility pushed out (exponential in the receive count) so they come back later. On
-//! SIGTERM/Ctrl-C the batches in hand are finished before exit, within the shutdown grace
-//! period when one is set (shorter than the orchestrator's, so the worker exits before it is
-//! killed). A `kill -9`, or a grace period running out, loses nothing: unfinished messages
-//! reappear after the visibility timeout and are rewritten to the same items.
+//! * `receive_loops` loops each keep one ReceiveMessage (up to 10 messages, 20 s long poll)
+//!   in flight and hand what they take to the gatherer.
+//! * The gatherer forms batches of up to `batch_size` messages, or of whatever arrived within
+//!   `batch_window` of a batch's first message, and runs up to `batches_in_flight` of them at
+//!   once through [`Processor::process_batch`]: `ceil(n/25)` BatchWriteItem requests for n
+//!   distinct keys, dedupe and the DLQ as under Lambda.
+//! * What a batch finished is deleted in DeleteMessageBatch calls of 10, sent concurrently;
+//!   failed messages get their visibility pushed out (exponential in the receive count) so
+//!   they come back later.
+//! * The loops take messages only while the batches in hand leave room (one semaphore permit
+//!   per message held, released when its batch is done), so nothing waits in the worker long
+//!   enough for its visibility to run out; a batch still working at half its visibility
+//!   timeout has its messages' visibility extended, so they do not reappear mid-write.
+//!
+//! On SIGTERM/Ctrl-C the receives stop, what was received is gathered and finished before
+//! exit, within the shutdown grace period when one is set (shorter than the orchestrator's,
+//! so the worker exits before it is killed). A `kill -9`, or a grace period running out, loses
+//! nothing: unfinished messages reappear after the visibility timeout and are rewritten to the
+//! same items.
 
 use std::collections::HashMap;
+use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,24 +31,66 @@ use aws_sdk_sqs::types::{
     ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry, Message,
     MessageSystemAttributeName, QueueAttributeName,
 };
-use tokio::sync::watch;
+use futures::stream::{self, StreamExt};
+use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::health::Health;
 use crate::processor::Processor;
 use crate::record::{parse_sent_timestamp, InboundMessage};
+use crate::settings::WorkerSettings;
 
 const MAX_VISIBILITY_SECONDS: u64 = 12 * 60 * 60;
 const MAX_FAILURE_DELAY_SECONDS: u64 = 300;
+/// SQS's limit per ReceiveMessage, DeleteMessageBatch and ChangeMessageVisibilityBatch call.
+const SQS_BATCH_LIMIT: usize = 10;
 
 #[derive(Debug, Clone)]
 pub struct PollerConfig {
     pub queue_url: String,
+    /// Loops each keeping one ReceiveMessage in flight.
     pub receive_loops: usize,
     pub wait_time_seconds: i32,
+    /// Messages asked for per ReceiveMessage (SQS allows 1 to 10).
     pub max_messages: i32,
+    /// The most messages in one batch.
+    pub batch_size: usize,
+    /// How long a batch gathers after its first message arrived.
+    pub batch_window: Duration,
+    /// Batches processed at once.
+    pub batches_in_flight: usize,
     pub deadline_margin: Duration,
     pub failure_visibility_base: Duration,
+}
+
+impl PollerConfig {
+    /// The production shape: 20 s long polls of 10 messages, the rest from the settings.
+    pub fn from_settings(queue_url: impl Into<String>, settings: &WorkerSettings) -> Self {
+        Self {
+            queue_url: queue_url.into(),
+            receive_loops: settings.receive_loops,
+            wait_time_seconds: 20,
+            max_messages: SQS_BATCH_LIMIT as i32,
+            batch_size: settings.batch_size,
+            batch_window: settings.batch_window,
+            batches_in_flight: settings.batches_in_flight,
+            deadline_margin: settings.deadline_margin,
+            failure_visibility_base: settings.failure_visibility_base,
+        }
+    }
+
+    fn messages_per_receive(&self) -> usize {
+        usize::try_from(self.max_messages)
+            .unwrap_or(1)
+            .clamp(1, SQS_BATCH_LIMIT)
+    }
+
+    /// Messages the worker may hold at once: the batches in flight, one more gathering.
+    fn messages_in_hand(&self) -> usize {
+        let batch = self.batch_size.max(1);
+        (batch * (self.batches_in_flight.max(1) + 1)).max(self.messages_per_receive())
+    }
 }
 
 pub struct Poller {
@@ -42,6 +99,51 @@ pub struct Poller {
     config: PollerConfig,
     health: Option<Health>,
     shutdown_grace: Option<Duration>,
+}
+
+/// What one ReceiveMessage brought, with a permit per message.
+struct Received {
+    messages: Vec<Message>,
+    at: Instant,
+    permits: OwnedSemaphorePermit,
+}
+
+/// Messages gathered for one batch. Its permits go back when it is dropped.
+struct Batch {
+    messages: Vec<Message>,
+    /// When its first messages were received: their visibility timeout runs from then.
+    first_received: Instant,
+    permits: OwnedSemaphorePermit,
+}
+
+impl Batch {
+    fn start(received: Received) -> Self {
+        Self {
+            messages: received.messages,
+            first_received: received.at,
+            permits: received.permits,
+        }
+    }
+
+    /// Adds what fits of `received`; returns the rest, which starts the next batch.
+    fn take(&mut self, mut received: Received, batch_size: usize) -> Option<Received> {
+        let room = batch_size.saturating_sub(self.messages.len());
+        if received.messages.len() <= room {
+            self.messages.append(&mut received.messages);
+            self.permits.merge(received.permits);
+            return None;
+        }
+        let rest = received.messages.split_off(room);
+        self.messages.append(&mut received.messages);
+        if let Some(taken) = received.permits.split(room) {
+            self.permits.merge(taken);
+        }
+        Some(Received {
+            messages: rest,
+            at: received.at,
+            permits: received.permits,
+        })
+    }
 }
 
 impl Poller {
@@ -76,34 +178,55 @@ impl Poller {
         }
         tracing::info!(
             queue_url = %self.config.queue_url,
-            loops = self.config.receive_loops,
+            receiveLoops = self.config.receive_loops,
+            batchSize = self.config.batch_size,
+            batchWindowMs = self.config.batch_window.as_millis() as u64,
+            batchesInFlight = self.config.batches_in_flight,
             visibility_timeout_s = visibility.as_secs(),
             "poller started"
         );
         let this = Arc::new(self);
-        let mut loops = tokio::task::JoinSet::new();
-        for _ in 0..this.config.receive_loops {
-            let this = this.clone();
+        let permits = Arc::new(Semaphore::new(this.config.messages_in_hand()));
+        let (received_tx, received_rx) = mpsc::channel(this.config.receive_loops.max(1) * 2);
+        let mut receivers = JoinSet::new();
+        for _ in 0..this.config.receive_loops.max(1) {
+            let (this, permits, tx) = (this.clone(), permits.clone(), received_tx.clone());
             let shutdown = shutdown.clone();
-            loops.spawn(async move { this.receive_loop(visibility, shutdown).await });
+            receivers.spawn(async move { this.receive_loop(permits, tx, shutdown).await });
         }
+        // The gatherer ends once every loop has ended and what they sent is done.
+        drop(received_tx);
+        let mut gatherer = tokio::spawn(this.clone().gather(received_rx, visibility));
+
         let mut requested = shutdown.clone();
         tokio::select! {
             // The loops end on shutdown too: when both are ready, this is the shutdown path.
             biased;
             // An Err means the sender is gone: the loops see that as shutdown too.
-            _ = requested.wait_for(|stop| *stop) => {}
-            ended = join_all(&mut loops) => ended?,
+            // (The guard `wait_for` returns is dropped at once: it is not Send.)
+            _ = async { requested.wait_for(|stop| *stop).await.is_ok() } => {}
+            // Before shutdown only a panicking loop ends them all.
+            ended = &mut gatherer => {
+                join_all(&mut receivers).await?;
+                ended.context("the batch gatherer panicked")?;
+                anyhow::bail!("every receive loop ended before shutdown was requested");
+            }
         }
         if let Some(health) = &this.health {
             health.draining();
         }
+        let finish = async {
+            join_all(&mut receivers).await?;
+            (&mut gatherer).await.context("the batch gatherer panicked")
+        };
         match this.shutdown_grace {
-            None => join_all(&mut loops).await?,
-            Some(grace) => match tokio::time::timeout(grace, join_all(&mut loops)).await {
-                Ok(joined) => joined?,
+            None => finish.await?,
+            Some(grace) => match tokio::time::timeout(grace, finish).await {
+                Ok(finished) => finished?,
                 Err(_) => {
-                    loops.abort_all();
+                    // Dropping the gatherer's task set aborts the batches it runs.
+                    gatherer.abort();
+                    receivers.abort_all();
                     tracing::warn!(
                         grace_s = grace.as_secs_f64(),
                         "shutdown grace period over with batches unfinished; their messages \
@@ -138,14 +261,29 @@ impl Poller {
         Ok(Duration::from_secs(seconds))
     }
 
-    async fn receive_loop(&self, visibility: Duration, mut shutdown: watch::Receiver<bool>) {
+    /// Keeps one ReceiveMessage in flight whenever the batches in hand leave room for its
+    /// messages.
+    async fn receive_loop(
+        &self,
+        permits: Arc<Semaphore>,
+        received_tx: mpsc::Sender<Received>,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
+        let per_receive = self.config.messages_per_receive();
         let mut error_delay = Duration::from_millis(200);
         while !*shutdown.borrow() {
+            let room = tokio::select! {
+                _ = shutdown.changed() => break,
+                room = permits.clone().acquire_many_owned(per_receive as u32) => match room {
+                    Ok(room) => room,
+                    Err(_) => break,
+                },
+            };
             let receive = self
                 .sqs
                 .receive_message()
                 .queue_url(&self.config.queue_url)
-                .max_number_of_messages(self.config.max_messages)
+                .max_number_of_messages(per_receive as i32)
                 .wait_time_seconds(self.config.wait_time_seconds)
                 .message_system_attribute_names(MessageSystemAttributeName::All)
                 .message_attribute_names("All")
@@ -156,14 +294,15 @@ impl Poller {
                 _ = shutdown.changed() => break,
                 r = receive => r,
             };
-            let started = Instant::now();
-            let messages = match received {
+            let at = Instant::now();
+            let mut messages = match received {
                 Ok(out) => {
                     error_delay = Duration::from_millis(200);
                     out.messages.unwrap_or_default()
                 }
                 Err(e) => {
                     tracing::warn!(error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "ReceiveMessage failed");
+                    drop(room);
                     tokio::select! {
                         _ = shutdown.changed() => break,
                         _ = tokio::time::sleep(error_delay) => {}
@@ -175,109 +314,245 @@ impl Poller {
             if messages.is_empty() {
                 continue;
             }
-            self.handle(
+            messages.truncate(per_receive);
+            // One permit per message stays with it; the rest go back with `room`.
+            let mut room = room;
+            let Some(kept) = room.split(messages.len()) else {
+                continue;
+            };
+            let received = Received {
                 messages,
-                started + visibility.saturating_sub(self.config.deadline_margin),
-            )
-            .await;
+                at,
+                permits: kept,
+            };
+            if received_tx.send(received).await.is_err() {
+                // The gatherer is gone (aborted): these return after the visibility timeout.
+                break;
+            }
         }
     }
 
-    async fn handle(&self, messages: Vec<Message>, deadline: Instant) {
-        let mut receipts: HashMap<String, (String, u32)> = HashMap::new();
-        let inbound: Vec<InboundMessage> = messages
-            .into_iter()
+    /// Forms batches from what the loops receive and runs `batches_in_flight` at once, until
+    /// the loops have ended and every batch is done.
+    async fn gather(
+        self: Arc<Self>,
+        mut received_rx: mpsc::Receiver<Received>,
+        visibility: Duration,
+    ) {
+        let batch_size = self.config.batch_size.max(1);
+        let slots = Arc::new(Semaphore::new(self.config.batches_in_flight.max(1)));
+        let mut running = JoinSet::new();
+        let mut carried: Option<Received> = None;
+        loop {
+            let first = match carried.take() {
+                Some(rest) => rest,
+                None => match received_rx.recv().await {
+                    Some(received) => received,
+                    None => break,
+                },
+            };
+            let mut batch = Batch::start(first);
+            let window_closes = batch.first_received + self.config.batch_window;
+            while batch.messages.len() < batch_size {
+                tokio::select! {
+                    more = received_rx.recv() => match more {
+                        Some(received) => {
+                            carried = batch.take(received, batch_size);
+                            if carried.is_some() {
+                                break;
+                            }
+                        }
+                        None => break,
+                    },
+                    _ = tokio::time::sleep_until(window_closes) => break,
+                }
+            }
+            if batch.messages.len() > batch_size {
+                let rest = batch.messages.split_off(batch_size);
+                let permits = batch.permits.split(rest.len());
+                carried = permits.map(|permits| Received {
+                    messages: rest,
+                    at: batch.first_received,
+                    permits,
+                });
+            }
+            // Reap what finished, so the set does not grow with the run.
+            while let Some(done) = running.try_join_next() {
+                log_batch_panic(done);
+            }
+            let Ok(slot) = slots.clone().acquire_owned().await else {
+                break;
+            };
+            let this = self.clone();
+            running.spawn(async move {
+                this.handle(batch, visibility).await;
+                drop(slot);
+            });
+        }
+        while let Some(done) = running.join_next().await {
+            log_batch_panic(done);
+        }
+    }
+
+    async fn handle(&self, batch: Batch, visibility: Duration) {
+        let deadline =
+            batch.first_received + visibility.saturating_sub(self.config.deadline_margin);
+        let mut receipts: HashMap<String, (String, u32)> =
+            HashMap::with_capacity(batch.messages.len());
+        let inbound: Vec<InboundMessage> = batch
+            .messages
+            .iter()
             .filter_map(|m| {
-                let message = inbound_from_sqs(&m);
-                let receipt = m.receipt_handle?;
+                let message = inbound_from_sqs(m);
+                let receipt = m.receipt_handle.clone()?;
                 receipts.insert(message.message_id.clone(), (receipt, message.receive_count));
                 Some(message)
             })
             .collect();
-        let outcome = self.processor.process_batch(&inbound, deadline).await;
-        outcome.report();
-        let mut failed = Vec::with_capacity(outcome.failed.len());
-        for id in &outcome.failed {
-            if let Some(entry) = receipts.remove(id) {
-                failed.push((id.clone(), entry));
+        let all_receipts: Vec<String> = receipts.values().map(|(r, _)| r.clone()).collect();
+        let work = async {
+            let outcome = self.processor.process_batch(&inbound, deadline).await;
+            outcome.report();
+            let mut failed = Vec::with_capacity(outcome.failed.len());
+            for id in &outcome.failed {
+                if let Some(entry) = receipts.remove(id) {
+                    failed.push(entry);
+                }
             }
+            let done: Vec<String> = receipts.into_values().map(|(receipt, _)| receipt).collect();
+            tokio::join!(self.delete(&done), self.delay_retries(&failed));
+        };
+        tokio::select! {
+            () = work => {}
+            never = self.keep_hidden(&all_receipts, batch.first_received, visibility) => match never {},
         }
-        let done: Vec<(String, String)> = receipts
-            .into_iter()
-            .map(|(id, (receipt, _))| (id, receipt))
+        // The batch's permits go back here, making room for the next receives.
+        drop(batch);
+    }
+
+    /// While a batch works, extends its messages' visibility each time half of it has gone,
+    /// so a slow batch's messages are not delivered again while they are being written.
+    async fn keep_hidden(
+        &self,
+        receipts: &[String],
+        since: Instant,
+        visibility: Duration,
+    ) -> Infallible {
+        let half = (visibility / 2).max(Duration::from_secs(1));
+        let mut next = since + half;
+        loop {
+            tokio::time::sleep_until(next).await;
+            tracing::info!(
+                messages = receipts.len(),
+                visibility_timeout_s = visibility.as_secs(),
+                "batch still working at half its visibility timeout; extending it"
+            );
+            let seconds = i32::try_from(visibility.as_secs()).unwrap_or(i32::MAX);
+            let entries: Vec<(&String, i32)> = receipts.iter().map(|r| (r, seconds)).collect();
+            self.change_visibility(&entries, "extend the visibility of a working batch")
+                .await;
+            next += half;
+        }
+    }
+
+    /// Deletes what was handled, 10 per call, the calls concurrently. A failed delete only
+    /// means the message comes back and is rewritten to the same item: idempotent, never a
+    /// duplicate.
+    async fn delete(&self, done: &[String]) {
+        stream::iter(done.chunks(SQS_BATCH_LIMIT))
+            .for_each_concurrent(None, |chunk| async move {
+                let entries: Vec<DeleteMessageBatchRequestEntry> = chunk
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, receipt)| {
+                        DeleteMessageBatchRequestEntry::builder()
+                            .id(i.to_string())
+                            .receipt_handle(receipt)
+                            .build()
+                            .ok()
+                    })
+                    .collect();
+                match self
+                    .sqs
+                    .delete_message_batch()
+                    .queue_url(&self.config.queue_url)
+                    .set_entries(Some(entries))
+                    .send()
+                    .await
+                {
+                    Ok(out) if !out.failed.is_empty() => {
+                        tracing::warn!(
+                            failed = out.failed.len(),
+                            "some deletes failed; those messages will be redelivered"
+                        )
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::warn!(error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "DeleteMessageBatch failed; messages will be redelivered")
+                    }
+                }
+            })
+            .await;
+    }
+
+    /// Hides failed messages for a while that grows with their receive count.
+    async fn delay_retries(&self, failed: &[(String, u32)]) {
+        let entries: Vec<(&String, i32)> = failed
+            .iter()
+            .map(|(receipt, receive_count)| {
+                let delay = failure_visibility(self.config.failure_visibility_base, *receive_count);
+                (receipt, i32::try_from(delay.as_secs()).unwrap_or(i32::MAX))
+            })
             .collect();
-        self.delete(&done).await;
-        self.delay_retries(&failed).await;
+        self.change_visibility(
+            &entries,
+            "delay failed messages; they return after the visibility timeout",
+        )
+        .await;
     }
 
-    /// Deletes what was handled. A failed delete only means the message comes back and is
-    /// rewritten to the same item: idempotent, never a duplicate.
-    async fn delete(&self, done: &[(String, String)]) {
-        for chunk in done.chunks(10) {
-            let entries: Vec<DeleteMessageBatchRequestEntry> = chunk
-                .iter()
-                .enumerate()
-                .filter_map(|(i, (_, receipt))| {
-                    DeleteMessageBatchRequestEntry::builder()
-                        .id(i.to_string())
-                        .receipt_handle(receipt)
-                        .build()
-                        .ok()
-                })
-                .collect();
-            match self
-                .sqs
-                .delete_message_batch()
-                .queue_url(&self.config.queue_url)
-                .set_entries(Some(entries))
-                .send()
-                .await
-            {
-                Ok(out) if !out.failed.is_empty() => {
-                    tracing::warn!(
-                        failed = out.failed.len(),
-                        "some deletes failed; those messages will be redelivered"
-                    )
+    /// ChangeMessageVisibilityBatch, 10 per call, the calls concurrently.
+    async fn change_visibility(&self, entries: &[(&String, i32)], purpose: &str) {
+        stream::iter(entries.chunks(SQS_BATCH_LIMIT))
+            .for_each_concurrent(None, |chunk| async move {
+                let entries: Vec<ChangeMessageVisibilityBatchRequestEntry> = chunk
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, (receipt, seconds))| {
+                        ChangeMessageVisibilityBatchRequestEntry::builder()
+                            .id(i.to_string())
+                            .receipt_handle(*receipt)
+                            .visibility_timeout(*seconds)
+                            .build()
+                            .ok()
+                    })
+                    .collect();
+                if let Err(e) = self
+                    .sqs
+                    .change_message_visibility_batch()
+                    .queue_url(&self.config.queue_url)
+                    .set_entries(Some(entries))
+                    .send()
+                    .await
+                {
+                    tracing::warn!(error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "could not {purpose}");
                 }
-                Ok(_) => {}
-                Err(e) => {
-                    tracing::warn!(error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "DeleteMessageBatch failed; messages will be redelivered")
-                }
-            }
-        }
+            })
+            .await;
     }
+}
 
-    async fn delay_retries(&self, failed: &[(String, (String, u32))]) {
-        for chunk in failed.chunks(10) {
-            let entries: Vec<ChangeMessageVisibilityBatchRequestEntry> = chunk
-                .iter()
-                .enumerate()
-                .filter_map(|(i, (_, (receipt, receive_count)))| {
-                    let delay =
-                        failure_visibility(self.config.failure_visibility_base, *receive_count);
-                    ChangeMessageVisibilityBatchRequestEntry::builder()
-                        .id(i.to_string())
-                        .receipt_handle(receipt)
-                        .visibility_timeout(i32::try_from(delay.as_secs()).unwrap_or(i32::MAX))
-                        .build()
-                        .ok()
-                })
-                .collect();
-            if let Err(e) = self
-                .sqs
-                .change_message_visibility_batch()
-                .queue_url(&self.config.queue_url)
-                .set_entries(Some(entries))
-                .send()
-                .await
-            {
-                tracing::warn!(error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "could not delay failed messages; they return after the visibility timeout");
-            }
+fn log_batch_panic(done: Result<(), tokio::task::JoinError>) {
+    if let Err(e) = done {
+        if e.is_panic() {
+            // Its messages were neither deleted nor delayed: they return after the
+            // visibility timeout.
+            tracing::error!(error = %e, "a batch panicked; its messages will be redelivered");
         }
     }
 }
 
-async fn join_all(loops: &mut tokio::task::JoinSet<()>) -> anyhow::Result<()> {
+async fn join_all(loops: &mut JoinSet<()>) -> anyhow::Result<()> {
     while let Some(result) = loops.join_next().await {
         result.context("a receive loop panicked")?;
     }

@@ -16,7 +16,16 @@ pub struct WorkerSettings {
     /// Time kept back from the deadline so the response reaches SQS/Lambda in time.
     pub deadline_margin: Duration,
     pub dynamodb_attempt_timeout: Duration,
+    /// Poller mode: receive loops, each keeping one ReceiveMessage (10 messages) in flight.
     pub receive_loops: usize,
+    /// Poller mode: the most messages gathered into one batch (like the event source
+    /// mapping's `BatchSize`).
+    pub batch_size: usize,
+    /// Poller mode: how long a batch may gather once its first message is in hand (like the
+    /// mapping's `MaximumBatchingWindowInSeconds`, in finer steps).
+    pub batch_window: Duration,
+    /// Poller mode: batches being processed at once.
+    pub batches_in_flight: usize,
     /// First visibility delay for a failed message in poller mode; doubles per receive.
     pub failure_visibility_base: Duration,
     /// Poller mode: the port of the liveness/readiness answers (`worker::health`); none
@@ -28,22 +37,35 @@ pub struct WorkerSettings {
     pub shutdown_grace: Duration,
 }
 
+/// The event source mapping's own limit for standard queues.
+pub const MAX_POLLER_BATCH_SIZE: usize = 10_000;
+
+fn at_least_one(
+    source: &dyn Source,
+    name: &'static str,
+    default: usize,
+) -> Result<usize, SettingsError> {
+    match parsed(source, name, default)? {
+        0 => Err(SettingsError::Invalid {
+            name,
+            reason: "must be at least 1".into(),
+        }),
+        n => Ok(n),
+    }
+}
+
 impl WorkerSettings {
     pub fn from_source(source: &dyn Source) -> Result<Self, SettingsError> {
-        let write_concurrency = parsed(source, "WRITE_CONCURRENCY", 4usize)?;
-        if write_concurrency == 0 {
+        let write_concurrency = at_least_one(source, "WRITE_CONCURRENCY", 4)?;
+        let receive_loops = at_least_one(source, "POLLER_RECEIVE_LOOPS", 10)?;
+        let batch_size = at_least_one(source, "POLLER_BATCH_SIZE", 100)?;
+        if batch_size > MAX_POLLER_BATCH_SIZE {
             return Err(SettingsError::Invalid {
-                name: "WRITE_CONCURRENCY",
-                reason: "must be at least 1".into(),
+                name: "POLLER_BATCH_SIZE",
+                reason: format!("must be at most {MAX_POLLER_BATCH_SIZE}"),
             });
         }
-        let receive_loops = parsed(source, "POLLER_RECEIVE_LOOPS", 2usize)?;
-        if receive_loops == 0 {
-            return Err(SettingsError::Invalid {
-                name: "POLLER_RECEIVE_LOOPS",
-                reason: "must be at least 1".into(),
-            });
-        }
+        let batches_in_flight = at_least_one(source, "POLLER_BATCHES_IN_FLIGHT", 4)?;
         let health_port = match source.get("HEALTH_PORT") {
             None => None,
             Some(raw) => match raw.trim().parse::<u16>() {
@@ -72,6 +94,9 @@ impl WorkerSettings {
                 Duration::from_secs(5),
             )?,
             receive_loops,
+            batch_size,
+            batch_window: millis(source, "POLLER_BATCH_WINDOW_MS", Duration::from_millis(100))?,
+            batches_in_flight,
             failure_visibility_base: Duration::from_secs(parsed(
                 source,
                 "FAILURE_VISIBILITY_BASE_SECONDS",
@@ -140,6 +165,32 @@ mod tests {
                     })
                 ),
                 "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_poller_gathers_batches_of_a_hundred_by_default_within_the_mapping_limit() {
+        let base = [("DLQ_URL", "http://q"), ("TABLE_NAME", "t")];
+        let settings = WorkerSettings::from_source(&base).unwrap();
+        assert_eq!(settings.batch_size, 100);
+        assert_eq!(settings.receive_loops, 10);
+        assert_eq!(settings.batches_in_flight, 4);
+        assert_eq!(settings.batch_window, Duration::from_millis(100));
+        for (name, bad) in [
+            ("POLLER_BATCH_SIZE", "0"),
+            ("POLLER_BATCH_SIZE", "10001"),
+            ("POLLER_BATCHES_IN_FLIGHT", "0"),
+            ("POLLER_RECEIVE_LOOPS", "0"),
+            ("POLLER_BATCH_WINDOW_MS", "soon"),
+        ] {
+            let env = [("DLQ_URL", "http://q"), ("TABLE_NAME", "t"), (name, bad)];
+            assert!(
+                matches!(
+                    WorkerSettings::from_source(&env),
+                    Err(SettingsError::Invalid { name: n, .. }) if n == name
+                ),
+                "{name}={bad}"
             );
         }
     }
