@@ -13,8 +13,12 @@ real AWS (use `sam deploy` there, docs/deploy.md).
 Where the emulator differs from AWS, this script works around it here and nowhere else, so
 the template stays right for AWS (docs/emulators.md lists each gap):
   - MiniStack hands a parameter that reaches ScalingConfig.MaximumConcurrency to its poller
-    as a string, and the poller then fails on every poll: the expanded template gets the
-    parameter's value as a literal number instead of the Ref.
+    as a string, and the poller then fails on every poll: in each event source mapping, the
+    expanded template gets every Number parameter's value as a literal number instead of
+    the Ref (inside either branch of the poller mode's Fn::If too).
+  - MiniStack keeps neither ProvisionedPollerConfig nor MetricsConfig of a mapping (it
+    accepts and drops them): nothing to do here, but WorkerPollerMode provisioned runs as a
+    mapping with MiniStack's default concurrency, and there are no mapping metrics.
   - MiniStack refuses an AWS::CloudWatch::Alarm with `Metrics` (metric math; the 5xx-rate
     alarm) and the whole create rolls back: such alarms are left out of the local stack.
 """
@@ -133,15 +137,27 @@ def parameter_value(template: dict, params: dict, name: str):
     return default
 
 
+def literal_numbers(value, template: dict, params: dict):
+    """`value` with every {"Ref": P} of a Number parameter P replaced by its value as an int,
+    at any depth (Fn::If branches included)."""
+    if isinstance(value, dict):
+        ref = value.get("Ref") if len(value) == 1 else None
+        declared = template.get("Parameters", {}).get(ref, {}) if isinstance(ref, str) else {}
+        if declared.get("Type") == "Number":
+            return int(parameter_value(template, params, ref))
+        return {k: literal_numbers(v, template, params) for k, v in value.items()}
+    if isinstance(value, list):
+        return [literal_numbers(v, template, params) for v in value]
+    return value
+
+
 def literal_maximum_concurrency(expanded: dict, template: dict, params: dict) -> None:
-    """The MiniStack gap: ScalingConfig.MaximumConcurrency as a number, not a Ref."""
+    """The MiniStack gap: ScalingConfig.MaximumConcurrency (and any other Number parameter of
+    an event source mapping) as a number, not a Ref."""
     for resource in expanded.get("Resources", {}).values():
         if resource.get("Type") != "AWS::Lambda::EventSourceMapping":
             continue
-        scaling = resource.get("Properties", {}).get("ScalingConfig", {})
-        ref = scaling.get("MaximumConcurrency")
-        if isinstance(ref, dict) and "Ref" in ref:
-            scaling["MaximumConcurrency"] = int(parameter_value(template, params, ref["Ref"]))
+        resource["Properties"] = literal_numbers(resource.get("Properties", {}), template, params)
 
 
 def without_metric_math_alarms(expanded: dict) -> None:

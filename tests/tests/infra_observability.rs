@@ -997,6 +997,8 @@ fn the_dashboard_shows_every_signal_the_runbooks_refer_to() {
     let lambda = Namespace::Aws("AWS/Lambda".to_owned());
     let queue = Some(("QueueName", "@@Queue.QueueName@@"));
     let dlq = Some(("QueueName", "@@DeadLetterQueue.QueueName@@"));
+    let mapping_body = format!("@@{}@@", worker_event_source_mapping(&t));
+    let mapping = Some(("EventSourceMappingUUID", mapping_body.as_str()));
     let expected: Vec<Signal> = vec![
         (&ours, names::REQUESTS, None, None),
         (&ours, names::REQUESTS_ALL, Some("Sum"), None),
@@ -1024,6 +1026,10 @@ fn the_dashboard_shows_every_signal_the_runbooks_refer_to() {
             Some("Sum"),
             Some(("FunctionName", "@@WorkerFunction@@")),
         ),
+        (&lambda, "PolledEventCount", Some("Sum"), mapping),
+        (&lambda, "InvokedEventCount", Some("Sum"), mapping),
+        (&lambda, "FailedInvokeEventCount", Some("Sum"), mapping),
+        (&lambda, "DeletedEventCount", Some("Sum"), mapping),
     ];
     for (namespace, name, stat, dimension) in expected {
         assert!(
@@ -1053,6 +1059,7 @@ fn the_dashboard_follows_the_stack_and_region_it_is_deployed_in() {
         );
     }
     // Service metrics select this stack's resources, by the names CloudFormation gives them.
+    let mapping = worker_event_source_mapping(&t);
     for u in dashboard_metrics(&t) {
         for (dimension, targets) in [
             (
@@ -1060,6 +1067,7 @@ fn the_dashboard_follows_the_stack_and_region_it_is_deployed_in() {
                 &["Queue.QueueName", "DeadLetterQueue.QueueName"][..],
             ),
             ("FunctionName", &[INGEST, WORKER][..]),
+            ("EventSourceMappingUUID", &[mapping.as_str()][..]),
         ] {
             if let Some(value) = u.dimensions.get(dimension).cloned().flatten() {
                 assert!(
@@ -1070,6 +1078,120 @@ fn the_dashboard_follows_the_stack_and_region_it_is_deployed_in() {
                     u.place
                 );
             }
+        }
+    }
+}
+
+// ------------------------------------------------------------------ event source mapping
+
+/// What `MetricsConfig: {Metrics: [EventCount]}` makes an SQS event source mapping emit in
+/// AWS/Lambda, by `EventSourceMappingUUID` (Lambda developer guide, "Event source mapping
+/// metrics"), and the poller count it reports in provisioned mode.
+const EVENT_COUNT_METRICS: [&str; 7] = [
+    "PolledEventCount",
+    "InvokedEventCount",
+    "FilteredOutEventCount",
+    "FailedInvokeEventCount",
+    "DroppedEventCount",
+    "DeletedEventCount",
+    "OnFailureDestinationDeliveredEventCount",
+];
+const PROVISIONED_POLLERS_METRIC: &str = "ProvisionedPollers";
+
+/// The worker's one SQS event, `(event name, its properties)`.
+fn worker_sqs_event(t: &Value) -> (&str, &Value) {
+    let events = prop(resource(t, WORKER), &["Events"])
+        .and_then(Value::as_mapping)
+        .unwrap_or_else(|| panic!("{WORKER} has no Events"));
+    let sqs: Vec<(&str, &Value)> = events
+        .iter()
+        .filter(|(_, e)| e.get("Type").and_then(Value::as_str) == Some("SQS"))
+        .map(|(name, e)| (name.as_str().unwrap_or_default(), e))
+        .collect();
+    let [(name, event)] = sqs.as_slice() else {
+        panic!("{WORKER} should have one SQS event, found {}", sqs.len());
+    };
+    let properties = event
+        .get("Properties")
+        .unwrap_or_else(|| panic!("the SQS event {name} of {WORKER} has no Properties"));
+    (name, properties)
+}
+
+/// The logical id SAM gives the event source mapping it generates for the worker's SQS event:
+/// the function's id followed by the event's name. Its `Ref` is the mapping's UUID.
+fn worker_event_source_mapping(t: &Value) -> String {
+    format!("{WORKER}{}", worker_sqs_event(t).0)
+}
+
+#[test]
+fn the_event_source_mapping_panel_reads_what_the_worker_mapping_is_configured_to_emit() {
+    let t = template();
+    let mapping = format!("@@{}@@", worker_event_source_mapping(&t));
+    let uses: Vec<MetricUse> = dashboard_metrics(&t)
+        .into_iter()
+        .filter(|u| u.dimensions.contains_key("EventSourceMappingUUID"))
+        .collect();
+    assert!(
+        uses.len() >= 4,
+        "the dashboard should read the worker mapping's polled, invoked, failed and deleted \
+         counts, found {} metrics by EventSourceMappingUUID",
+        uses.len()
+    );
+    let (_, event) = worker_sqs_event(&t);
+    let configured: Vec<&str> = event
+        .get("MetricsConfig")
+        .and_then(|m| m.get("Metrics"))
+        .map(one_or_many)
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(Value::as_str)
+        .collect();
+    for u in &uses {
+        assert_eq!(
+            u.namespace,
+            Namespace::Aws("AWS/Lambda".to_owned()),
+            "{}: {}",
+            u.place,
+            u.name
+        );
+        // CloudWatch matches the whole dimension set: the mapping's metrics carry only its UUID.
+        assert_eq!(
+            u.dimensions.keys().map(String::as_str).collect::<Vec<_>>(),
+            ["EventSourceMappingUUID"],
+            "{}: {} is published with the EventSourceMappingUUID dimension alone",
+            u.place,
+            u.name
+        );
+        assert_eq!(
+            u.dimensions["EventSourceMappingUUID"].as_deref(),
+            Some(mapping.as_str()),
+            "{}: {} should select the worker's mapping, ${{{}}}",
+            u.place,
+            u.name,
+            mapping.trim_matches('@')
+        );
+        if EVENT_COUNT_METRICS.contains(&u.name.as_str()) {
+            assert!(
+                configured.contains(&"EventCount"),
+                "{}: {} is only emitted with MetricsConfig {{Metrics: [EventCount]}} on the \
+                 worker's SQS event, which has {configured:?}: the panel would stay empty",
+                u.place,
+                u.name
+            );
+            assert_eq!(
+                u.stat.as_deref(),
+                Some("Sum"),
+                "{}: {} is a count per period",
+                u.place,
+                u.name
+            );
+        } else {
+            assert_eq!(
+                u.name, PROVISIONED_POLLERS_METRIC,
+                "{}: {} is not a metric an SQS event source mapping emits ({EVENT_COUNT_METRICS:?}, \
+                 {PROVISIONED_POLLERS_METRIC})",
+                u.place, u.name
+            );
         }
     }
 }

@@ -338,7 +338,7 @@ fn worker_event_source_reports_batch_item_failures() {
 }
 
 #[test]
-fn worker_event_source_batches_records_and_caps_concurrency_with_a_parameter() {
+fn worker_event_source_batches_records_with_a_batching_window() {
     let t = template();
     let (event, _) = worker_sqs_event(&t);
     let batch = literal_int(event.get("BatchSize"), "the SQS event's BatchSize");
@@ -356,21 +356,245 @@ fn worker_event_source_batches_records_and_caps_concurrency_with_a_parameter() {
             "BatchSize {batch} > 10 needs MaximumBatchingWindowInSeconds >= 1, found {window}"
         );
     }
+}
+
+// ------------------------------------------------------------------ the worker's poller mode
+
+const POLLER_MODE: &str = "WorkerPollerMode";
+const POLLER_MODES: [&str; 2] = ["standard", "provisioned"];
+
+/// Parameter values for deciding conditions; parameters not given take their default.
+fn parameter_value(t: &Value, given: &[(&str, &str)], name: &str) -> String {
+    if let Some((_, v)) = given.iter().find(|(k, _)| *k == name) {
+        return (*v).to_owned();
+    }
+    let default = t
+        .get("Parameters")
+        .and_then(|p| p.get(name))
+        .and_then(|p| p.get("Default"))
+        .unwrap_or_else(|| panic!("parameter {name} is neither given here nor has a default"));
+    match default {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        Value::Bool(b) => b.to_string(),
+        other => panic!("parameter {name} has a default that is not a scalar: {other:?}"),
+    }
+}
+
+/// The value of a condition expression (`!Equals`, `!Not`, `!And`, `!Or`, `!Condition`, and
+/// `!Ref` or literals as operands) with the parameters `given`.
+fn condition_value(t: &Value, given: &[(&str, &str)], v: &Value) -> String {
+    let (name, arg) = match v {
+        Value::String(s) => return s.clone(),
+        Value::Number(n) => return n.to_string(),
+        Value::Bool(b) => return b.to_string(),
+        Value::Tagged(tagged) => (tagged.tag.to_string(), &tagged.value),
+        Value::Mapping(m) if m.len() == 1 => {
+            let (k, a) = m.iter().next().unwrap();
+            (k.as_str().unwrap_or_default().to_owned(), a)
+        }
+        other => panic!("cannot evaluate {other:?} in a condition"),
+    };
+    let name = name
+        .trim_start_matches('!')
+        .trim_start_matches("Fn::")
+        .to_owned();
+    let args: Vec<&Value> = arg
+        .as_sequence()
+        .map(|a| a.iter().collect())
+        .unwrap_or_default();
+    let holds = |c: &Value| condition_value(t, given, c) == "true";
+    let truth = match name.as_str() {
+        "Ref" => return parameter_value(t, given, arg.as_str().unwrap_or_default()),
+        "Equals" => match args.as_slice() {
+            [a, b] => condition_value(t, given, a) == condition_value(t, given, b),
+            _ => panic!("Equals takes two values: {arg:?}"),
+        },
+        "Not" => !holds(args.first().expect("Not takes one condition")),
+        "And" => args.iter().all(|c| holds(c)),
+        "Or" => args.iter().any(|c| holds(c)),
+        "Condition" => condition_holds(t, given, arg.as_str().unwrap_or_default()),
+        other => panic!("cannot evaluate Fn::{other} in a condition"),
+    };
+    truth.to_string()
+}
+
+fn condition_holds(t: &Value, given: &[(&str, &str)], name: &str) -> bool {
+    let definition = t
+        .get("Conditions")
+        .and_then(|c| c.get(name))
+        .unwrap_or_else(|| panic!("{TEMPLATE_PATH} has no condition `{name}`"));
+    condition_value(t, given, definition) == "true"
+}
+
+/// `v` as deployed with the parameters `given`: every `!If` decided, down through mappings
+/// and lists; `None` where it comes to `!Ref AWS::NoValue` (a property left out).
+fn rendered(t: &Value, given: &[(&str, &str)], v: &Value) -> Option<Value> {
+    if let Some((condition, then, otherwise)) = if_parts(v) {
+        let chosen = if condition_holds(t, given, condition) {
+            then
+        } else {
+            otherwise
+        };
+        return rendered(t, given, chosen);
+    }
+    if ref_target(v) == Some("AWS::NoValue") {
+        return None;
+    }
+    Some(match v {
+        Value::Mapping(m) => Value::Mapping(
+            m.iter()
+                .filter_map(|(k, v)| Some((k.clone(), rendered(t, given, v)?)))
+                .collect(),
+        ),
+        Value::Sequence(items) => {
+            Value::Sequence(items.iter().filter_map(|v| rendered(t, given, v)).collect())
+        }
+        other => other.clone(),
+    })
+}
+
+/// The worker's SQS event properties as deployed in one `WorkerPollerMode`.
+fn worker_sqs_event_in_mode(t: &Value, mode: &str) -> Value {
+    let (event, _) = worker_sqs_event(t);
+    rendered(t, &[(POLLER_MODE, mode)], event)
+        .unwrap_or_else(|| panic!("the SQS event of {WORKER} is left out in mode {mode}"))
+}
+
+fn number_parameter<'a>(t: &'a Value, name: &str) -> &'a Value {
+    let p = t
+        .get("Parameters")
+        .and_then(|p| p.get(name))
+        .unwrap_or_else(|| panic!("{TEMPLATE_PATH} has no parameter `{name}`"));
+    assert_eq!(
+        p.get("Type").and_then(Value::as_str),
+        Some("Number"),
+        "{name} should be a Number parameter"
+    );
+    p
+}
+
+/// `(MinValue, MaxValue, Default)` of a Number parameter.
+fn number_bounds(t: &Value, name: &str) -> (i64, i64, i64) {
+    let p = number_parameter(t, name);
+    (
+        literal_int(p.get("MinValue"), &format!("{name}.MinValue")),
+        literal_int(p.get("MaxValue"), &format!("{name}.MaxValue")),
+        literal_int(p.get("Default"), &format!("{name}.Default")),
+    )
+}
+
+#[test]
+fn the_worker_poller_mode_is_standard_by_default_or_provisioned() {
+    let t = template();
+    let mode = t
+        .get("Parameters")
+        .and_then(|p| p.get(POLLER_MODE))
+        .unwrap_or_else(|| panic!("{TEMPLATE_PATH} has no parameter {POLLER_MODE}"));
+    assert_eq!(literal_str(mode.get("Default"), POLLER_MODE), "standard");
+    assert_eq!(string_list(mode.get("AllowedValues")), POLLER_MODES);
+    // The limits Lambda accepts for an SQS mapping: MaximumConcurrency 2 to 1000; provisioned
+    // pollers at least 2, a minimum of at most 200 and a maximum of at most 2000.
+    assert_eq!(
+        number_bounds(&t, "WorkerMaximumConcurrency"),
+        (2, 1000, 10),
+        "WorkerMaximumConcurrency (MinValue, MaxValue, Default)"
+    );
+    let (min_low, min_high, min_default) = number_bounds(&t, "WorkerMinimumPollers");
+    assert_eq!((min_low, min_high), (2, 200), "WorkerMinimumPollers bounds");
+    let (max_low, max_high, max_default) = number_bounds(&t, "WorkerMaximumPollers");
+    assert_eq!(
+        (max_low, max_high),
+        (2, 2000),
+        "WorkerMaximumPollers bounds"
+    );
+    assert!(
+        min_default >= 2 && max_default >= min_default,
+        "the default pollers must be a valid range: {min_default}..={max_default}"
+    );
+}
+
+#[test]
+fn in_standard_mode_the_worker_event_source_caps_concurrency_and_provisions_no_pollers() {
+    let t = template();
+    let event = worker_sqs_event_in_mode(&t, "standard");
     let concurrency = event
         .get("ScalingConfig")
         .and_then(|s| s.get("MaximumConcurrency"))
         .unwrap_or_else(|| {
-            panic!("the SQS event of {WORKER} has no ScalingConfig.MaximumConcurrency")
+            panic!("in standard mode the SQS event of {WORKER} has no ScalingConfig.MaximumConcurrency")
         });
-    let parameter = ref_target(concurrency).unwrap_or_else(|| {
-        panic!(
-            "ScalingConfig.MaximumConcurrency should be !Ref to a parameter, found {concurrency:?}"
-        )
-    });
-    assert!(
-        t.get("Parameters").and_then(|p| p.get(parameter)).is_some(),
-        "ScalingConfig.MaximumConcurrency refers to `{parameter}`, which is not a parameter"
+    assert_eq!(
+        ref_target(concurrency),
+        Some("WorkerMaximumConcurrency"),
+        "ScalingConfig.MaximumConcurrency should be !Ref WorkerMaximumConcurrency"
     );
+    assert!(
+        event.get("ProvisionedPollerConfig").is_none(),
+        "in standard mode the SQS event of {WORKER} must not have ProvisionedPollerConfig, \
+         found {:?}",
+        event.get("ProvisionedPollerConfig")
+    );
+}
+
+#[test]
+fn in_provisioned_mode_the_worker_event_source_has_pollers_from_parameters_and_no_maximum_concurrency(
+) {
+    let t = template();
+    let event = worker_sqs_event_in_mode(&t, "provisioned");
+    let pollers = event.get("ProvisionedPollerConfig").unwrap_or_else(|| {
+        panic!("in provisioned mode the SQS event of {WORKER} has no ProvisionedPollerConfig")
+    });
+    for (key, parameter) in [
+        ("MinimumPollers", "WorkerMinimumPollers"),
+        ("MaximumPollers", "WorkerMaximumPollers"),
+    ] {
+        assert_eq!(
+            pollers.get(key).and_then(ref_target),
+            Some(parameter),
+            "ProvisionedPollerConfig.{key} should be !Ref {parameter}"
+        );
+    }
+    assert!(
+        event.get("ScalingConfig").is_none(),
+        "in provisioned mode the SQS event of {WORKER} must not have ScalingConfig (Lambda \
+         refuses MaximumConcurrency with provisioned pollers), found {:?}",
+        event.get("ScalingConfig")
+    );
+}
+
+/// Lambda refuses a mapping with both; one with neither would have no cap at all.
+#[test]
+fn every_poller_mode_gives_the_worker_event_source_exactly_one_scaling_setting() {
+    let t = template();
+    for mode in POLLER_MODES {
+        let event = worker_sqs_event_in_mode(&t, mode);
+        let has_concurrency = event
+            .get("ScalingConfig")
+            .and_then(|s| s.get("MaximumConcurrency"))
+            .is_some();
+        let has_pollers = event.get("ProvisionedPollerConfig").is_some();
+        assert!(
+            has_concurrency != has_pollers,
+            "in {POLLER_MODE} {mode} the SQS event of {WORKER} should have exactly one of \
+             ScalingConfig.MaximumConcurrency and ProvisionedPollerConfig; it has \
+             MaximumConcurrency: {has_concurrency}, ProvisionedPollerConfig: {has_pollers}"
+        );
+    }
+}
+
+#[test]
+fn the_worker_event_source_emits_its_event_count_metrics_in_every_mode() {
+    let t = template();
+    for mode in POLLER_MODES {
+        let event = worker_sqs_event_in_mode(&t, mode);
+        let metrics = string_list(event.get("MetricsConfig").and_then(|m| m.get("Metrics")));
+        assert!(
+            metrics.contains(&"EventCount"),
+            "in {POLLER_MODE} {mode} the SQS event of {WORKER} should have MetricsConfig \
+             {{Metrics: [EventCount]}} (the dashboard reads them); found {metrics:?}"
+        );
+    }
 }
 
 #[test]
