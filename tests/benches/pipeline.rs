@@ -110,8 +110,10 @@ fn median(mut values: Vec<f64>) -> f64 {
     values[values.len() / 2]
 }
 
-/// CPU time a process has had so far, user and system, all threads: the scheduler's own
-/// nanosecond count (clock ticks are too coarse for a run of a few hundred milliseconds).
+/// CPU time a running process has had so far, user and system, summed over its live threads:
+/// the scheduler's own nanosecond count (clock ticks are too coarse for a run of a few hundred
+/// milliseconds). Taken at the start of a measured stretch, where no thread has exited yet;
+/// the end is read with [`exit_cpu`], which counts exited threads too.
 fn process_cpu(pid: u32) -> Duration {
     let mut total = 0u64;
     if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
@@ -123,6 +125,25 @@ fn process_cpu(pid: u32) -> Duration {
         }
     }
     Duration::from_nanos(total)
+}
+
+/// Kills `process` and returns the CPU time, user and system, it had over its whole life: the
+/// kernel's account of the reaped child (`wait4`), in microseconds, which includes threads
+/// that exited before the end (a sum over `/proc/<pid>/task` would miss them).
+fn exit_cpu(process: &mut RunningBinary) -> Duration {
+    let pid = process.child.id() as libc::pid_t;
+    // SAFETY: plain system calls on our own child's pid; `usage` is written by wait4 before
+    // it is read, and `status` is a valid out-pointer.
+    let usage = unsafe {
+        libc::kill(pid, libc::SIGKILL);
+        let mut status = 0;
+        let mut usage: libc::rusage = std::mem::zeroed();
+        let reaped = libc::wait4(pid, &mut status, 0, &mut usage);
+        assert_eq!(reaped, pid, "wait4 reaps the bench's own child");
+        usage
+    };
+    let micros = |t: libc::timeval| t.tv_sec as u64 * 1_000_000 + t.tv_usec as u64;
+    Duration::from_micros(micros(usage.ru_utime) + micros(usage.ru_stime))
 }
 
 /// Worker CPU per record: decode, validate, dedupe, marshal. Baseline: parsing the same
@@ -311,7 +332,7 @@ async fn lambda_drain_via(
         env.push(("AWS_ENDPOINT_URL".into(), endpoint.to_owned()));
     }
     env.extend(lambda_env(&runtime.address));
-    let process = spawn_binary("worker", &[], &env);
+    let mut process = spawn_binary("worker", &[], &env);
     let polled = pipeline_tests::eventually(Duration::from_secs(10), || runtime.first_poll()).await;
     assert!(polled.is_some(), "worker never polled: {}", process.log());
     let events: Vec<String> = batch.chunks(LAMBDA_BATCH).map(sqs_event).collect();
@@ -327,7 +348,7 @@ async fn lambda_drain_via(
         assert!(ok, "an invocation failed: {}", process.log());
     }
     let elapsed = started.elapsed().as_secs_f64();
-    let cpu = process_cpu(process.child.id()).saturating_sub(cpu_before);
+    let cpu = exit_cpu(&mut process).saturating_sub(cpu_before);
     let written = emulator.reports(&resources.table_name).await.len();
     assert_eq!(written, batch.len(), "every record written once");
     (elapsed, cpu)
@@ -552,9 +573,8 @@ async fn poller_drain(emulator: &Emulator, proxy: &FaultProxy, bodies: &[String]
         panic!("the poller did not drain: {}", process.log());
     };
     let seconds = done.duration_since(started).as_secs_f64();
-    let cpu = process_cpu(process.child.id());
     let write_requests = proxy.stats().op(&dynamodb("BatchWriteItem")).calls - writes_before;
-    process.kill_hard();
+    let cpu = exit_cpu(&mut process);
     let (mut bound, mut batches) = (0u64, 0u64);
     for line in process.log().lines() {
         let Ok(line) = serde_json::from_str::<serde_json::Value>(line) else {
