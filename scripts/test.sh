@@ -104,10 +104,11 @@ if ((${#args[@]} > 0)) && [[ "${CI:-}" != true ]]; then
   scan_opts+=(--allow-no-tokens)
 fi
 # The emulator's CloudWatch Logs hold the output of the Lambda functions it ran (MiniStack
-# writes each invocation's output to /aws/lambda/<function>); a local emulator only.
-if [[ "${AWS_ENDPOINT_URL%/}" == "$(emulator_url)" ]]; then
+# writes each invocation's output to /aws/lambda/<function>, and API Gateway's access logs);
+# on an emulator that runs no functions (moto) there is nothing of ours there.
+if ((runs_lambda == 1)); then
   scan_opts+=(--cloudwatch-logs "$AWS_ENDPOINT_URL")
-  if ((runs_lambda == 1)) && [[ "${REQUIRE_LAMBDA_EMULATOR:-}" == 1 ]] && runs_test_target deployed_stack; then
+  if [[ "${REQUIRE_LAMBDA_EMULATOR:-}" == 1 ]] && runs_test_target deployed_stack; then
     scan_opts+=(--require-function-logs)
   fi
 fi
