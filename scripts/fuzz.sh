@@ -58,14 +58,14 @@ stable_engine() {
   # there by `cargo build`/`make test` with the same features and profile.
   log "building ${targets[*]} on the stable toolchain (no libFuzzer; target/fuzz-stable)"
   local started=$SECONDS bins=()
-  for target in "${targets[@]}"; do bins+=(--bin "$target"); done
+  for target in "${targets[@]}"; do bins+=(--bin "fuzz-$target"); done
   CARGO_TARGET_DIR="$REPO_ROOT/target" cargo build --manifest-path "$out/Cargo.toml" "${bins[@]}" ||
     die "a fuzz target does not build (see above)"
   log "built in $((SECONDS - started))s"
 
   local summary=() failed=()
   for target in "${targets[@]}"; do
-    local bin="$REPO_ROOT/target/debug/$target" log_file="$REPO_ROOT/target/fuzz-stable/$target.log"
+    local bin="$REPO_ROOT/target/debug/fuzz-$target" log_file="$REPO_ROOT/target/fuzz-stable/$target.log"
     status=0
     if ((${#reproduce[@]} > 0)); then
       FUZZ_DIR="$FUZZ_DIR" "$bin" "${reproduce[@]}" || status=$?

@@ -1,7 +1,8 @@
 // The stable-toolchain driver of a fuzz target (scripts/fuzz.sh, FUZZ_ENGINE=stable): what
 // libFuzzer's main does, minus coverage guidance. fuzz/stable/generate.py appends this file to
 // each target of fuzz/fuzz_targets/ (its `fuzz_target!` unchanged, libfuzzer-sys built without
-// libFuzzer, `#![no_main]` dropped) with a `STABLE_FUZZ_DIR` constant: the fuzz/ directory.
+// libFuzzer, `#![no_main]` dropped) with the constants `STABLE_FUZZ_DIR` (the fuzz/ directory)
+// and `STABLE_FUZZ_TARGET` (the target's name).
 //
 //   <target> [FILE...]   with files: run exactly these inputs (reproduce a crash)
 //   without: replay fuzz/seeds/<target>/ and fuzz/corpus/<target>/, then mutate them at random
@@ -237,12 +238,7 @@ mod stable_fuzz_driver {
     }
 
     pub fn main() {
-        let name = std::env::var("FUZZ_TARGET_NAME").unwrap_or_else(|_| {
-            std::env::current_exe()
-                .ok()
-                .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
-                .unwrap_or_default()
-        });
+        let name = crate::STABLE_FUZZ_TARGET.to_owned();
         let fuzz_dir = PathBuf::from(
             std::env::var("FUZZ_DIR").unwrap_or_else(|_| crate::STABLE_FUZZ_DIR.to_owned()),
         );

@@ -4,7 +4,7 @@
     generate.py REPO_ROOT OUT_DIR      prints the target names, one a line
 
 Every [[bin]] of fuzz/Cargo.toml (cargo-fuzz's list of targets: a new target is picked up
-with no change here) becomes a plain binary in OUT_DIR/src/bin/: the target's source as it
+with no change here) becomes a plain binary, fuzz-<target>, from OUT_DIR/src/bin/<target>.rs: the target's source as it
 is, `#![no_main]` dropped, followed by fuzz/stable/driver.rs, which supplies `main` (replay
 the seeds and corpus, then mutate at random for FUZZ_SECONDS). libfuzzer-sys is built without
 libFuzzer (`default-features = false`), so neither nightly nor a C++ compiler is needed.
@@ -164,9 +164,12 @@ def main() -> int:
         # Same line count, so a panic's line number is the target's own.
         lines = ["// #![no_main]: the stable driver below supplies main" if line.strip() == "#![no_main]"
                  else line for line in lines]
-        generated = "\n".join(lines) + "\n\n" + driver + f"\nconst STABLE_FUZZ_DIR: &str = {json.dumps(fuzz)};\n"
+        generated = ("\n".join(lines) + "\n\n" + driver
+                     + f"\nconst STABLE_FUZZ_DIR: &str = {json.dumps(fuzz)};\n"
+                     + f"const STABLE_FUZZ_TARGET: &str = {json.dumps(name)};\n")
         write_if_changed(os.path.join(bin_dir, f"{name}.rs"), generated)
-        manifest.append(table("[bin]", {"name": name, "path": f"src/bin/{name}.rs", "test": False,
+        # Prefixed: the binaries land in the main target directory beside ingest and worker.
+        manifest.append(table("[bin]", {"name": f"fuzz-{name}", "path": f"src/bin/{name}.rs", "test": False,
                                         "bench": False, "doc": False}))
 
     write_if_changed(os.path.join(out, "Cargo.toml"), "\n".join(manifest))
