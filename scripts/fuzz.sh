@@ -39,8 +39,10 @@ stable_engine() {
   local seconds="${FUZZ_SECONDS:-5}" out="$REPO_ROOT/target/fuzz-stable" target status
   [[ "$seconds" =~ ^[0-9]+$ && "$seconds" -gt 0 ]] || die "FUZZ_SECONDS must be a positive whole number, not '$seconds'"
   local all=() targets=() reproduce=()
-  mapfile -t all < <(python3 "$FUZZ_DIR/stable/generate.py" "$REPO_ROOT" "$out")
-  ((${#all[@]} > 0)) || die "no fuzz targets found in $FUZZ_DIR/Cargo.toml"
+  local listing
+  listing="$(python3 "$FUZZ_DIR/stable/generate.py" "$REPO_ROOT" "$out")" ||
+    die "fuzz/stable/generate.py could not generate the stable build of the targets (see above)"
+  mapfile -t all <<<"$listing"
   if [[ "${1:-}" == "--reproduce" ]]; then
     (($# >= 3)) || die "usage: scripts/fuzz.sh --reproduce TARGET FILE..."
     targets=("$2")

@@ -102,6 +102,17 @@ def main() -> int:
         print("fuzz/Cargo.toml lists no [[bin]] (no fuzz target)", file=sys.stderr)
         return 1
 
+    # A target file without its [[bin]] would be run by no engine: say so instead.
+    listed = {os.path.normpath(os.path.join(fuzz, b.get("path", f"fuzz_targets/{b['name']}.rs")))
+              for b in bins}
+    targets_dir = os.path.join(fuzz, "fuzz_targets")
+    unlisted = sorted(f for f in os.listdir(targets_dir)
+                      if f.endswith(".rs") and os.path.join(targets_dir, f) not in listed)
+    if unlisted:
+        print(f"fuzz/fuzz_targets/ has {', '.join(unlisted)} with no [[bin]] in fuzz/Cargo.toml "
+              "(cargo fuzz add writes one): it would never run", file=sys.stderr)
+        return 1
+
     dependencies = {}
     for name, spec in fuzz_manifest.get("dependencies", {}).items():
         spec = dict(spec) if isinstance(spec, dict) else {"version": spec}
