@@ -91,11 +91,19 @@ export MINTED_TOKENS_FILE="$scan_dir/minted-tokens.txt"
 : >"$MINTED_TOKENS_FILE"
 touch "$scan_dir/started"
 cargo_log="$scan_dir/cargo-test.log"
+# Tests that skip in this mode write why here (tests/src/lib.rs); listed after the run.
+export SKIPPED_TESTS_FILE="$scan_dir/skipped-tests.txt"
+: >"$SKIPPED_TESTS_FILE"
 
 log "cargo test --workspace ${args[*]} (AWS_ENDPOINT_URL=$AWS_ENDPOINT_URL, AWS_REGION=$AWS_REGION${TEST_AUTH_MODE:+, TEST_AUTH_MODE=$TEST_AUTH_MODE})"
 cargo_status=0
 # cargo test's own output is a log of this run too (a failing test's captured output, panics).
 cargo test --workspace "${args[@]}" 2>&1 | tee "$cargo_log" || cargo_status=$?
+
+if [[ -s "$SKIPPED_TESTS_FILE" ]]; then
+  log "skipped, each saying why:"
+  sort "$SKIPPED_TESTS_FILE" | sed 's/^/  /' >&2
+fi
 
 scan_opts=(--dump-dir "$scan_dir/emulator-logs")
 if ((${#args[@]} > 0)) && [[ "${CI:-}" != true ]]; then

@@ -51,10 +51,21 @@ pub fn jwks_mode_under_test() -> bool {
 
 /// True (after printing why) when the suite runs in jwks mode: for tests of the User
 /// Service's own behaviour, which does not exist there (auth_jwks.rs covers jwks mode).
+/// The reason also goes to `SKIPPED_TESTS_FILE` when set (scripts/test.sh sets it and prints
+/// the list after the run: cargo test shows nothing a passing test wrote).
 pub fn skip_unless_user_service_mode(test: &str) -> bool {
     let skip = jwks_mode_under_test();
     if skip {
-        eprintln!("{test}: about the User Service, skipped with TEST_AUTH_MODE=jwks");
+        let why = format!("{test}: about the User Service, skipped with TEST_AUTH_MODE=jwks");
+        eprintln!("{why}");
+        if let Some(path) = std::env::var_os("SKIPPED_TESTS_FILE") {
+            use std::io::Write;
+            let _ = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .and_then(|mut file| file.write_all(format!("{why}\n").as_bytes()));
+        }
     }
     skip
 }
