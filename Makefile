@@ -70,7 +70,7 @@ provision: ## create queue, DLQ and table (in the local emulator unless AWS_ENDP
 schemathesis: ## property-based API tests (schemathesis) against the local stack: no 5xx, responses match the document
 	@bash scripts/schemathesis.sh
 
-fuzz: ## fuzz the body and queue-message parsers (FUZZ_SECONDS per target, default 60)
+fuzz: ## every fuzz target: seeds replayed, then mutated inputs (FUZZ_SECONDS each, 5; FUZZ_ENGINE=libfuzzer: cargo-fuzz, coverage-guided)
 	@bash scripts/fuzz.sh
 
 soak: ## spike test: 20,000 writes through ingest while worker pollers drain, charted to target/soak/spike.svg (about 7 min; not in make test)

@@ -1,29 +1,107 @@
 #!/usr/bin/env bash
-# `make fuzz`: runs each cargo-fuzz target in fuzz/ for a bounded time and prints how many
-# inputs it executed. Exits non-zero if any target found a crash (the input is kept in
-# fuzz/artifacts/<target>/; turn it into a regression test in the normal suite).
+# `make fuzz`: runs every fuzz target in fuzz/ (each [[bin]] of fuzz/Cargo.toml, so a new target
+# is picked up with no change here) for a bounded time. Exits non-zero when a target does not
+# build or panics (the input is kept in fuzz/artifacts/<target>/; turn it into a regression
+# test in the normal suite and a seed in fuzz/seeds/<target>/).
 #
-#   scripts/fuzz.sh [target...]            default: every target in fuzz/fuzz_targets/
+#   scripts/fuzz.sh [target...]                    default: every target
+#   scripts/fuzz.sh --reproduce TARGET FILE...     run exactly these inputs (stable engine)
 #
 # Environment:
-#   FUZZ_SECONDS=60        time per target
-#   FUZZ_SANITIZER=none    none (works on stable Rust), or address/leak/... (then nightly
+#   FUZZ_ENGINE=stable     stable (default; what CI runs): each target built as a plain binary
+#                          on the stable toolchain, no libFuzzer, reusing the main workspace's
+#                          debug build (fuzz/stable/generate.py); it replays fuzz/seeds/<target>
+#                          and fuzz/corpus/<target>, then runs inputs mutated at random from
+#                          them for FUZZ_SECONDS. Not coverage-guided.
+#                libfuzzer: cargo-fuzz and libFuzzer, coverage-guided (installed from crates.io
+#                          when missing; needs a C++ compiler; the first, instrumented build of
+#                          every dependency takes about 10 CPU-minutes)
+#   FUZZ_SECONDS           time per target (stable: 5, libfuzzer: 60)
+#   FUZZ_SEED              stable: the random sequence (printed by every run), to repeat one
+#   FUZZ_SANITIZER=none    libfuzzer: none (stable Rust), or address/leak/... (then nightly
 #                          flags are needed: RUSTC_BOOTSTRAP=1 is set for you; a full rebuild)
-#   FUZZ_JOBS=1            parallel fuzzing processes per target
+#   FUZZ_JOBS=1            libfuzzer: parallel fuzzing processes per target
 #
-# Needs cargo-fuzz (installed from crates.io with `cargo install cargo-fuzz --locked` when
-# missing) and a C++ compiler (libFuzzer is built from source by libfuzzer-sys). The first
-# build instruments every dependency, the AWS SDK included: about 10 CPU-minutes; later runs
-# rebuild only what changed. The corpus grows in fuzz/corpus/<target> (not committed);
-# fuzz/seeds/<target> holds a few committed starting inputs.
+# libfuzzer: the corpus grows in fuzz/corpus/<target> (not committed); fuzz/seeds/<target>
+# holds a few committed starting inputs. Both engines replay both.
 set -euo pipefail
 
 LOG_TAG="fuzz"
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-require_cmd cargo
+require_cmd cargo python3
 FUZZ_DIR="$REPO_ROOT/fuzz"
+engine="${FUZZ_ENGINE:-stable}"
+
+# stable_engine [--reproduce TARGET FILE... | TARGET...]: generate, build, run.
+stable_engine() {
+  local seconds="${FUZZ_SECONDS:-5}" out="$REPO_ROOT/target/fuzz-stable" target status
+  [[ "$seconds" =~ ^[0-9]+$ && "$seconds" -gt 0 ]] || die "FUZZ_SECONDS must be a positive whole number, not '$seconds'"
+  local all=() targets=() reproduce=()
+  local listing
+  listing="$(python3 "$FUZZ_DIR/stable/generate.py" "$REPO_ROOT" "$out")" ||
+    die "fuzz/stable/generate.py could not generate the stable build of the targets (see above)"
+  mapfile -t all <<<"$listing"
+  if [[ "${1:-}" == "--reproduce" ]]; then
+    (($# >= 3)) || die "usage: scripts/fuzz.sh --reproduce TARGET FILE..."
+    targets=("$2")
+    reproduce=("${@:3}")
+  elif (($# > 0)); then
+    targets=("$@")
+  else
+    targets=("${all[@]}")
+  fi
+  for target in "${targets[@]}"; do
+    [[ " ${all[*]} " == *" $target "* ]] || die "no fuzz target '$target' (fuzz/Cargo.toml has: ${all[*]})"
+  done
+
+  # The main workspace's target directory: the crates the targets link are already built
+  # there by `cargo build`/`make test` with the same features and profile.
+  log "building ${targets[*]} on the stable toolchain (no libFuzzer; target/fuzz-stable)"
+  local started=$SECONDS bins=()
+  for target in "${targets[@]}"; do bins+=(--bin "fuzz-$target"); done
+  CARGO_TARGET_DIR="$REPO_ROOT/target" cargo build --manifest-path "$out/Cargo.toml" "${bins[@]}" ||
+    die "a fuzz target does not build (see above)"
+  log "built in $((SECONDS - started))s"
+
+  local summary=() failed=()
+  for target in "${targets[@]}"; do
+    local bin="$REPO_ROOT/target/debug/fuzz-$target" log_file="$REPO_ROOT/target/fuzz-stable/$target.log"
+    status=0
+    if ((${#reproduce[@]} > 0)); then
+      FUZZ_DIR="$FUZZ_DIR" "$bin" "${reproduce[@]}" || status=$?
+      return "$status"
+    fi
+    log "fuzzing $target: seeds and corpus, then ${seconds}s of mutated inputs"
+    # A hang is a failure too: the driver stops on its own after FUZZ_SECONDS.
+    FUZZ_DIR="$FUZZ_DIR" FUZZ_SECONDS="$seconds" timeout "$((seconds + 60))" "$bin" >"$log_file" 2>&1 || status=$?
+    if ((status == 0)); then
+      summary+=("$(tail -n 1 "$log_file")")
+    else
+      ((status == 124)) && echo "$target: still running $((seconds + 60))s after its ${seconds}s budget (a hang?)" >>"$log_file"
+      summary+=("$target: FAILED (exit $status), log $log_file")
+      failed+=("$target")
+      tail -n 40 "$log_file" >&2
+    fi
+  done
+  echo
+  echo "fuzz summary (stable engine, FUZZ_SECONDS=$seconds):"
+  printf '  %s\n' "${summary[@]}"
+  if ((${#failed[@]} > 0)); then
+    die "fuzz targets failed: ${failed[*]} (the input is in fuzz/artifacts/<target>/; scripts/fuzz.sh --reproduce <target> <file>)"
+  fi
+}
+
+case "$engine" in
+  stable)
+    stable_engine "$@"
+    exit 0
+    ;;
+  libfuzzer) ;;
+  *) die "FUZZ_ENGINE must be stable or libfuzzer, not '$engine'" ;;
+esac
+
 seconds="${FUZZ_SECONDS:-60}"
 sanitizer="${FUZZ_SANITIZER:-none}"
 jobs="${FUZZ_JOBS:-1}"

@@ -5,6 +5,14 @@
 #   scripts/test.sh [cargo test args...]      e.g. scripts/test.sh --lib, scripts/test.sh dlq
 # (args go to `cargo test --workspace`: use filters; -p does not narrow it)
 #   TEST_ARGS='-- --nocapture' scripts/test.sh
+#   TEST_AUTH_MODE=jwks scripts/test.sh --test write_api --test read_api   (ingest in jwks mode)
+#
+# After the tests, scripts/scan-test-logs.py looks for the tokens the run minted in every log
+# it produced (the binaries' logs, the in-process apps' logs, cargo test's own output, the
+# emulator's log and its CloudWatch Logs, where the Lambda functions it runs write). It runs
+# whether the tests passed or not. An empty list of minted tokens fails it, except in a
+# filtered run outside CI (which may mint none: then it says so and still looks for Bearer
+# and Authorization values).
 set -euo pipefail
 
 LOG_TAG="test"
@@ -25,6 +33,24 @@ if [[ -n "${TEST_ARGS:-}" ]]; then
 fi
 args=("$@" "${extra[@]}")
 
+# runs_test_target NAME: true when this run includes tests/tests/NAME.rs (no `--test` filter,
+# or `--test NAME` among the arguments), so the set-up only that target needs can be skipped.
+runs_test_target() {
+  local arg previous="" filtered=0
+  for arg in "${args[@]}"; do
+    [[ "$arg" == "--" ]] && break
+    if [[ "$previous" == "--test" ]]; then
+      filtered=1
+      [[ "$arg" == "$1" ]] && return 0
+    elif [[ "$arg" == --test=* ]]; then
+      filtered=1
+      [[ "${arg#--test=}" == "$1" ]] && return 0
+    fi
+    previous="$arg"
+  done
+  ((filtered == 0))
+}
+
 # End-to-end and Lambda-mode tests start the real binaries; build them first.
 log "cargo build --workspace --bins"
 cargo build --workspace --bins
@@ -32,7 +58,11 @@ cargo build --workspace --bins
 # The deployed-stack tests (tests/tests/deployed_stack.rs) deploy infra/template.yaml into
 # an emulator that runs Lambda functions; install the pinned deploy tools once, here, not
 # from each test at the same time. On moto those tests say they are skipped.
-if emulator_runs_lambda "$AWS_ENDPOINT_URL"; then
+runs_lambda=0
+emulator_runs_lambda "$AWS_ENDPOINT_URL" && runs_lambda=1
+if ! runs_test_target deployed_stack; then
+  log "deployed_stack is not in this run: not installing the deploy tools"
+elif ((runs_lambda == 1)); then
   bash "$REPO_ROOT/infra/deploy-local.sh" --ensure-tools
 else
   log "the emulator runs no Lambda functions: the deployed-stack tests will be skipped"
@@ -43,7 +73,9 @@ fi
 # ldd lists, the CA bundle, the nonroot user, SIGTERM) is what is tested, and a release build
 # of both would add minutes; `make image` builds the release ones. Without buildah the tests
 # skip with the reason, except under CI=true.
-if command -v buildah >/dev/null 2>&1; then
+if ! runs_test_target images; then
+  log "images is not in this run: not building the images"
+elif command -v buildah >/dev/null 2>&1; then
   log "images from the debug binaries (IMAGE_PROFILE=debug images/build-local.sh; needs buildah)"
   IMAGE_PROFILE=debug IMAGE_CARGO_BUILD=0 bash "$REPO_ROOT/images/build-local.sh"
 elif [[ "${CI:-}" == true ]]; then
@@ -58,17 +90,44 @@ mkdir -p "$scan_dir"
 export MINTED_TOKENS_FILE="$scan_dir/minted-tokens.txt"
 : >"$MINTED_TOKENS_FILE"
 touch "$scan_dir/started"
+cargo_log="$scan_dir/cargo-test.log"
+# Tests that skip in this mode write why here (tests/src/lib.rs); listed after the run.
+export SKIPPED_TESTS_FILE="$scan_dir/skipped-tests.txt"
+: >"$SKIPPED_TESTS_FILE"
 
-log "cargo test --workspace ${args[*]} (AWS_ENDPOINT_URL=$AWS_ENDPOINT_URL, AWS_REGION=$AWS_REGION)"
-status=0
-cargo test --workspace "${args[@]}" || status=$?
-if ((status == 0)) && [[ -s "$MINTED_TOKENS_FILE" ]]; then
-  python3 "$REPO_ROOT/scripts/scan-test-logs.py" "$MINTED_TOKENS_FILE" "$scan_dir/started" \
-    "$REPO_ROOT"/target/*/test-logs || status=$?
+log "cargo test --workspace ${args[*]} (AWS_ENDPOINT_URL=$AWS_ENDPOINT_URL, AWS_REGION=$AWS_REGION${TEST_AUTH_MODE:+, TEST_AUTH_MODE=$TEST_AUTH_MODE})"
+cargo_status=0
+# cargo test's own output is a log of this run too (a failing test's captured output, panics).
+cargo test --workspace "${args[@]}" 2>&1 | tee "$cargo_log" || cargo_status=$?
+
+if [[ -s "$SKIPPED_TESTS_FILE" ]]; then
+  log "skipped, each saying why:"
+  sort "$SKIPPED_TESTS_FILE" | sed 's/^/  /' >&2
 fi
-if ((status == 0)); then
-  log "tests passed"
-else
-  log "tests FAILED (cargo exit status $status)"
+
+scan_opts=(--dump-dir "$scan_dir/emulator-logs")
+if ((${#args[@]} > 0)) && [[ "${CI:-}" != true ]]; then
+  # A filtered run may mint no token at all (scripts/test.sh --lib); under CI every run
+  # must, and an unfiltered run always does.
+  scan_opts+=(--allow-no-tokens)
 fi
-exit "$status"
+# The emulator's CloudWatch Logs hold the output of the Lambda functions it ran (MiniStack
+# writes each invocation's output to /aws/lambda/<function>, and API Gateway's access logs);
+# on an emulator that runs no functions (moto) there is nothing of ours there.
+if ((runs_lambda == 1)); then
+  scan_opts+=(--cloudwatch-logs "$AWS_ENDPOINT_URL")
+  if [[ "${REQUIRE_LAMBDA_EMULATOR:-}" == 1 ]] && runs_test_target deployed_stack; then
+    scan_opts+=(--require-function-logs)
+  fi
+fi
+log "scanning this run's logs for the tokens it minted ($(wc -l <"$MINTED_TOKENS_FILE" | tr -d ' ') recorded)"
+scan_status=0
+python3 "$REPO_ROOT/scripts/scan-test-logs.py" "${scan_opts[@]}" "$MINTED_TOKENS_FILE" \
+  "$scan_dir/started" "$REPO_ROOT"/target/*/test-logs "$cargo_log" \
+  "$RUN_DIR/emulator-$(emulator_port).log" || scan_status=$?
+if ((cargo_status == 0 && scan_status == 0)); then
+  log "tests passed, and the log scan found no token"
+  exit 0
+fi
+log "tests FAILED (cargo test exit status $cargo_status, log scan exit status $scan_status)"
+exit $((cargo_status != 0 ? cargo_status : scan_status))

@@ -13,7 +13,9 @@ use axum::body::Body;
 use axum::http::{header, HeaderValue, Method, Request, StatusCode};
 use base64::Engine;
 use http_body_util::BodyExt;
-use ingest::auth::{AuthError, Authenticator, BearerToken, TokenValidator, ValidationCache};
+use ingest::auth::{
+    AuthError, Authenticator, BearerToken, TokenCheck, TokenValidator, ValidationCache,
+};
 use ingest::queue::ScoreQueue;
 use ingest::AppState;
 use libfuzzer_sys::fuzz_target;
@@ -47,9 +49,14 @@ struct MemoryQueue(Mutex<Vec<String>>);
 
 #[async_trait]
 impl ScoreQueue for MemoryQueue {
-    async fn enqueue(&self, message: &ScoreMessage, _correlation_id: &str) -> anyhow::Result<()> {
-        self.0.lock().expect("queue lock").push(message.to_json());
-        Ok(())
+    async fn enqueue(
+        &self,
+        message: &ScoreMessage,
+        _correlation_id: &str,
+    ) -> anyhow::Result<String> {
+        let mut sent = self.0.lock().expect("queue lock");
+        sent.push(message.to_json());
+        Ok(format!("memory-{}", sent.len()))
     }
 }
 
@@ -144,10 +151,13 @@ fuzz_target!(|input: Input| {
     let queue = Arc::new(MemoryQueue::default());
     let state = AppState {
         auth: Arc::new(Authenticator {
-            validator: Arc::new(AcceptAll),
-            cache: ValidationCache::new(std::time::Duration::ZERO),
+            check: TokenCheck::UserService {
+                validator: Arc::new(AcceptAll),
+                cache: ValidationCache::new(std::time::Duration::ZERO),
+            },
             user_claim: "sub".into(),
             service_scope: "credit-scores:service".into(),
+            service_group: None,
         }),
         queue: queue.clone(),
         reader: Arc::new(ingest::reads::NoReports),

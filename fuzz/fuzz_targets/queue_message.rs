@@ -41,6 +41,7 @@ fuzz_target!(|data: &[u8]| {
             .and_then(|b| parse_sent_timestamp(&(i64::from(b) * 1_000_000_007).to_string())),
         receive_count: 1,
         attributes: HashMap::new(),
+        trace_header: None,
     };
     match process_record(&record, NOW) {
         Ok(stored) => {

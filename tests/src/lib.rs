@@ -51,12 +51,84 @@ pub fn jwks_mode_under_test() -> bool {
 
 /// True (after printing why) when the suite runs in jwks mode: for tests of the User
 /// Service's own behaviour, which does not exist there (auth_jwks.rs covers jwks mode).
+/// The reason also goes to `SKIPPED_TESTS_FILE` when set (scripts/test.sh sets it and prints
+/// the list after the run: cargo test shows nothing a passing test wrote).
 pub fn skip_unless_user_service_mode(test: &str) -> bool {
     let skip = jwks_mode_under_test();
     if skip {
-        eprintln!("{test}: about the User Service, skipped with TEST_AUTH_MODE=jwks");
+        let why = format!("{test}: about the User Service, skipped with TEST_AUTH_MODE=jwks");
+        eprintln!("{why}");
+        if let Some(path) = std::env::var_os("SKIPPED_TESTS_FILE") {
+            use std::io::Write;
+            let _ = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .and_then(|mut file| file.write_all(format!("{why}\n").as_bytes()));
+        }
     }
     skip
+}
+
+/// The token side of the auth mode under test, for tests that start ingest themselves (a
+/// Lambda-mode process, a deployed stack) rather than through [`spawn_app`]: a User Service
+/// stub and, with `TEST_AUTH_MODE=jwks`, a [`JwksIssuer`] ingest is pointed at instead.
+pub struct AuthUnderTest {
+    pub user_service: UserServiceStub,
+    pub issuer: Option<JwksIssuer>,
+    tokens: DevTokens,
+}
+
+impl AuthUnderTest {
+    /// A stub accepting tokens of [`DevTokens::default`], and the issuer in jwks mode.
+    pub async fn start() -> Self {
+        Self::with_tokens(DevTokens::default()).await
+    }
+
+    /// Like [`Self::start`], minting user-service-mode tokens with `tokens`.
+    pub async fn with_tokens(tokens: DevTokens) -> Self {
+        let (issuer, _) = issuer_under_test().await;
+        Self {
+            user_service: UserServiceStub::start().await,
+            issuer,
+            tokens,
+        }
+    }
+
+    /// ingest's auth variables: `USER_SERVICE_URL` (the stub's), and in jwks mode the
+    /// issuer's ([`JwksIssuer::ingest_env`]).
+    pub fn ingest_env(&self) -> Vec<(String, String)> {
+        let mut env = vec![("USER_SERVICE_URL".to_owned(), self.user_service.url.clone())];
+        if let Some(issuer) = &self.issuer {
+            env.extend(
+                issuer
+                    .ingest_env()
+                    .into_iter()
+                    .map(|(k, v)| (k.to_owned(), v)),
+            );
+        }
+        env
+    }
+
+    /// The infra/template.yaml parameters for this mode (none for the default, user-service).
+    pub fn stack_params(&self) -> Vec<(&'static str, String)> {
+        match &self.issuer {
+            Some(issuer) => vec![
+                ("AuthMode", "jwks".to_owned()),
+                ("AuthIssuer", issuer.url.clone()),
+                ("AuthClientIds", jwks_issuer::CLIENT_ID.to_owned()),
+            ],
+            None => Vec::new(),
+        }
+    }
+
+    /// A token for `user` (no service scope) that ingest accepts in this mode.
+    pub fn token_for(&self, user: &str) -> String {
+        match &self.issuer {
+            Some(issuer) => issuer.token_for(user),
+            None => self.tokens.mint(user, &[], Duration::from_secs(3600)),
+        }
+    }
 }
 
 /// An issuer and the settings that trust it, when [`jwks_mode_under_test`].
@@ -167,6 +239,48 @@ async fn start_app(
     serve_app(emulator, sdk, resources, user_service, settings, issuer).await
 }
 
+/// Installs (once per test process) a tracing subscriber writing to
+/// `target/<profile>/test-logs/in-process-<test binary>-<pid>.log`: ingest served in-process
+/// ([`spawn_app`] and friends) logs what it would log in production (`info`, ingest and shared
+/// at `debug`) to a file that scripts/scan-test-logs.py scans after the suite, as it scans the
+/// started binaries' logs. Without it the in-process apps' log lines went nowhere, and a token
+/// they logged could not be caught.
+pub fn capture_in_process_logs() {
+    use tracing_subscriber::filter::{LevelFilter, Targets};
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::Layer;
+
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let exe = std::env::current_exe().expect("the test executable has a path");
+        let name = exe
+            .file_stem()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let Some(dir) = exe
+            .parent()
+            .and_then(|deps| deps.parent())
+            .map(|profile| profile.join("test-logs"))
+        else {
+            return;
+        };
+        std::fs::create_dir_all(&dir).expect("create target/<profile>/test-logs");
+        let path = dir.join(format!("in-process-{name}-{}.log", std::process::id()));
+        let file = std::fs::File::create(&path).expect("create the in-process log");
+        let filter = Targets::new()
+            .with_default(LevelFilter::INFO)
+            .with_target("ingest", LevelFilter::DEBUG)
+            .with_target("shared", LevelFilter::DEBUG);
+        let layer = tracing_subscriber::fmt::layer()
+            .with_ansi(false)
+            .with_writer(std::sync::Mutex::new(file))
+            .with_filter(filter);
+        // A test that installed its own subscriber keeps it.
+        let _ = tracing_subscriber::registry().with(layer).try_init();
+    });
+}
+
 async fn serve_app(
     emulator: Emulator,
     sdk: &aws_config::SdkConfig,
@@ -175,6 +289,7 @@ async fn serve_app(
     settings: IngestSettings,
     issuer: Option<JwksIssuer>,
 ) -> TestApp {
+    capture_in_process_logs();
     let state = ingest::AppState::from_settings(&settings, sdk).expect("ingest state builds");
     let router = ingest::server_app(state, &settings);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

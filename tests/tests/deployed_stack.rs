@@ -10,7 +10,9 @@ use std::time::Duration;
 use aws_sdk_sqs::types::QueueAttributeName;
 use pipeline_tests::deployed_stack::{lambda_emulator, DeployedStack};
 use pipeline_tests::workload::{bodies, score_messages};
-use pipeline_tests::{eventually, http_client_builder, DevTokens, Emulator, UserServiceStub};
+use pipeline_tests::{
+    eventually, http_client_builder, AuthUnderTest, DevTokens, Emulator, UserServiceStub,
+};
 use serde_json::{json, Value};
 use worker::dlq::REASON_ATTRIBUTE;
 
@@ -21,8 +23,9 @@ fn tokens() -> DevTokens {
     DevTokens::new(b"deployed-stack-tests-secret")
 }
 
-fn token_for(user: &str) -> String {
-    tokens().mint(user, &[], Duration::from_secs(3600))
+/// Stack parameters as [`DeployedStack::deploy`] takes them.
+fn borrowed<'a>(params: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+    params.iter().map(|(k, v)| (*k, v.as_str())).collect()
 }
 
 fn http() -> reqwest::Client {
@@ -121,10 +124,13 @@ async fn a_score_posted_through_api_gateway_is_written_by_the_worker_lambda_and_
     let Some(emulator) = lambda_emulator("deployed api").await else {
         return;
     };
-    let user_service = UserServiceStub::start().await;
-    let stack = DeployedStack::deploy(&emulator, "api", &user_service.url, &[]).await;
+    // The User Service stub, or with TEST_AUTH_MODE=jwks an issuer the stack's ingest trusts.
+    let auth = AuthUnderTest::with_tokens(tokens()).await;
+    let params = auth.stack_params();
+    let stack =
+        DeployedStack::deploy(&emulator, "api", &auth.user_service.url, &borrowed(&params)).await;
     assert_eq!(stack.status, "CREATE_COMPLETE");
-    let alice = token_for("alice");
+    let alice = auth.token_for("alice");
 
     let accepted = post_score(&stack, "alice", Some(&alice), &score("experian", 742)).await;
     assert_eq!(accepted.status(), 202, "POST through the API");
@@ -335,14 +341,13 @@ async fn the_stack_updates_in_place_and_its_delete_keeps_only_the_table() {
     let Some(emulator) = lambda_emulator("deployed update").await else {
         return;
     };
-    let user_service = UserServiceStub::start().await;
-    let stack = DeployedStack::deploy(&emulator, "upd", &user_service.url, &[]).await;
-    let updated = stack
-        .update(
-            &emulator,
-            &[("WorkerMaximumConcurrency", "3"), ("LogLevel", "debug")],
-        )
-        .await;
+    let auth = AuthUnderTest::with_tokens(tokens()).await;
+    let params = auth.stack_params();
+    let stack =
+        DeployedStack::deploy(&emulator, "upd", &auth.user_service.url, &borrowed(&params)).await;
+    let mut changed = borrowed(&params);
+    changed.extend([("WorkerMaximumConcurrency", "3"), ("LogLevel", "debug")]);
+    let updated = stack.update(&emulator, &changed).await;
     assert_eq!(updated.status, "UPDATE_COMPLETE");
     assert_eq!(updated.outputs.table_name, stack.outputs.table_name);
     let mapping = updated.worker_event_source_mapping(&emulator).await;
@@ -352,7 +357,7 @@ async fn the_stack_updates_in_place_and_its_delete_keeps_only_the_table() {
         "{mapping}"
     );
 
-    let alice = token_for("alice");
+    let alice = auth.token_for("alice");
     let accepted = post_score(&updated, "alice", Some(&alice), &score("equifax", 650)).await;
     assert_eq!(accepted.status(), 202);
     let written = emulator

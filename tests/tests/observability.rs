@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
 use pipeline_tests::runtime_api::LambdaFunction;
-use pipeline_tests::{DevTokens, Emulator, RunningBinary, TestResources, UserServiceStub};
+use pipeline_tests::{AuthUnderTest, Emulator, RunningBinary, TestResources};
 use serde_json::{json, Value};
 use shared::metrics::names;
 
@@ -403,26 +403,27 @@ struct IngestLambda {
     emulator: Emulator,
     resources: TestResources,
     token: String,
-    _stub: UserServiceStub,
+    /// The User Service stub, or with `TEST_AUTH_MODE=jwks` the token issuer, ingest trusts.
+    _auth: AuthUnderTest,
 }
 
 async fn start_ingest_lambda() -> IngestLambda {
     let emulator = Emulator::connect().await;
     let resources = emulator.create_resources().await;
-    let stub = UserServiceStub::start().await;
+    let auth = AuthUnderTest::start().await;
     let mut env = resources.env(&emulator);
     env.extend(metrics_env());
-    env.push(("USER_SERVICE_URL".into(), stub.url.clone()));
+    env.extend(auth.ingest_env());
     env.push((
         "CURSOR_SIGNING_KEY".into(),
         "observability-test-cursor-key-of-32-bytes".into(),
     ));
     IngestLambda {
-        token: DevTokens::default().mint("alice", &[], Duration::from_secs(600)),
+        token: auth.token_for("alice"),
         function: LambdaFunction::start("ingest", env).await,
         emulator,
         resources,
-        _stub: stub,
+        _auth: auth,
     }
 }
 
@@ -565,9 +566,15 @@ async fn ingest_emits_request_metrics_by_route_and_status_and_rejections_by_fiel
     );
     assert_eq!(distribution(&documents, names::REQUEST_LATENCY).len(), 2);
     assert_eq!(distribution(&documents, names::SQS_SEND_LATENCY).len(), 1);
+    // One User Service call per request; none in jwks mode (tokens are verified in-process).
+    let user_service_calls = if pipeline_tests::jwks_mode_under_test() {
+        0
+    } else {
+        2
+    };
     assert_eq!(
         distribution(&documents, names::USER_SERVICE_LATENCY).len(),
-        2
+        user_service_calls
     );
     // Each invocation flushes its own: no document mixes the two requests' dimensions.
     let dimension_sets: HashSet<String> = documents
