@@ -39,15 +39,7 @@ pub async fn run_poller_until_drained(
     queue_url: &str,
     timeout: Duration,
 ) -> bool {
-    let config = PollerConfig {
-        queue_url: queue_url.to_owned(),
-        receive_loops: 2,
-        wait_time_seconds: 1,
-        max_messages: 10,
-        deadline_margin: settings.deadline_margin,
-        failure_visibility_base: settings.failure_visibility_base,
-    };
-    let poller = Poller::new(emulator.sqs.clone(), processor(emulator, settings), config);
+    let poller = poller(emulator.sqs.clone(), emulator, settings, queue_url);
     let (stop, stopped) = watch::channel(false);
     let running = tokio::spawn(poller.run(stopped));
     let deadline = tokio::time::Instant::now() + timeout;
@@ -129,6 +121,48 @@ pub async fn process_messages(
     total
 }
 
+/// The real poller on `queue_url` (quick receives), its receives and deletes sent with `sqs`;
+/// the processor's own clients (DLQ, table) talk to the emulator directly.
+fn poller(
+    sqs: aws_sdk_sqs::Client,
+    emulator: &Emulator,
+    settings: &WorkerSettings,
+    queue_url: &str,
+) -> Poller {
+    let config = PollerConfig {
+        queue_url: queue_url.to_owned(),
+        receive_loops: 2,
+        wait_time_seconds: 1,
+        max_messages: 10,
+        deadline_margin: settings.deadline_margin,
+        failure_visibility_base: settings.failure_visibility_base,
+    };
+    Poller::new(sqs, processor(emulator, settings), config)
+}
+
+/// Every message attribute of an SQS message as (data type, value bytes): a String or Number
+/// value's text, a Binary value's bytes.
+pub fn typed_attributes(
+    message: &aws_sdk_sqs::types::Message,
+) -> std::collections::BTreeMap<String, (String, Vec<u8>)> {
+    message
+        .message_attributes()
+        .map(|attrs| {
+            attrs
+                .iter()
+                .map(|(k, v)| {
+                    let value = match (v.string_value(), v.binary_value()) {
+                        (Some(text), _) => text.as_bytes().to_vec(),
+                        (None, Some(bytes)) => bytes.as_ref().to_vec(),
+                        (None, None) => Vec::new(),
+                    };
+                    (k.clone(), (v.data_type().to_owned(), value))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// The string message attributes of an SQS message.
 pub fn string_attributes(
     message: &aws_sdk_sqs::types::Message,
@@ -153,15 +187,18 @@ pub struct RunningPoller {
 impl RunningPoller {
     /// Starts the real poller on `queue_url` with `settings` (quick receives).
     pub fn start(emulator: &Emulator, settings: &WorkerSettings, queue_url: &str) -> Self {
-        let config = PollerConfig {
-            queue_url: queue_url.to_owned(),
-            receive_loops: 2,
-            wait_time_seconds: 1,
-            max_messages: 10,
-            deadline_margin: settings.deadline_margin,
-            failure_visibility_base: settings.failure_visibility_base,
-        };
-        let poller = Poller::new(emulator.sqs.clone(), processor(emulator, settings), config);
+        Self::start_receiving_with(emulator.sqs.clone(), emulator, settings, queue_url)
+    }
+
+    /// Like [`RunningPoller::start`], but the poller receives and deletes with `sqs` (a
+    /// client going through a [`crate::FaultProxy`], say).
+    pub fn start_receiving_with(
+        sqs: aws_sdk_sqs::Client,
+        emulator: &Emulator,
+        settings: &WorkerSettings,
+        queue_url: &str,
+    ) -> Self {
+        let poller = poller(sqs, emulator, settings, queue_url);
         let (stop, stopped) = watch::channel(false);
         Self {
             stop,
