@@ -57,8 +57,15 @@ pub async fn run_poller_until_drained(
         .await
         .expect("the poller task does not panic")
         .expect("the poller stops cleanly");
+    // A receive cut short by the stop is still open on the emulator's side until its long
+    // poll (1 s) ends; a message sent meanwhile (a redrive right after this) would go to it
+    // and stay invisible for the visibility timeout. Let it end first.
+    tokio::time::sleep(LONG_POLL + Duration::from_millis(500)).await;
     empty_checks >= 2
 }
+
+/// The harness pollers' long-poll wait.
+const LONG_POLL: Duration = Duration::from_secs(1);
 
 /// Receives every visible message of `queue_url`, processes them in batches of 10 with
 /// `processor`, and deletes those the processor finished. Returns the summed outcome.
@@ -132,7 +139,7 @@ fn poller(
     let config = PollerConfig {
         queue_url: queue_url.to_owned(),
         receive_loops: 2,
-        wait_time_seconds: 1,
+        wait_time_seconds: LONG_POLL.as_secs() as i32,
         max_messages: 10,
         deadline_margin: settings.deadline_margin,
         failure_visibility_base: settings.failure_visibility_base,

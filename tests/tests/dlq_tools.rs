@@ -694,7 +694,12 @@ async fn the_producers_attributes_reach_the_dlq_copy_and_go_back_on_redrive_with
     let copy = typed_attributes(&dead[0]);
     assert_eq!(copy["failureReason"].1, b"invalid_json");
     for (name, sent) in &producers {
-        assert_eq!(copy.get(name), Some(sent), "{name} kept as sent: {copy:?}");
+        assert_eq!(
+            copy.get(name),
+            Some(sent),
+            "{name} kept as sent; the copy has {:?}",
+            names(&copy)
+        );
     }
     assert_eq!(copy.len(), producers.len() + OURS.len(), "{copy:?}");
 
