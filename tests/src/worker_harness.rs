@@ -30,7 +30,7 @@ pub fn worker_settings(resources: &TestResources) -> WorkerSettings {
 /// an empty queue quickly.
 pub fn quick_poller_config(queue_url: &str, settings: &WorkerSettings) -> PollerConfig {
     PollerConfig {
-        wait_time_seconds: 1,
+        wait_time_seconds: LONG_POLL.as_secs() as i32,
         ..PollerConfig::from_settings(queue_url, settings)
     }
 }
@@ -48,8 +48,7 @@ pub async fn run_poller_until_drained(
     queue_url: &str,
     timeout: Duration,
 ) -> bool {
-    let config = quick_poller_config(queue_url, settings);
-    let poller = Poller::new(emulator.sqs.clone(), processor(emulator, settings), config);
+    let poller = poller(emulator.sqs.clone(), emulator, settings, queue_url);
     let (stop, stopped) = watch::channel(false);
     let running = tokio::spawn(poller.run(stopped));
     let deadline = tokio::time::Instant::now() + timeout;
@@ -67,8 +66,15 @@ pub async fn run_poller_until_drained(
         .await
         .expect("the poller task does not panic")
         .expect("the poller stops cleanly");
+    // A receive cut short by the stop is still open on the emulator's side until its long
+    // poll (1 s) ends; a message sent meanwhile (a redrive right after this) would go to it
+    // and stay invisible for the visibility timeout. Let it end first.
+    tokio::time::sleep(LONG_POLL + Duration::from_millis(500)).await;
     empty_checks >= 2
 }
+
+/// The harness pollers' long-poll wait.
+const LONG_POLL: Duration = Duration::from_secs(1);
 
 /// Receives every visible message of `queue_url`, processes them in batches of 10 with
 /// `processor`, and deletes those the processor finished. Returns the summed outcome.
@@ -131,6 +137,41 @@ pub async fn process_messages(
     total
 }
 
+/// The real poller on `queue_url` (quick receives), its receives and deletes sent with `sqs`;
+/// the processor's own clients (DLQ, table) talk to the emulator directly.
+fn poller(
+    sqs: aws_sdk_sqs::Client,
+    emulator: &Emulator,
+    settings: &WorkerSettings,
+    queue_url: &str,
+) -> Poller {
+    let config = quick_poller_config(queue_url, settings);
+    Poller::new(sqs, processor(emulator, settings), config)
+}
+
+/// Every message attribute of an SQS message as (data type, value bytes): a String or Number
+/// value's text, a Binary value's bytes.
+pub fn typed_attributes(
+    message: &aws_sdk_sqs::types::Message,
+) -> std::collections::BTreeMap<String, (String, Vec<u8>)> {
+    message
+        .message_attributes()
+        .map(|attrs| {
+            attrs
+                .iter()
+                .map(|(k, v)| {
+                    let value = match (v.string_value(), v.binary_value()) {
+                        (Some(text), _) => text.as_bytes().to_vec(),
+                        (None, Some(bytes)) => bytes.as_ref().to_vec(),
+                        (None, None) => Vec::new(),
+                    };
+                    (k.clone(), (v.data_type().to_owned(), value))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// The string message attributes of an SQS message.
 pub fn string_attributes(
     message: &aws_sdk_sqs::types::Message,
@@ -155,8 +196,18 @@ pub struct RunningPoller {
 impl RunningPoller {
     /// Starts the real poller on `queue_url` with `settings` (quick receives).
     pub fn start(emulator: &Emulator, settings: &WorkerSettings, queue_url: &str) -> Self {
-        let config = quick_poller_config(queue_url, settings);
-        let poller = Poller::new(emulator.sqs.clone(), processor(emulator, settings), config);
+        Self::start_receiving_with(emulator.sqs.clone(), emulator, settings, queue_url)
+    }
+
+    /// Like [`RunningPoller::start`], but the poller receives and deletes with `sqs` (a
+    /// client going through a [`crate::FaultProxy`], say).
+    pub fn start_receiving_with(
+        sqs: aws_sdk_sqs::Client,
+        emulator: &Emulator,
+        settings: &WorkerSettings,
+        queue_url: &str,
+    ) -> Self {
+        let poller = poller(sqs, emulator, settings, queue_url);
         let (stop, stopped) = watch::channel(false);
         Self {
             stop,

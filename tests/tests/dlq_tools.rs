@@ -1,12 +1,14 @@
 //! `worker dlq stats | peek | redrive` against the emulator: looking consumes nothing, and a
 //! redrive (whole, limited, interrupted or half-done) stores every message exactly once.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
+use aws_sdk_sqs::primitives::Blob;
+use aws_sdk_sqs::types::{Message, MessageAttributeValue};
 use pipeline_tests::worker_harness::{
-    process_messages, processor, run_poller_until_drained, string_attributes, worker_settings,
-    RunningPoller,
+    process_messages, processor, run_poller_until_drained, string_attributes, typed_attributes,
+    worker_settings, RunningPoller,
 };
 use pipeline_tests::{run_with_timeout, workspace_binary, Emulator, TestResources};
 use serde_json::json;
@@ -49,6 +51,7 @@ async fn dead_letter(
             detail: format!("{reason}: seeded by the test"),
             correlation_id: Some(format!("corr-{i}")),
             redrive_run_id: None,
+            attributes: HashMap::new(),
         })
         .await
         .unwrap();
@@ -584,4 +587,261 @@ async fn redrive_with_poison_included_sends_each_once_while_the_worker_dead_lett
         );
         assert_eq!(attributes.get("redriveRunId"), Some(&report.run_id));
     }
+}
+
+/// An attribute as a producer sends it: `(data type, text)`, or a Binary one's bytes.
+fn attribute(data_type: &str, value: &[u8]) -> MessageAttributeValue {
+    let builder = MessageAttributeValue::builder().data_type(data_type);
+    let builder = if data_type.starts_with("Binary") {
+        builder.binary_value(Blob::new(value.to_vec()))
+    } else {
+        builder.string_value(String::from_utf8_lossy(value))
+    };
+    builder.build().expect("a data type is set")
+}
+
+/// Sends one message the way a batch producer would, with its own message attributes.
+async fn send_with_attributes(
+    emulator: &Emulator,
+    queue_url: &str,
+    body: &str,
+    attributes: &BTreeMap<String, (String, Vec<u8>)>,
+) {
+    let attributes: HashMap<String, MessageAttributeValue> = attributes
+        .iter()
+        .map(|(name, (data_type, value))| (name.clone(), attribute(data_type, value)))
+        .collect();
+    emulator
+        .sqs
+        .send_message()
+        .queue_url(queue_url)
+        .message_body(body)
+        .set_message_attributes(Some(attributes))
+        .send()
+        .await
+        .expect("SendMessage on the emulator");
+}
+
+/// Looks at what is on `queue_url` and leaves it there, visible again.
+async fn look_at(emulator: &Emulator, queue_url: &str) -> Vec<Message> {
+    let messages = emulator.receive_all(queue_url).await;
+    for m in &messages {
+        emulator
+            .sqs
+            .change_message_visibility()
+            .queue_url(queue_url)
+            .receipt_handle(m.receipt_handle().unwrap_or_default())
+            .visibility_timeout(0)
+            .send()
+            .await
+            .expect("ChangeMessageVisibility on the emulator");
+    }
+    messages
+}
+
+fn named(attributes: &[(&str, &str, &[u8])]) -> BTreeMap<String, (String, Vec<u8>)> {
+    attributes
+        .iter()
+        .map(|(name, data_type, value)| {
+            (
+                (*name).to_owned(),
+                ((*data_type).to_owned(), value.to_vec()),
+            )
+        })
+        .collect()
+}
+
+fn names(attributes: &BTreeMap<String, (String, Vec<u8>)>) -> Vec<&str> {
+    attributes.keys().map(String::as_str).collect()
+}
+
+const OURS: [&str; 4] = [
+    "failedAt",
+    "failureDetail",
+    "failureReason",
+    "originalMessageId",
+];
+
+#[tokio::test]
+async fn the_producers_attributes_reach_the_dlq_copy_and_go_back_on_redrive_with_their_data_types()
+{
+    let emulator = Emulator::connect().await;
+    let resources = emulator.create_resources().await;
+    let producers = named(&[
+        ("correlationId", "String", b"run-2026-12-06"),
+        ("tenant", "String", b"acme"),
+        ("attempt", "Number", b"3"),
+        ("fileLine", "Number.int", b"42"),
+        ("signature", "Binary", &[0, 1, 2, 255]),
+    ]);
+    let poison = r#"{"version":1,"reportId":"typed-1""#;
+    send_with_attributes(&emulator, &resources.queue_url, poison, &producers).await;
+
+    let settings = worker_settings(&resources);
+    assert!(
+        run_poller_until_drained(
+            &emulator,
+            &settings,
+            &resources.queue_url,
+            Duration::from_secs(60)
+        )
+        .await
+    );
+
+    // The DLQ copy: the producer's five, each with its data type, beside our own four.
+    let dead = look_at(&emulator, &resources.dlq_url).await;
+    assert_eq!(dead.len(), 1);
+    let copy = typed_attributes(&dead[0]);
+    assert_eq!(copy["failureReason"].1, b"invalid_json");
+    for (name, sent) in &producers {
+        assert_eq!(
+            copy.get(name),
+            Some(sent),
+            "{name} kept as sent; the copy has {:?}",
+            names(&copy)
+        );
+    }
+    assert_eq!(copy.len(), producers.len() + OURS.len(), "{copy:?}");
+
+    // Redriven (the producer fixed nothing, but an operator sends it back anyway): the
+    // producer's attributes as they were, our reasons gone, the run's id added.
+    let report = redrive(&tools(&emulator, &resources), None, never()).await;
+    assert_eq!(report.redriven, 1);
+    let back = emulator.receive_all(&resources.queue_url).await;
+    assert_eq!(back.len(), 1);
+    assert_eq!(back[0].body(), Some(poison));
+    let mut expected = producers.clone();
+    expected.insert(
+        "redriveRunId".to_owned(),
+        ("String".to_owned(), report.run_id.clone().into_bytes()),
+    );
+    assert_eq!(typed_attributes(&back[0]), expected);
+}
+
+#[tokio::test]
+async fn with_ten_producer_attributes_the_dlq_copy_keeps_its_own_and_the_producers_first_by_name() {
+    let emulator = Emulator::connect().await;
+    let resources = emulator.create_resources().await;
+    // Ten, the most SQS takes: the correlation id and nine more, named to show the order
+    // (byte order of the name: capitals first).
+    let mut producers = named(&[("correlationId", "String", b"ten-1")]);
+    for name in [
+        "theta", "Zone", "alpha", "iota", "Beta", "eta", "delta", "gamma", "epsilon",
+    ] {
+        producers.insert(
+            name.to_owned(),
+            ("String".to_owned(), format!("v-{name}").into_bytes()),
+        );
+    }
+    assert_eq!(producers.len(), 10);
+    let poison = r#"{"version":1,"reportId":"ten-1"}"#;
+    send_with_attributes(&emulator, &resources.queue_url, poison, &producers).await;
+
+    let settings = worker_settings(&resources);
+    assert!(
+        run_poller_until_drained(
+            &emulator,
+            &settings,
+            &resources.queue_url,
+            Duration::from_secs(60)
+        )
+        .await
+    );
+
+    // Our four and the correlation id take five of the ten; the producer's other nine get
+    // the five left, in order of name: eta, gamma, iota and theta are dropped.
+    let dead = look_at(&emulator, &resources.dlq_url).await;
+    assert_eq!(dead.len(), 1);
+    let copy = typed_attributes(&dead[0]);
+    assert_eq!(copy["failureReason"].1, b"contract_violation");
+    assert_eq!(
+        names(&copy),
+        [
+            "Beta",
+            "Zone",
+            "alpha",
+            "correlationId",
+            "delta",
+            "epsilon",
+            "failedAt",
+            "failureDetail",
+            "failureReason",
+            "originalMessageId"
+        ]
+    );
+    for name in ["Beta", "Zone", "alpha", "correlationId", "delta", "epsilon"] {
+        assert_eq!(copy[name], producers[name], "{name}");
+    }
+
+    // What the DLQ copy kept goes back on redrive.
+    let report = redrive(&tools(&emulator, &resources), None, never()).await;
+    assert_eq!(report.redriven, 1);
+    let back = emulator.receive_all(&resources.queue_url).await;
+    assert_eq!(back.len(), 1);
+    assert_eq!(
+        names(&typed_attributes(&back[0])),
+        [
+            "Beta",
+            "Zone",
+            "alpha",
+            "correlationId",
+            "delta",
+            "epsilon",
+            "redriveRunId"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_message_with_ten_attributes_moved_by_the_redrive_policy_goes_back_with_the_run_id_in_the_tenth_slot(
+) {
+    let emulator = Emulator::connect().await;
+    let resources = emulator.create_resources().await;
+    // What SQS's redrive policy moves is the message as the producer sent it: here with all
+    // ten attributes SQS allows, so the run's id can only take the place of one of them.
+    let producers: BTreeMap<String, (String, Vec<u8>)> = (0..10)
+        .map(|i| {
+            (
+                format!("attr-{i}"),
+                ("Number".to_owned(), i.to_string().into_bytes()),
+            )
+        })
+        .collect();
+    send_with_attributes(
+        &emulator,
+        &resources.dlq_url,
+        &valid_body("ten-exhausted"),
+        &producers,
+    )
+    .await;
+
+    let report = redrive(&tools(&emulator, &resources), None, never()).await;
+    assert_eq!(report.redriven, 1, "{report:?}");
+    let back = emulator.receive_all(&resources.queue_url).await;
+    assert_eq!(back.len(), 1);
+    let attributes = typed_attributes(&back[0]);
+    assert_eq!(attributes.len(), 10, "{attributes:?}");
+    assert_eq!(
+        attributes["redriveRunId"].1,
+        report.run_id.clone().into_bytes()
+    );
+    assert!(
+        !attributes.contains_key("attr-9"),
+        "the last by name gives way"
+    );
+    for i in 0..9 {
+        let name = format!("attr-{i}");
+        assert_eq!(attributes[&name], producers[&name], "{name}");
+    }
+
+    // And it is stored once.
+    let settings = worker_settings(&resources);
+    let outcome = process_messages(
+        &emulator,
+        &resources.queue_url,
+        &back,
+        &processor(&emulator, &settings),
+    )
+    .await;
+    assert_eq!(outcome.written, 1, "{outcome:?}");
 }

@@ -14,21 +14,24 @@
 use std::collections::{BTreeMap, HashMap};
 
 use anyhow::Context;
+use aws_sdk_sqs::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_sqs::types::{
     ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry, Message,
-    MessageSystemAttributeName, QueueAttributeName,
+    MessageAttributeValue, MessageSystemAttributeName, QueueAttributeName,
+    SendMessageBatchRequestEntry,
 };
+use backon::{BackoffBuilder, ExponentialBuilder};
 use clap::Subcommand;
-use shared::sqs_batch::OutgoingMessage;
+use shared::sqs_batch::{group_ranges, is_retryable_code, EntryFailure, EntryResult};
 use time::OffsetDateTime;
 use tokio::sync::watch;
 
 use crate::dlq::{
-    DETAIL_ATTRIBUTE, FAILED_AT_ATTRIBUTE, ORIGINAL_MESSAGE_ID_ATTRIBUTE, REASON_ATTRIBUTE,
-    REDRIVE_RUN_ATTRIBUTE,
+    fit_attributes, DETAIL_ATTRIBUTE, FAILED_AT_ATTRIBUTE, ORIGINAL_MESSAGE_ID_ATTRIBUTE,
+    REASON_ATTRIBUTE, REDRIVE_RUN_ATTRIBUTE,
 };
-use crate::producer::{send_with_retries, RetryPolicy};
-use crate::record::parse_sent_timestamp;
+use crate::producer::RetryPolicy;
+use crate::record::{parse_sent_timestamp, MessageAttribute};
 
 /// Failure reason shown for messages SQS moved here by the redrive policy (they carry no
 /// failureReason: the worker kept failing to write them until maxReceiveCount).
@@ -121,8 +124,9 @@ pub struct DlqMessage {
     pub message_id: String,
     pub receipt_handle: String,
     pub body: String,
-    /// String message attributes (failureReason, failureDetail, correlationId, ...).
-    pub attributes: HashMap<String, String>,
+    /// Message attributes with their data types: ours (failureReason, failureDetail, ...)
+    /// and the producer's.
+    pub attributes: HashMap<String, MessageAttribute>,
     /// When the message entered the DLQ (for messages the redrive policy moved, when it was
     /// first sent).
     pub sent_at: Option<OffsetDateTime>,
@@ -139,7 +143,7 @@ impl DlqMessage {
             .message_attributes
             .unwrap_or_default()
             .into_iter()
-            .filter_map(|(k, v)| v.string_value.map(|s| (k, s)))
+            .filter_map(|(k, v)| MessageAttribute::from_sqs(&v).map(|a| (k, a)))
             .collect();
         Some(Self {
             message_id: message.message_id?,
@@ -154,9 +158,14 @@ impl DlqMessage {
         reason_of(&self.attributes)
     }
 
+    /// The text of a String or Number attribute.
+    pub fn text(&self, name: &str) -> Option<&str> {
+        self.attributes.get(name).and_then(MessageAttribute::as_str)
+    }
+
     /// The message as `peek` prints it: one JSON object per line.
     pub fn to_json_line(&self) -> String {
-        let attr = |name: &str| self.attributes.get(name).cloned();
+        let attr = |name: &str| self.text(name).map(str::to_owned);
         serde_json::json!({
             "messageId": self.message_id,
             "failureReason": self.reason(),
@@ -172,15 +181,19 @@ impl DlqMessage {
 }
 
 /// The failure reason of a dead-lettered message; [`EXHAUSTED_RETRIES`] when it has none.
-pub fn reason_of(attributes: &HashMap<String, String>) -> &str {
+pub fn reason_of(attributes: &HashMap<String, MessageAttribute>) -> &str {
     attributes
         .get(REASON_ATTRIBUTE)
-        .map_or(EXHAUSTED_RETRIES, String::as_str)
+        .and_then(MessageAttribute::as_str)
+        .unwrap_or(EXHAUSTED_RETRIES)
 }
 
-/// The attributes a redriven message keeps: everything but what the DLQ added (why and when
-/// it failed), so a message that fails again is described afresh.
-pub fn carried_attributes(attributes: &HashMap<String, String>) -> HashMap<String, String> {
+/// The attributes a redriven message keeps: the producer's, with their data types, and the
+/// correlation id; not what the DLQ added (why and when it failed), so a message that fails
+/// again is described afresh, nor an earlier run's `redriveRunId`.
+pub fn carried_attributes(
+    attributes: &HashMap<String, MessageAttribute>,
+) -> HashMap<String, MessageAttribute> {
     const DROPPED: [&str; 5] = [
         REASON_ATTRIBUTE,
         DETAIL_ATTRIBUTE,
@@ -583,7 +596,7 @@ impl DlqTools {
                     continue;
                 }
                 new += 1;
-                if m.attributes.get(REDRIVE_RUN_ATTRIBUTE) == Some(&report.run_id) {
+                if m.text(REDRIVE_RUN_ATTRIBUTE) == Some(report.run_id.as_str()) {
                     report.came_back += 1;
                 } else {
                     taken += 1;
@@ -605,19 +618,11 @@ impl DlqTools {
                 progress(&report);
                 continue;
             }
-            let outgoing: Vec<OutgoingMessage> = to_send
+            let outgoing: Vec<Outgoing> = to_send
                 .iter()
-                .map(|m| {
-                    let mut attributes = carried_attributes(&m.attributes);
-                    attributes.insert(REDRIVE_RUN_ATTRIBUTE.to_owned(), report.run_id.clone());
-                    OutgoingMessage {
-                        trace_header: None,
-                        body: m.body.clone(),
-                        attributes,
-                    }
-                })
+                .map(|m| Outgoing::redriven(m, &report.run_id))
                 .collect();
-            let sent = send_with_retries(&self.sqs, queue_url, &outgoing, retry).await;
+            let sent = self.send_back(queue_url, &outgoing, retry).await;
             let mut to_delete = Vec::new();
             let mut codes = Vec::new();
             for (m, result) in to_send.iter().zip(&sent) {
@@ -657,6 +662,126 @@ impl DlqTools {
         result.map(|()| report)
     }
 
+    /// Sends `messages` to `queue_url` with SendMessageBatch (groups of at most 10 entries and
+    /// 256 KiB) and sends again, with backoff, the entries that failed in a way a retry may
+    /// fix; one result per message, in order. Not `producer::send_with_retries`: that sends
+    /// String attributes only, and a redrive keeps each attribute's data type.
+    async fn send_back(
+        &self,
+        queue_url: &str,
+        messages: &[Outgoing],
+        policy: &RetryPolicy,
+    ) -> Vec<EntryResult> {
+        let everything: Vec<usize> = (0..messages.len()).collect();
+        let mut results = self.send_batches(queue_url, messages, &everything).await;
+        let mut delays = ExponentialBuilder::default()
+            .with_min_delay(policy.min_delay)
+            .with_max_delay(policy.max_delay)
+            .with_max_times(policy.retries)
+            .with_jitter()
+            .build();
+        loop {
+            let pending: Vec<usize> = results
+                .iter()
+                .enumerate()
+                .filter(|(_, r)| matches!(r, Err(f) if f.retryable))
+                .map(|(i, _)| i)
+                .collect();
+            if pending.is_empty() {
+                break;
+            }
+            let Some(delay) = delays.next() else {
+                break;
+            };
+            tokio::time::sleep(delay).await;
+            let again = self.send_batches(queue_url, messages, &pending).await;
+            for (i, result) in pending.into_iter().zip(again) {
+                results[i] = result;
+            }
+        }
+        results
+    }
+
+    /// One attempt at `messages[i]` for each `i` of `which`; one result each, in that order.
+    async fn send_batches(
+        &self,
+        queue_url: &str,
+        messages: &[Outgoing],
+        which: &[usize],
+    ) -> Vec<EntryResult> {
+        let sizes: Vec<usize> = which.iter().map(|&i| messages[i].bytes).collect();
+        let mut results = Vec::with_capacity(which.len());
+        for range in group_ranges(&sizes, shared::sqs_batch::MAX_BATCH_BYTES) {
+            let group = &which[range];
+            let mut answers: Vec<Option<EntryResult>> = vec![None; group.len()];
+            let entries: Vec<SendMessageBatchRequestEntry> = group
+                .iter()
+                .enumerate()
+                .filter_map(|(slot, &i)| {
+                    let built = SendMessageBatchRequestEntry::builder()
+                        .id(slot.to_string())
+                        .message_body(&messages[i].body)
+                        .set_message_attributes(Some(messages[i].attributes.clone()))
+                        .build();
+                    match built {
+                        Ok(entry) => Some(entry),
+                        Err(e) => {
+                            answers[slot] = Some(Err(EntryFailure {
+                                code: "InvalidEntry".into(),
+                                message: e.to_string(),
+                                retryable: false,
+                            }));
+                            None
+                        }
+                    }
+                })
+                .collect();
+            if !entries.is_empty() {
+                let sent = self
+                    .sqs
+                    .send_message_batch()
+                    .queue_url(queue_url)
+                    .set_entries(Some(entries))
+                    .send()
+                    .await;
+                match sent {
+                    Ok(out) => {
+                        for ok in out.successful {
+                            if let Some(slot) = slot_of(&mut answers, &ok.id) {
+                                *slot = Some(Ok(ok.message_id));
+                            }
+                        }
+                        for failed in out.failed {
+                            if let Some(slot) = slot_of(&mut answers, &failed.id) {
+                                *slot = Some(Err(EntryFailure {
+                                    code: failed.code,
+                                    message: failed.message.unwrap_or_default(),
+                                    retryable: !failed.sender_fault,
+                                }));
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        let failure = call_failure(&e);
+                        for slot in answers.iter_mut().filter(|a| a.is_none()) {
+                            *slot = Some(Err(failure.clone()));
+                        }
+                    }
+                }
+            }
+            results.extend(answers.into_iter().map(|a| {
+                a.unwrap_or_else(|| {
+                    Err(EntryFailure {
+                        code: "MissingResult".into(),
+                        message: "SQS reported neither success nor failure for this entry".into(),
+                        retryable: true,
+                    })
+                })
+            }));
+        }
+        results
+    }
+
     /// Deletes sent messages from the DLQ; returns how many could not be deleted.
     async fn delete(&self, messages: &[&DlqMessage]) -> usize {
         let mut not_deleted = 0;
@@ -688,6 +813,93 @@ impl DlqTools {
             }
         }
         not_deleted
+    }
+}
+
+/// A DLQ message on its way back to the main queue.
+struct Outgoing {
+    body: String,
+    attributes: HashMap<String, MessageAttributeValue>,
+    /// What SQS counts against a batch's size.
+    bytes: usize,
+}
+
+impl Outgoing {
+    /// `message` as a redrive sends it: body unchanged; the producer's attributes (with their
+    /// data types) and the correlation id, without the DLQ's; tagged with the run's id. The
+    /// run id takes one of SQS's 10 attribute slots: a message that already uses all ten
+    /// (one the queue's redrive policy moved) loses the last of its attributes by name.
+    fn redriven(message: &DlqMessage, run_id: &str) -> Self {
+        let own = vec![(
+            REDRIVE_RUN_ATTRIBUTE.to_owned(),
+            MessageAttribute::string(run_id),
+        )];
+        let (attributes, left_out) = fit_attributes(
+            own,
+            &carried_attributes(&message.attributes),
+            message.body.len(),
+        );
+        if !left_out.is_empty() {
+            tracing::warn!(
+                messageId = %message.message_id,
+                leftOut = left_out.len(),
+                attributes = ?left_out,
+                "message attributes left off the redriven message: over SQS's limit of 10 \
+                 attributes (or 256 KiB) per message"
+            );
+        }
+        let bytes = message.body.len()
+            + attributes
+                .iter()
+                .map(|(name, a)| a.size(name))
+                .sum::<usize>();
+        // A value with a data type always builds; one that did not would be left out, loudly.
+        let attributes = attributes
+            .into_iter()
+            .filter_map(|(name, attribute)| match attribute.to_sqs() {
+                Ok(value) => Some((name, value)),
+                Err(e) => {
+                    tracing::warn!(messageId = %message.message_id, attribute = %name, error = %e, "message attribute left off the redriven message");
+                    None
+                }
+            })
+            .collect();
+        Self {
+            body: message.body.clone(),
+            attributes,
+            bytes,
+        }
+    }
+}
+
+fn slot_of<'a>(
+    answers: &'a mut [Option<EntryResult>],
+    id: &str,
+) -> Option<&'a mut Option<EntryResult>> {
+    id.parse::<usize>().ok().and_then(|i| answers.get_mut(i))
+}
+
+/// A whole SendMessageBatch call that failed: throttling, the service's own faults and calls
+/// that got no answer may succeed later; a missing queue or a denied call will not.
+fn call_failure<E, R>(error: &SdkError<E, R>) -> EntryFailure
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    match error {
+        SdkError::ServiceError(service) => {
+            let code = service.err().code().unwrap_or("ServiceError").to_owned();
+            EntryFailure {
+                retryable: is_retryable_code(&code),
+                message: format!("{}", DisplayErrorContext(error)),
+                code,
+            }
+        }
+        _ => EntryFailure {
+            code: "RequestFailed".into(),
+            message: format!("{}", DisplayErrorContext(error)),
+            retryable: true,
+        },
     }
 }
 
@@ -769,7 +981,7 @@ mod tests {
     fn message(id: &str, reason: Option<&str>, sent_at: OffsetDateTime) -> DlqMessage {
         let mut attributes = HashMap::new();
         if let Some(r) = reason {
-            attributes.insert(REASON_ATTRIBUTE.to_owned(), r.to_owned());
+            attributes.insert(REASON_ATTRIBUTE.to_owned(), MessageAttribute::string(r));
         }
         DlqMessage {
             message_id: id.into(),
@@ -859,7 +1071,7 @@ mod tests {
 
     #[test]
     fn drops_the_failure_attributes_on_redrive_and_keeps_the_rest() {
-        let attributes: HashMap<String, String> = [
+        let attributes: HashMap<String, MessageAttribute> = [
             (REASON_ATTRIBUTE, "contract_violation"),
             (DETAIL_ATTRIBUTE, "score: too high"),
             (FAILED_AT_ATTRIBUTE, "2026-11-28T10:00:00.000Z"),
@@ -868,7 +1080,7 @@ mod tests {
             ("tenant", "acme"),
         ]
         .into_iter()
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .map(|(k, v)| (k.to_owned(), MessageAttribute::string(v)))
         .collect();
         let carried = carried_attributes(&attributes);
         let mut keys: Vec<&str> = carried.keys().map(String::as_str).collect();
@@ -877,7 +1089,7 @@ mod tests {
         let mut tagged = attributes;
         tagged.insert(
             REDRIVE_RUN_ATTRIBUTE.to_owned(),
-            "an-earlier-run".to_owned(),
+            MessageAttribute::string("an-earlier-run"),
         );
         assert!(!carried_attributes(&tagged).contains_key(REDRIVE_RUN_ATTRIBUTE));
     }

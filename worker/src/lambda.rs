@@ -6,13 +6,14 @@
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
+use aws_lambda_events::encodings::Base64Data;
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use lambda_runtime::LambdaEvent;
 use serde::Deserialize;
 use tokio::time::Instant;
 
 use crate::processor::Processor;
-use crate::record::{parse_sent_timestamp, InboundMessage};
+use crate::record::{parse_sent_timestamp, AttributeValue, InboundMessage, MessageAttribute};
 
 /// Lambda's SQS event, read straight into [`InboundMessage`]s. aws_lambda_events' `SqsEvent`
 /// keeps every field of every record as owned strings and maps (receipt handle, MD5s, ARNs,
@@ -34,7 +35,7 @@ struct LambdaSqsRecord {
     #[serde(default, deserialize_with = "null_as_default")]
     attributes: SystemAttributes,
     #[serde(default, deserialize_with = "null_as_default")]
-    message_attributes: HashMap<String, MessageAttribute>,
+    message_attributes: HashMap<String, LambdaAttribute>,
 }
 
 /// `null` reads as empty, as aws_lambda_events reads these maps: one odd record must not fail
@@ -56,10 +57,52 @@ struct SystemAttributes {
     aws_trace_header: Option<String>,
 }
 
+/// A message attribute as Lambda hands it over: String and Number values as text, Binary
+/// ones base64-encoded.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct MessageAttribute {
+struct LambdaAttribute {
     string_value: Option<String>,
+    #[serde(default, deserialize_with = "lenient_base64")]
+    binary_value: Option<Vec<u8>>,
+    data_type: Option<String>,
+}
+
+impl LambdaAttribute {
+    /// `None` when it holds no value the worker can carry on (SQS's reserved list types).
+    fn into_attribute(self) -> Option<MessageAttribute> {
+        let binary = match &self.data_type {
+            Some(data_type) => data_type.starts_with("Binary"),
+            None => self.binary_value.is_some(),
+        };
+        let value = if binary {
+            AttributeValue::Binary(self.binary_value?)
+        } else {
+            AttributeValue::Text(self.string_value?)
+        };
+        let data_type = self
+            .data_type
+            .unwrap_or_else(|| if binary { "Binary" } else { "String" }.to_owned());
+        Some(MessageAttribute { data_type, value })
+    }
+}
+
+/// A binary value that is not base64 is left out of its record (with a warning) rather than
+/// failing the whole batch's deserialisation.
+fn lenient_base64<'de, D>(deserializer: D) -> Result<Option<Vec<u8>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    let Some(text) = Option::<String>::deserialize(deserializer)? else {
+        return Ok(None);
+    };
+    match serde_json::from_value::<Base64Data>(serde_json::Value::String(text)) {
+        Ok(data) => Ok(Some(data.0)),
+        Err(e) => {
+            tracing::warn!(error = %e, "a binary message attribute is not base64; it is left out");
+            Ok(None)
+        }
+    }
 }
 
 impl SqsRecords {
@@ -85,7 +128,7 @@ impl SqsRecords {
                 attributes: record
                     .message_attributes
                     .into_iter()
-                    .filter_map(|(k, v)| v.string_value.map(|s| (k, s)))
+                    .filter_map(|(k, v)| v.into_attribute().map(|a| (k, a)))
                     .collect(),
             })
             .collect()
@@ -112,8 +155,10 @@ fn lean_record(record: SqsMessage) -> LambdaSqsRecord {
             .message_attributes
             .into_iter()
             .map(|(k, v)| {
-                let attribute = MessageAttribute {
+                let attribute = LambdaAttribute {
                     string_value: v.string_value,
+                    binary_value: v.binary_value.map(|b| b.0),
+                    data_type: v.data_type,
                 };
                 (k, attribute)
             })
@@ -177,13 +222,49 @@ mod tests {
             Some(1_795_860_001)
         );
         assert_eq!(
-            first.attributes.get("correlationId").map(String::as_str),
+            first
+                .attributes
+                .get("correlationId")
+                .and_then(MessageAttribute::as_str),
             Some("corr-1")
         );
         assert!(first
             .body
             .as_deref()
             .is_some_and(|b| b.contains("fixture-valid-1")));
+    }
+
+    #[test]
+    fn keeps_number_and_binary_attributes_with_their_data_types() {
+        let event = r#"{"Records":[{"messageId":"m-1","body":"{}","messageAttributes":{
+            "tenant":{"stringValue":"acme","dataType":"String"},
+            "attempt":{"stringValue":"3","dataType":"Number.int"},
+            "blob":{"binaryValue":"AAH/","dataType":"Binary"},
+            "broken":{"binaryValue":"not base64!","dataType":"Binary"},
+            "list":{"stringListValues":["a"],"dataType":"String"}}}]}"#;
+        for records in [
+            serde_json::from_str::<SqsRecords>(event).expect("reads"),
+            SqsRecords::from(
+                serde_json::from_str::<SqsEvent>(&event.replace("not base64!", "AA=="))
+                    .expect("reads"),
+            ),
+        ] {
+            let inbound = records.into_inbound();
+            let attributes = &inbound[0].attributes;
+            assert_eq!(attributes["tenant"], MessageAttribute::string("acme"));
+            assert_eq!(attributes["attempt"].data_type, "Number.int");
+            assert_eq!(attributes["attempt"].as_str(), Some("3"));
+            assert_eq!(
+                attributes["blob"].value,
+                AttributeValue::Binary(vec![0, 1, 255])
+            );
+            assert!(!attributes.contains_key("list"), "{attributes:?}");
+        }
+        let lean: SqsRecords = serde_json::from_str(event).expect("reads");
+        assert!(
+            !lean.into_inbound()[0].attributes.contains_key("broken"),
+            "a value that is not base64 is left out, not the batch"
+        );
     }
 
     #[test]

@@ -38,7 +38,7 @@ use tokio::time::Instant;
 
 use crate::health::Health;
 use crate::processor::Processor;
-use crate::record::{parse_sent_timestamp, InboundMessage};
+use crate::record::{parse_sent_timestamp, InboundMessage, MessageAttribute};
 use crate::settings::WorkerSettings;
 
 const MAX_VISIBILITY_SECONDS: u64 = 12 * 60 * 60;
@@ -590,7 +590,7 @@ pub fn inbound_from_sqs(message: &Message) -> InboundMessage {
             .map(|attrs| {
                 attrs
                     .iter()
-                    .filter_map(|(k, v)| v.string_value.clone().map(|s| (k.clone(), s)))
+                    .filter_map(|(k, v)| MessageAttribute::from_sqs(v).map(|a| (k.clone(), a)))
                     .collect()
             })
             .unwrap_or_default(),

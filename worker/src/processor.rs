@@ -20,7 +20,7 @@ use time::OffsetDateTime;
 use tokio::time::Instant;
 
 use crate::dlq::{DeadLetter, DeadLetterQueue};
-use crate::record::{process_record, InboundMessage, RecordError};
+use crate::record::{process_record, InboundMessage, MessageAttribute, RecordError};
 use crate::store::{ScoreStore, StoreError, MAX_BATCH_WRITE_ITEMS};
 
 #[derive(Debug, Clone)]
@@ -102,7 +102,8 @@ fn correlation_of(message: &InboundMessage) -> &str {
     message
         .attributes
         .get(CORRELATION_ID_ATTRIBUTE)
-        .map_or(message.message_id.as_str(), String::as_str)
+        .and_then(MessageAttribute::as_str)
+        .unwrap_or(message.message_id.as_str())
 }
 
 /// One line per record, so an operator finds any report's fate by its id, its message id or
@@ -467,7 +468,10 @@ fn dead_letter(message: &InboundMessage, reason: &shared::message::MessageError)
         redrive_run_id: message
             .attributes
             .get(crate::dlq::REDRIVE_RUN_ATTRIBUTE)
-            .cloned(),
+            .and_then(MessageAttribute::as_str)
+            .map(str::to_owned),
+        // All of them: the DLQ keeps what fits beside its own (`DeadLetter::dlq_attributes`).
+        attributes: message.attributes.clone(),
     }
 }
 

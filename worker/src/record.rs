@@ -2,6 +2,8 @@
 
 use std::collections::HashMap;
 
+use aws_sdk_sqs::primitives::Blob;
+use aws_sdk_sqs::types::MessageAttributeValue;
 use shared::item::StoredReport;
 use shared::message::MessageError;
 use shared::ScoreMessage;
@@ -16,10 +18,81 @@ pub struct InboundMessage {
     pub sent_at: Option<OffsetDateTime>,
     /// How often SQS has handed this message out, this time included.
     pub receive_count: u32,
-    /// String message attributes (the correlation id travels here).
-    pub attributes: HashMap<String, String>,
+    /// The producer's message attributes, with their data types (the correlation id travels
+    /// here); kept on the message's DLQ copy.
+    pub attributes: HashMap<String, MessageAttribute>,
     /// SQS's `AWSTraceHeader` system attribute: the X-Ray trace of the sender.
     pub trace_header: Option<String>,
+}
+
+/// One message attribute as SQS carries it: its data type (`String`, `Number`, `Binary`, or
+/// one of those with a custom suffix such as `Number.int`) and its value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageAttribute {
+    pub data_type: String,
+    pub value: AttributeValue,
+}
+
+/// String and Number attributes carry text; Binary ones bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AttributeValue {
+    Text(String),
+    Binary(Vec<u8>),
+}
+
+impl MessageAttribute {
+    /// A `String` attribute.
+    pub fn string(value: impl Into<String>) -> Self {
+        Self {
+            data_type: "String".to_owned(),
+            value: AttributeValue::Text(value.into()),
+        }
+    }
+
+    /// The text of a String or Number attribute; `None` for a Binary one.
+    pub fn as_str(&self) -> Option<&str> {
+        match &self.value {
+            AttributeValue::Text(text) => Some(text),
+            AttributeValue::Binary(_) => None,
+        }
+    }
+
+    /// Bytes SQS counts against the message size: name, data type and value.
+    pub fn size(&self, name: &str) -> usize {
+        let value = match &self.value {
+            AttributeValue::Text(text) => text.len(),
+            AttributeValue::Binary(bytes) => bytes.len(),
+        };
+        name.len() + self.data_type.len() + value
+    }
+
+    /// From a received message. `None` for a value of neither kind (SQS's reserved list
+    /// types), which the worker cannot carry on.
+    pub fn from_sqs(value: &MessageAttributeValue) -> Option<Self> {
+        let binary = value.data_type.starts_with("Binary");
+        let value_of = if binary {
+            value
+                .binary_value
+                .as_ref()
+                .map(|blob| AttributeValue::Binary(blob.as_ref().to_vec()))
+        } else {
+            value.string_value.clone().map(AttributeValue::Text)
+        };
+        Some(Self {
+            data_type: value.data_type.clone(),
+            value: value_of?,
+        })
+    }
+
+    /// As SQS takes it on a send, with its data type.
+    pub fn to_sqs(&self) -> Result<MessageAttributeValue, aws_sdk_sqs::error::BuildError> {
+        let builder = MessageAttributeValue::builder().data_type(&self.data_type);
+        let builder = match &self.value {
+            AttributeValue::Text(text) => builder.string_value(text),
+            AttributeValue::Binary(bytes) => builder.binary_value(Blob::new(bytes.clone())),
+        };
+        builder.build()
+    }
 }
 
 /// Why a record did not make it, and whether trying again can help.
