@@ -21,8 +21,8 @@ use self::event::{EventError, Origin};
 use crate::api::observe::GatewayRequestId;
 use crate::auth::GatewayClaims;
 
-/// The path to route on. REST (v1) events carry the path without the stage (lambda_http
-/// adds it back); HTTP API (v2) raw paths carry a named stage, which is stripped once.
+/// The path to route on. REST (v1) events carry the path without the stage; HTTP API (v2)
+/// raw paths carry a named stage, which is stripped once.
 /// Using the raw path keeps this right even for a stage named like a route segment.
 pub fn route_path(request: &lambda_http::Request) -> Option<String> {
     let raw = request.raw_http_path();
