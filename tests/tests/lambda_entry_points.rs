@@ -12,6 +12,10 @@ use serde_json::Value;
 const REST_V1: &str = include_str!("fixtures/apigw_v1_rest_post_score.json");
 const HTTP_V2: &str = include_str!("fixtures/apigw_v2_http_post_score.json");
 const SQS_MIXED: &str = include_str!("fixtures/sqs_mixed_batch.json");
+/// API Gateway events with a bad host, path, query, header, method or body, each with the
+/// status and field expected, and why lambda_http's own conversion could not take it.
+const APIGW_MALFORMED: &str = include_str!("fixtures/apigw_malformed_events.json");
+const SQS_MALFORMED: &str = include_str!("fixtures/sqs_malformed_records.json");
 
 struct LambdaIngest {
     runtime: FakeRuntimeApi,
@@ -48,9 +52,15 @@ async fn start_ingest_lambda() -> LambdaIngest {
 
 impl LambdaIngest {
     async fn invoke(&self, event: String) -> Value {
+        let result = self.invocation(event).await;
+        assert_eq!(result.kind, "response", "{}", result.body);
+        serde_json::from_str(&result.body).expect("the function answers JSON")
+    }
+
+    /// The Runtime API's record of one invocation: a response or an error.
+    async fn invocation(&self, event: String) -> pipeline_tests::runtime_api::Invocation {
         let id = self.runtime.invoke(event).await;
-        let result = self
-            .runtime
+        self.runtime
             .result(&id, Duration::from_secs(20))
             .await
             .unwrap_or_else(|| {
@@ -58,9 +68,29 @@ impl LambdaIngest {
                     "no answer from the ingest function; log:\n{}",
                     self._process.log()
                 )
-            });
-        assert_eq!(result.kind, "response", "{}", result.body);
-        serde_json::from_str(&result.body).expect("the function answers JSON")
+            })
+    }
+
+    /// The same process still runs (no abort, no restart): the next request is served warm.
+    fn assert_still_running(&mut self) {
+        let exited = self
+            ._process
+            .child
+            .try_wait()
+            .expect("the process can be polled");
+        assert!(
+            exited.is_none(),
+            "ingest exited ({exited:?}); log:\n{}",
+            self._process.log()
+        );
+    }
+
+    async fn assert_a_valid_write_is_still_accepted(&self, report_id: &str) {
+        let event = REST_V1
+            .replace("__TOKEN__", &self.token)
+            .replace("__REPORT_ID__", report_id);
+        let response = self.invoke(event).await;
+        assert_eq!(response["statusCode"], 202, "{response}");
     }
 }
 
@@ -190,5 +220,124 @@ async fn sqs_event_partial_failures_list_no_poison_and_poison_lands_in_the_dlq()
     assert_eq!(
         reasons,
         ["contract_violation", "invalid_json", "unknown_version"]
+    );
+}
+
+#[tokio::test]
+async fn malformed_api_gateway_events_are_answered_400_naming_the_field_and_the_process_lives_on() {
+    let mut lambda = start_ingest_lambda().await;
+    let cases: Vec<Value> = serde_json::from_str(APIGW_MALFORMED).expect("the fixture is JSON");
+    for case in &cases {
+        let name = &case["case"];
+        let response = lambda.invoke(case["event"].to_string()).await;
+        assert_eq!(response["statusCode"], case["status"], "{name}: {response}");
+        if let Some(field) = case["field"].as_str() {
+            let content_type = match response.get("multiValueHeaders") {
+                Some(Value::Object(h)) if !h.is_empty() => h["content-type"][0].clone(),
+                _ => response["headers"]["content-type"].clone(),
+            };
+            assert_eq!(
+                content_type, "application/problem+json",
+                "{name}: {response}"
+            );
+            let problem: Value = serde_json::from_str(response["body"].as_str().unwrap()).unwrap();
+            let fields: Vec<&str> = problem["errors"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|e| e["field"].as_str())
+                .collect();
+            assert!(
+                fields.contains(&field),
+                "{name}: names {fields:?}, not {field}"
+            );
+        }
+        lambda.assert_still_running();
+    }
+    lambda
+        .assert_a_valid_write_is_still_accepted("after-malformed")
+        .await;
+    let queued = lambda
+        .emulator
+        .receive_all(&lambda.resources.queue_url)
+        .await;
+    assert_eq!(queued.len(), 1, "only the valid write was queued");
+}
+
+#[tokio::test]
+async fn an_event_from_no_api_gateway_fails_the_invocation_and_the_process_lives_on() {
+    let mut lambda = start_ingest_lambda().await;
+    for event in [SQS_MIXED.to_owned(), "[]".to_owned(), "\"text\"".to_owned()] {
+        let result = lambda.invocation(event).await;
+        assert_eq!(result.kind, "error", "{}", result.body);
+        lambda.assert_still_running();
+    }
+    lambda
+        .assert_a_valid_write_is_still_accepted("after-not-a-gateway")
+        .await;
+}
+
+#[tokio::test]
+async fn sqs_records_of_the_wrong_shape_never_fail_their_batch() {
+    let emulator = Emulator::connect().await;
+    let resources = emulator.create_resources().await;
+    let runtime = FakeRuntimeApi::start().await;
+    let mut env = resources.env(&emulator);
+    env.extend(lambda_env(&runtime.address));
+    let mut process = spawn_binary("worker", &[], &env);
+
+    let id = runtime.invoke(SQS_MALFORMED.to_owned()).await;
+    let result = runtime
+        .result(&id, Duration::from_secs(20))
+        .await
+        .unwrap_or_else(|| panic!("no answer from the worker; log:\n{}", process.log()));
+    assert_eq!(result.kind, "response", "{}", result.body);
+    let response: Value = serde_json::from_str(&result.body).unwrap();
+    assert_eq!(
+        response["batchItemFailures"],
+        serde_json::json!([]),
+        "{response}"
+    );
+
+    let mut written: Vec<String> = emulator
+        .reports(&resources.table_name)
+        .await
+        .iter()
+        .map(|r| r.report.report_id.to_string())
+        .collect();
+    written.sort();
+    assert_eq!(
+        written,
+        [
+            "odd-attributes",
+            "odd-message-attributes",
+            "odd-message-id",
+            "odd-neighbour-valid",
+            "odd-receive-count"
+        ]
+    );
+    // A number for a body and a record that is no object: poison, dead-lettered with a reason.
+    let dead = emulator.receive_all(&resources.dlq_url).await;
+    let reasons: Vec<String> = dead
+        .iter()
+        .map(|m| {
+            m.message_attributes().unwrap()["failureReason"]
+                .string_value()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(reasons, ["empty_body", "empty_body"]);
+
+    // Not an SQS event at all: the invocation fails, reported, and the next one is served.
+    let id = runtime.invoke(r#"{"Records":5}"#.to_owned()).await;
+    let failed = runtime.result(&id, Duration::from_secs(20)).await;
+    assert_eq!(failed.map(|r| r.kind), Some("error"));
+    let id = runtime.invoke(r#"{"Records":[]}"#.to_owned()).await;
+    let next = runtime.result(&id, Duration::from_secs(20)).await;
+    assert_eq!(next.map(|r| r.kind), Some("response"));
+    assert!(
+        process.child.try_wait().expect("polls").is_none(),
+        "the worker still runs"
     );
 }
