@@ -354,7 +354,18 @@ async fn a_spike_of_writes_is_absorbed_by_the_queue_and_every_write_lands_once()
     );
 
     let baseline = if baseline_seconds > 0 {
-        Some(direct_send_baseline(&emulator, clients, baseline_seconds, &writes).await)
+        Some(direct_send_baseline(&emulator, clients, baseline_seconds, &writes, None).await)
+    } else {
+        None
+    };
+    // A second reference: GetItem then SendMessage, the emulator calls ingest makes per keyed
+    // write. Ingest against this shows what ingest itself (HTTP, auth, the User Service call)
+    // costs; against the first, also what its idempotency read costs on a shared emulator.
+    let read_then_send = if baseline_seconds > 0 {
+        let table = shards[0].resources.table_name.clone();
+        Some(
+            direct_send_baseline(&emulator, clients, baseline_seconds, &writes, Some(&table)).await,
+        )
     } else {
         None
     };
@@ -510,6 +521,15 @@ async fn a_spike_of_writes_is_absorbed_by_the_queue_and_every_write_lands_once()
         );
         ratio
     });
+    if let Some((sent, elapsed)) = read_then_send {
+        let direct = sent as f64 / elapsed.as_secs_f64();
+        println!(
+            "ingest against direct GetItem + SendMessage {direct:.0}/s ({sent} in {:.1} s): \
+             ratio {:.2}",
+            elapsed.as_secs_f64(),
+            ingest_rate / direct
+        );
+    }
     print_timeline(&timeline.lock().unwrap());
     let all_metrics = std::mem::take(&mut *metrics.lock().unwrap());
     print_lag(&all_metrics);
@@ -611,6 +631,7 @@ async fn direct_send_baseline(
     clients: usize,
     seconds: usize,
     writes: &Writes,
+    read_first: Option<&str>,
 ) -> (usize, Duration) {
     let queue_url = emulator
         .sqs
@@ -629,14 +650,30 @@ async fn direct_send_baseline(
     let deadline = started + Duration::from_secs(seconds as u64);
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..clients {
-        let (sqs, queue_url, body, sent) = (
+        let (sqs, dynamodb, queue_url, body, sent) = (
             emulator.sqs.clone(),
+            emulator.dynamodb.clone(),
             queue_url.clone(),
             body.clone(),
             sent.clone(),
         );
+        let (table, pk, sk) = (
+            read_first.map(str::to_owned),
+            format!("USER#{}", message.user_id),
+            format!("REPORT#{}", message.report_id),
+        );
         tasks.spawn(async move {
             while Instant::now() < deadline {
+                if let Some(table) = &table {
+                    // What ingest does first for a keyed write: is it stored already?
+                    let _ = dynamodb
+                        .get_item()
+                        .table_name(table)
+                        .key("pk", AttributeValue::S(pk.clone()))
+                        .key("sk", AttributeValue::S(sk.clone()))
+                        .send()
+                        .await;
+                }
                 if sqs
                     .send_message()
                     .queue_url(&queue_url)
@@ -882,13 +919,21 @@ async fn sample_every_second(
                 .map(|r| item_count(emulator, &r.table_name)),
         )
         .await;
-        timeline.lock().unwrap().push(Sample {
+        let sample = Sample {
             at,
             accepted,
             visible: depths.iter().map(|d| d.0).sum(),
             in_flight: depths.iter().map(|d| d.1).sum(),
             items: items.iter().sum(),
-        });
+        };
+        // A line every 30 s, so a long run can be followed while it runs.
+        if (at as u64).is_multiple_of(30) && at >= 1.0 {
+            println!(
+                "progress {:.0} s: accepted {}, visible {}, in flight {}, items {}",
+                at, sample.accepted, sample.visible, sample.in_flight, sample.items
+            );
+        }
+        timeline.lock().unwrap().push(sample);
     }
 }
 
