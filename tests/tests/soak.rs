@@ -11,14 +11,16 @@
 //!
 //! Sized for a million writes on a 2-core machine: the writes are made on demand from their
 //! index (`workload::score_message`), latencies go into fixed-size histograms, the per-write
-//! state is one byte for "accepted" and one for "items seen", and the table is checked with a
-//! parallel Scan (SOAK_SCAN_SEGMENTS segments) that projects only the attributes compared.
+//! state is one byte for "accepted" and one for "items seen", and the table is read back
+//! projecting only the attributes compared: a Query per user partition plus the table's item
+//! count (emulators; MiniStack sorts the whole table for every Scan page), or with
+//! SOAK_SCAN_SEGMENTS=n a parallel Scan of n segments (for AWS, where the count is stale).
 //!
 //! Knobs (environment): SOAK_WRITES (100000), SOAK_CLIENTS (32), SOAK_USERS (10000),
 //! SOAK_WORKERS (2 poller processes per queue), SOAK_SHARDS (1: one queue; moto needs more,
 //! see docs/emulators.md), SOAK_SQS_SEND_TIMEOUT_MS (3000, ingest's default),
 //! SOAK_BASELINE_SECONDS (10; 0 skips the baseline), SOAK_MIN_RATIO (unset: the ratio is
-//! reported, not asserted), SOAK_MAX_ATTEMPTS (20 per write), SOAK_SCAN_SEGMENTS (4),
+//! reported, not asserted), SOAK_MAX_ATTEMPTS (20 per write), SOAK_SCAN_SEGMENTS (0: by partition),
 //! SOAK_TIMEOUT_SECONDS (1200: the bound on the drain after the last write is answered),
 //! SOAK_PROBE_DEPTH (0: the single-queue depth probe, for moto), SOAK_BREAK (`drop`: delete
 //! one written item before the check; `double`: send one write again without its key; either
@@ -310,7 +312,10 @@ async fn a_spike_of_writes_is_absorbed_by_the_queue_and_every_write_lands_once()
     let send_timeout_ms = knob("SOAK_SQS_SEND_TIMEOUT_MS", 3_000);
     let baseline_seconds = knob("SOAK_BASELINE_SECONDS", 10);
     let max_attempts = knob("SOAK_MAX_ATTEMPTS", 20).max(1);
-    let segments = knob("SOAK_SCAN_SEGMENTS", 4).max(1);
+    let check_by = match knob("SOAK_SCAN_SEGMENTS", 0) {
+        0 => CheckBy::Partitions,
+        segments => CheckBy::Scan(segments),
+    };
     let bound = Duration::from_secs(knob("SOAK_TIMEOUT_SECONDS", 1_200) as u64);
     let breakage = std::env::var("SOAK_BREAK").unwrap_or_default();
     let emulator = Emulator::connect().await;
@@ -565,16 +570,19 @@ async fn a_spike_of_writes_is_absorbed_by_the_queue_and_every_write_lands_once()
         .iter()
         .map(|s| s.resources.table_name.clone())
         .collect();
-    let check = check_exactly_once(&emulator, &tables, &writes, &accepted_ids, segments).await;
+    let check = check_exactly_once(&emulator, &tables, &writes, &accepted_ids, check_by).await;
     let mut dead_lettered = 0;
     for shard in shards.iter() {
         let (visible, in_flight) = emulator.queue_depth(&shard.resources.dlq_url).await;
         dead_lettered += visible + in_flight;
     }
     println!(
-        "\ntable check ({segments}-segment parallel Scan, {:.1} s): {} items for {accepted} accepted \
-         writes; missing {}, doubled {}, unexpected {}, wrong content {}, stored but not accepted \
+        "\ntable check ({}, {:.1} s): {} items for {accepted} accepted writes; missing {}, doubled {}, unexpected {}, wrong content {}, stored but not accepted \
          {}; DLQ {dead_lettered}",
+        match check_by {
+            CheckBy::Partitions => "a Query per user partition and the item count".to_owned(),
+            CheckBy::Scan(n) => format!("{n}-segment parallel Scan"),
+        },
         check_started.elapsed().as_secs_f64(),
         check.items,
         check.missing,
@@ -726,64 +734,116 @@ impl ExactlyOnce {
     }
 }
 
-/// Scans every table with `segments` parallel segments, projecting only the keys and the
-/// fields compared, and counts the items of each write (one byte per write). Exactly once:
-/// each accepted write has one item, with the content sent and the keys it maps to; no item
-/// is for a write not accepted; no item has a report id that is not one of the writes (a
-/// write stored under a second id is one of these).
+/// How the table check reads the tables.
+#[derive(Clone, Copy, PartialEq)]
+enum CheckBy {
+    /// A Query per user partition (8 in flight), and the tables' item counts to show no item
+    /// lies outside those partitions. For emulators: MiniStack sorts the whole table for every
+    /// Scan page, so a Scan of a million items costs pages times items.
+    Partitions,
+    /// A parallel Scan with this many segments: what to use on AWS, where the item count is
+    /// only refreshed every few hours.
+    Scan(usize),
+}
+
+/// One read of the table check: (table, scan segment and total) or (table, partition key).
+type TableRead = (String, Option<(i32, i32)>, Option<String>);
+
+/// Reads every item of the tables (see [`CheckBy`]), projecting only the keys and the fields
+/// compared, and counts the items of each write (one byte per write). Exactly once: each
+/// accepted write has one item, with the content sent and the keys it maps to; no item is for
+/// a write not accepted; no item has a report id that is not one of the writes (a write
+/// stored under a second id is one of these).
 async fn check_exactly_once(
     emulator: &Emulator,
     tables: &[String],
     writes: &Arc<Writes>,
     accepted: &[AtomicBool],
-    segments: usize,
+    by: CheckBy,
 ) -> ExactlyOnce {
+    use futures::StreamExt;
     let seen: Arc<Vec<AtomicU8>> = Arc::new((0..writes.count).map(|_| AtomicU8::new(0)).collect());
-    let mut scans = tokio::task::JoinSet::new();
-    for table in tables {
-        for segment in 0..segments {
-            let (dynamodb, table, writes, seen) = (
-                emulator.dynamodb.clone(),
-                table.clone(),
-                writes.clone(),
-                seen.clone(),
-            );
-            scans.spawn(async move {
+    let mut reads: Vec<TableRead> = Vec::new();
+    for (k, table) in tables.iter().enumerate() {
+        match by {
+            CheckBy::Scan(segments) => reads.extend(
+                (0..segments).map(|s| (table.clone(), Some((s as i32, segments as i32)), None)),
+            ),
+            CheckBy::Partitions => reads.extend(
+                (0..writes.users.min(writes.count))
+                    .filter(|u| u % tables.len() == k)
+                    .map(|u| {
+                        let user = writes.message(u).user_id;
+                        (table.clone(), None, Some(format!("USER#{user}")))
+                    }),
+            ),
+        }
+    }
+    let parts: Vec<ExactlyOnce> = futures::stream::iter(reads)
+        .map(|(table, segment, partition)| {
+            let (dynamodb, writes, seen) =
+                (emulator.dynamodb.clone(), writes.clone(), seen.clone());
+            async move {
                 let mut result = ExactlyOnce::default();
                 let mut start = None;
                 loop {
-                    let out = dynamodb
-                        .scan()
-                        .table_name(&table)
-                        .segment(segment as i32)
-                        .total_segments(segments as i32)
-                        .projection_expression("#pk, #sk, #u, #r, #b, #s, #t")
-                        .expression_attribute_names("#pk", "pk")
-                        .expression_attribute_names("#sk", "sk")
-                        .expression_attribute_names("#u", "userId")
-                        .expression_attribute_names("#r", "reportId")
-                        .expression_attribute_names("#b", "bureau")
-                        .expression_attribute_names("#s", "score")
-                        .expression_attribute_names("#t", "reportedAt")
-                        .set_exclusive_start_key(start)
-                        .send()
-                        .await
-                        .expect("Scan on the emulator");
-                    for item in out.items.unwrap_or_default() {
+                    let names = [
+                        ("#pk", "pk"),
+                        ("#sk", "sk"),
+                        ("#u", "userId"),
+                        ("#r", "reportId"),
+                        ("#b", "bureau"),
+                        ("#s", "score"),
+                        ("#t", "reportedAt"),
+                    ]
+                    .into_iter()
+                    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                    .collect();
+                    let projection = "#pk, #sk, #u, #r, #b, #s, #t";
+                    let (items, next) = if let Some(pk) = &partition {
+                        let out = dynamodb
+                            .query()
+                            .table_name(&table)
+                            .key_condition_expression("#pk = :pk")
+                            .expression_attribute_values(":pk", AttributeValue::S(pk.clone()))
+                            .projection_expression(projection)
+                            .set_expression_attribute_names(Some(names))
+                            .set_exclusive_start_key(start)
+                            .send()
+                            .await
+                            .expect("Query on the emulator");
+                        (out.items, out.last_evaluated_key)
+                    } else {
+                        let (segment, total) = segment.unwrap_or((0, 1));
+                        let out = dynamodb
+                            .scan()
+                            .table_name(&table)
+                            .segment(segment)
+                            .total_segments(total)
+                            .projection_expression(projection)
+                            .set_expression_attribute_names(Some(names))
+                            .set_exclusive_start_key(start)
+                            .send()
+                            .await
+                            .expect("Scan on the emulator");
+                        (out.items, out.last_evaluated_key)
+                    };
+                    for item in items.unwrap_or_default() {
                         result.items += 1;
                         check_item(&item, &writes, &seen, &mut result);
                     }
-                    start = out.last_evaluated_key;
+                    start = next;
                     if start.is_none() {
                         return result;
                     }
                 }
-            });
-        }
-    }
+            }
+        })
+        .buffer_unordered(8)
+        .collect()
+        .await;
     let mut total = ExactlyOnce::default();
-    while let Some(part) = scans.join_next().await {
-        let part = part.expect("a scan segment");
+    for part in parts {
         total.items += part.items;
         total.unexpected += part.unexpected;
         total.wrong_content += part.wrong_content;
@@ -807,6 +867,22 @@ async fn check_exactly_once(
             total.note(format!(
                 "stored, never accepted: {}",
                 writes.message(i).report_id
+            ));
+        }
+    }
+    if by == CheckBy::Partitions {
+        // Items outside the users' partitions were not read: the tables' item counts (live on
+        // the emulators) must equal what was read.
+        let mut counted = 0;
+        for table in tables {
+            counted += item_count(emulator, table).await;
+        }
+        if counted != total.items as i64 {
+            let outside = (counted - total.items as i64).max(0) as usize;
+            total.unexpected += outside;
+            total.note(format!(
+                "the tables count {counted} items, the users' partitions hold {}",
+                total.items
             ));
         }
     }
