@@ -73,7 +73,7 @@ schemathesis: ## property-based API tests (schemathesis) against the local stack
 fuzz: ## every fuzz target: seeds replayed, then mutated inputs (FUZZ_SECONDS each, 5; FUZZ_ENGINE=libfuzzer: cargo-fuzz, coverage-guided)
 	@bash scripts/fuzz.sh
 
-soak: ## spike test: 20,000 writes through ingest while worker pollers drain, charted to target/soak/spike.svg (about 7 min; not in make test)
+soak: ## spike test on MiniStack: 100,000 writes through ingest onto one queue while 2 worker pollers drain, exactly once, against a direct SendMessage baseline, charted to target/soak/spike.svg (SOAK_WRITES=1000000 for a million; not in make test)
 	@bash scripts/soak.sh
 
 lint-deny: ## cargo deny check: advisories (offline snapshot, ADVISORY_DB), licences, bans, sources

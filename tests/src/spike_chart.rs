@@ -24,6 +24,7 @@ pub struct ChartPoint {
     pub written_per_s: f64,
     /// End-to-end lag in that second (ms), when the pollers reported any.
     pub lag_p50_ms: Option<f64>,
+    pub lag_p99_ms: Option<f64>,
     pub lag_max_ms: Option<f64>,
 }
 
@@ -47,11 +48,11 @@ pub fn written_by_second(records: &[EmfRecord], start_ms: u64) -> BTreeMap<u64, 
     seconds
 }
 
-/// (p50, max) of the end-to-end lag values of every poller's documents, per second of the
+/// (p50, p99, max) of the end-to-end lag values of every poller's documents, per second of the
 /// run. A document's values may be quantiles of what it saw, so the p50 of the pooled values
 /// weighs each poller's interval alike: close to the true median when pollers are similarly
 /// busy. The max is exact (the quantiles include each interval's top slice).
-pub fn lag_by_second(records: &[EmfRecord], start_ms: u64) -> BTreeMap<u64, (f64, f64)> {
+pub fn lag_by_second(records: &[EmfRecord], start_ms: u64) -> BTreeMap<u64, (f64, f64, f64)> {
     let mut pooled: BTreeMap<u64, Vec<f64>> = BTreeMap::new();
     for record in records.iter().filter(|r| !r.lag_ms.is_empty()) {
         pooled
@@ -64,8 +65,9 @@ pub fn lag_by_second(records: &[EmfRecord], start_ms: u64) -> BTreeMap<u64, (f64
         .map(|(second, mut values)| {
             values.sort_by(f64::total_cmp);
             let p50 = values[(values.len() - 1) / 2];
+            let p99 = values[(values.len() - 1) * 99 / 100];
             let max = values[values.len() - 1];
-            (second, (p50, max))
+            (second, (p50, p99, max))
         })
         .collect()
 }
@@ -133,6 +135,10 @@ fn draw(title: &str, points: &[ChartPoint], path: &Path) -> anyhow::Result<()> {
         .iter()
         .filter_map(|p| Some((p.second, p.lag_p50_ms?)))
         .collect();
+    let p99: Vec<(f64, f64)> = points
+        .iter()
+        .filter_map(|p| Some((p.second, p.lag_p99_ms?)))
+        .collect();
     let max: Vec<(f64, f64)> = points
         .iter()
         .filter_map(|p| Some((p.second, p.lag_max_ms?)))
@@ -142,7 +148,11 @@ fn draw(title: &str, points: &[ChartPoint], path: &Path) -> anyhow::Result<()> {
         "end-to-end lag (received by ingest to written), per second",
         end,
         "ms",
-        &[("lag p50", &p50, BLACK), ("lag max", &max, CYAN)],
+        &[
+            ("lag p50", &p50, BLACK),
+            ("lag p99", &p99, RGBColor(230, 120, 0)),
+            ("lag max", &max, CYAN),
+        ],
     )?;
     if p50.is_empty() && max.is_empty() {
         let (width, height) = panels[3].dim_in_pixel();
@@ -233,6 +243,7 @@ mod tests {
             in_flight: 120,
             written_per_s: 78.0,
             lag_p50_ms: lag,
+            lag_p99_ms: lag.map(|l| l * 2.0),
             lag_max_ms: lag.map(|l| l * 3.0),
         }
     }
@@ -260,6 +271,7 @@ mod tests {
             "written/s",
             "end-to-end lag",
             "lag p50",
+            "lag p99",
             "lag max",
         ] {
             assert!(svg.contains(text), "no {text:?} in the SVG");
@@ -296,7 +308,7 @@ mod tests {
         );
         assert_eq!(
             lag_by_second(&records, start),
-            BTreeMap::from([(0, (5.0, 7.0)), (1, (20.0, 30.0))])
+            BTreeMap::from([(0, (5.0, 5.0, 7.0)), (1, (20.0, 20.0, 30.0))])
         );
     }
 }

@@ -177,3 +177,71 @@ pub async fn assert_exactly_once(emulator: &Emulator, table: &str, sent: &[Score
     );
     assert_eq!(check.reports, sent.len());
 }
+
+/// Message `i` of a run of `count` over `users` users, made on demand (the same fields as
+/// [`score_messages`] makes, from a `base` time the caller fixes for the run): a spike of a
+/// million writes never holds them all. `reportedAt` is `base` plus a permutation of
+/// 0..count seconds, so `base` must be at least `count` seconds in the past for ingest to
+/// accept every write.
+pub fn score_message(
+    prefix: &str,
+    i: usize,
+    count: usize,
+    users: usize,
+    base: OffsetDateTime,
+) -> ScoreMessageV1 {
+    let (bureau, max) = BUREAUS[i % BUREAUS.len()];
+    let offset = (i * 7919) % count.max(1);
+    ScoreMessageV1 {
+        version: 1,
+        report_id: format!("{prefix}-r{i:07}"),
+        user_id: format!("{prefix}-u{:05}", i % users.max(1)),
+        bureau: bureau.to_owned(),
+        score: (i as u64 * 37) % (max + 1),
+        reported_at: format_utc_millis(base + time::Duration::seconds(offset as i64)),
+        source: "batch:fault-tests".to_owned(),
+        received_at: None,
+    }
+}
+
+/// The `i` of a report id [`score_message`] made with `prefix`, or `None` for any other id.
+pub fn message_index(prefix: &str, report_id: &str) -> Option<usize> {
+    let digits = report_id.strip_prefix(prefix)?.strip_prefix("-r")?;
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_message_made_on_demand_carries_its_index_in_its_report_id() {
+        let base = OffsetDateTime::now_utc() - time::Duration::days(30);
+        for i in [0, 1, 7, 99_999, 1_234_567] {
+            let m = score_message("soak", i, 2_000_000, 10_000, base);
+            assert_eq!(message_index("soak", &m.report_id), Some(i));
+            assert_eq!(m.user_id, format!("soak-u{:05}", i % 10_000));
+        }
+        for id in [
+            "soak-r",
+            "soak-rx1",
+            "other-r0000001",
+            "soak-r+1",
+            "01JD0000",
+        ] {
+            assert_eq!(message_index("soak", id), None, "{id}");
+        }
+    }
+
+    #[test]
+    fn on_demand_messages_are_distinct_with_distinct_times_per_run() {
+        let base = OffsetDateTime::now_utc() - time::Duration::days(30);
+        let times: std::collections::HashSet<String> = (0..3_000)
+            .map(|i| score_message("s", i, 3_000, 50, base).reported_at)
+            .collect();
+        assert_eq!(times.len(), 3_000);
+    }
+}
