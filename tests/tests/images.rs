@@ -301,7 +301,12 @@ async fn the_worker_image_drains_200_messages_and_exits_0_on_sigterm_mid_drain_l
     let mut env = resources.env(&emulator);
     env.push(("AWS_ENDPOINT_URL_DYNAMODB".into(), proxy.url.clone()));
     env.push(("HEALTH_PORT".into(), health_port.clone()));
+    // One batch of 10 at a time: 20 slowed batches one after the other, so the drain lasts
+    // about 6 s and the SIGTERM below lands in it (at the defaults, 100 per batch and 4 at
+    // once, the 200 are written in well under a second).
     env.push(("POLLER_RECEIVE_LOOPS".into(), "1".into()));
+    env.push(("POLLER_BATCH_SIZE".into(), "10".into()));
+    env.push(("POLLER_BATCHES_IN_FLIGHT".into(), "1".into()));
 
     let mut first = Container::start("worker", &env);
     let pid = first.wait_for_process().await;
