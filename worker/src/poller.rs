@@ -209,7 +209,13 @@ impl Poller {
             ended = &mut gatherer => {
                 join_all(&mut receivers).await?;
                 ended.context("the batch gatherer panicked")?;
-                anyhow::bail!("every receive loop ended before shutdown was requested");
+                // The loops end only on shutdown: a request that raced the gatherer's end
+                // (every batch already finished) is a clean stop.
+                if !*shutdown.borrow() {
+                    anyhow::bail!("every receive loop ended before shutdown was requested");
+                }
+                tracing::info!("poller stopped");
+                return Ok(());
             }
         }
         if let Some(health) = &this.health {
