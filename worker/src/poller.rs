@@ -415,7 +415,6 @@ impl Poller {
                 Some(message)
             })
             .collect();
-        let all_receipts: Vec<String> = receipts.values().map(|(r, _)| r.clone()).collect();
         let work = async {
             let outcome = self.processor.process_batch(&inbound, deadline).await;
             outcome.report();
@@ -430,7 +429,7 @@ impl Poller {
         };
         tokio::select! {
             () = work => {}
-            never = self.keep_hidden(&all_receipts, batch.first_received, visibility) => match never {},
+            never = self.keep_hidden(&batch.messages, batch.first_received, visibility) => match never {},
         }
         // The batch's permits go back here, making room for the next receives.
         drop(batch);
@@ -440,21 +439,25 @@ impl Poller {
     /// so a slow batch's messages are not delivered again while they are being written.
     async fn keep_hidden(
         &self,
-        receipts: &[String],
+        messages: &[Message],
         since: Instant,
         visibility: Duration,
     ) -> Infallible {
+        // Read from the messages only when it fires: most batches end long before.
         let half = (visibility / 2).max(Duration::from_secs(1));
         let mut next = since + half;
         loop {
             tokio::time::sleep_until(next).await;
+            let seconds = i32::try_from(visibility.as_secs()).unwrap_or(i32::MAX);
+            let entries: Vec<(&String, i32)> = messages
+                .iter()
+                .filter_map(|m| Some((m.receipt_handle.as_ref()?, seconds)))
+                .collect();
             tracing::info!(
-                messages = receipts.len(),
+                messages = entries.len(),
                 visibility_timeout_s = visibility.as_secs(),
                 "batch still working at half its visibility timeout; extending it"
             );
-            let seconds = i32::try_from(visibility.as_secs()).unwrap_or(i32::MAX);
-            let entries: Vec<(&String, i32)> = receipts.iter().map(|r| (r, seconds)).collect();
             self.change_visibility(&entries, "extend the visibility of a working batch")
                 .await;
             next += half;
