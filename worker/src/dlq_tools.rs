@@ -16,9 +16,8 @@ use std::collections::{BTreeMap, HashMap};
 use anyhow::Context;
 use aws_sdk_sqs::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_sqs::types::{
-    ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry, Message,
-    MessageAttributeValue, MessageSystemAttributeName, QueueAttributeName,
-    SendMessageBatchRequestEntry,
+    ChangeMessageVisibilityBatchRequestEntry, Message, MessageAttributeValue,
+    MessageSystemAttributeName, QueueAttributeName, SendMessageBatchRequestEntry,
 };
 use backon::{BackoffBuilder, ExponentialBuilder};
 use clap::Subcommand;
@@ -786,17 +785,8 @@ impl DlqTools {
     async fn delete(&self, messages: &[&DlqMessage]) -> usize {
         let mut not_deleted = 0;
         for chunk in messages.chunks(10) {
-            let entries: Vec<DeleteMessageBatchRequestEntry> = chunk
-                .iter()
-                .enumerate()
-                .filter_map(|(i, m)| {
-                    DeleteMessageBatchRequestEntry::builder()
-                        .id(i.to_string())
-                        .receipt_handle(&m.receipt_handle)
-                        .build()
-                        .ok()
-                })
-                .collect();
+            let entries =
+                shared::sqs_batch::delete_entries(chunk.iter().map(|m| m.receipt_handle.as_str()));
             match self
                 .sqs
                 .delete_message_batch()

@@ -28,13 +28,15 @@ use std::time::Duration;
 
 use anyhow::Context;
 use aws_sdk_sqs::types::{
-    ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry, Message,
-    MessageSystemAttributeName, QueueAttributeName,
+    ChangeMessageVisibilityBatchRequestEntry, Message, MessageSystemAttributeName,
+    QueueAttributeName,
 };
 use futures::stream::{self, StreamExt};
 use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
+
+use shared::sqs_batch::{delete_entries, MAX_BATCH_ENTRIES};
 
 use crate::health::Health;
 use crate::processor::Processor;
@@ -43,8 +45,6 @@ use crate::settings::WorkerSettings;
 
 const MAX_VISIBILITY_SECONDS: u64 = 12 * 60 * 60;
 const MAX_FAILURE_DELAY_SECONDS: u64 = 300;
-/// SQS's limit per ReceiveMessage, DeleteMessageBatch and ChangeMessageVisibilityBatch call.
-const SQS_BATCH_LIMIT: usize = 10;
 
 #[derive(Debug, Clone)]
 pub struct PollerConfig {
@@ -71,7 +71,7 @@ impl PollerConfig {
             queue_url: queue_url.into(),
             receive_loops: settings.receive_loops,
             wait_time_seconds: 20,
-            max_messages: SQS_BATCH_LIMIT as i32,
+            max_messages: MAX_BATCH_ENTRIES as i32,
             batch_size: settings.batch_size,
             batch_window: settings.batch_window,
             batches_in_flight: settings.batches_in_flight,
@@ -83,7 +83,7 @@ impl PollerConfig {
     fn messages_per_receive(&self) -> usize {
         usize::try_from(self.max_messages)
             .unwrap_or(1)
-            .clamp(1, SQS_BATCH_LIMIT)
+            .clamp(1, MAX_BATCH_ENTRIES)
     }
 
     /// Messages the worker may hold at once: the batches in flight, one more gathering.
@@ -468,19 +468,9 @@ impl Poller {
     /// means the message comes back and is rewritten to the same item: idempotent, never a
     /// duplicate.
     async fn delete(&self, done: &[String]) {
-        stream::iter(done.chunks(SQS_BATCH_LIMIT))
+        stream::iter(done.chunks(MAX_BATCH_ENTRIES))
             .for_each_concurrent(None, |chunk| async move {
-                let entries: Vec<DeleteMessageBatchRequestEntry> = chunk
-                    .iter()
-                    .enumerate()
-                    .filter_map(|(i, receipt)| {
-                        DeleteMessageBatchRequestEntry::builder()
-                            .id(i.to_string())
-                            .receipt_handle(receipt)
-                            .build()
-                            .ok()
-                    })
-                    .collect();
+                let entries = delete_entries(chunk.iter().map(String::as_str));
                 match self
                     .sqs
                     .delete_message_batch()
@@ -522,7 +512,7 @@ impl Poller {
 
     /// ChangeMessageVisibilityBatch, 10 per call, the calls concurrently.
     async fn change_visibility(&self, entries: &[(&String, i32)], purpose: &str) {
-        stream::iter(entries.chunks(SQS_BATCH_LIMIT))
+        stream::iter(entries.chunks(MAX_BATCH_ENTRIES))
             .for_each_concurrent(None, |chunk| async move {
                 let entries: Vec<ChangeMessageVisibilityBatchRequestEntry> = chunk
                     .iter()
