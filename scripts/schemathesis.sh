@@ -218,7 +218,7 @@ curl -sf "$base/docs/swagger.json" -o "$OUT_DIR/openapi.json" || die "GET /docs/
 
 log "schemathesis $SCHEMATHESIS_VERSION: checks $CHECKS; up to $MAX_EXAMPLES fuzzed cases per operation"
 status=0
-"$VENV/bin/schemathesis" run "$base/docs/swagger.json" \
+"$VENV/bin/schemathesis" --config-file "$REPO_ROOT/scripts/schemathesis.toml" run "$base/docs/swagger.json" \
   --header "Authorization: Bearer $token" \
   --checks "$CHECKS" \
   --phases examples,coverage,fuzzing,stateful \

@@ -85,7 +85,11 @@ score_write_body! {
         pub user_id: Sent,
         ..
         /// Idempotency key (1..64 of [A-Za-z0-9_-]); send one so a retried entry is stored once.
-        #[schema(value_type = Option<String>, example = "bureau-file-2026-11-28-000042")]
+        #[schema(
+            value_type = Option<String>,
+            example = "bureau-file-2026-11-28-000042",
+            pattern = "^[A-Za-z0-9_-]{1,64}$"
+        )]
         pub report_id: Sent,
     }
 }
