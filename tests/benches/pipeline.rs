@@ -424,8 +424,8 @@ async fn drain_lambda_path(
 /// How the drain's clients reach the emulator.
 #[derive(Clone, Copy)]
 enum Connections {
-    /// Straight to moto, whose server answers every request with `Connection: close`: each
-    /// request opens a TCP connection, which the worker's CPU time then includes.
+    /// Straight to the emulator. moto's server answers every request with `Connection: close`,
+    /// so there each request opens a TCP connection, which the worker's CPU time then includes.
     OnePerRequest,
     /// Through a pass-through proxy that keeps client connections open, as DynamoDB and SQS
     /// endpoints do; bare loop and worker alike go through it.
@@ -435,14 +435,14 @@ enum Connections {
 impl Connections {
     fn short(self) -> &'static str {
         match self {
-            Self::OnePerRequest => "straight to moto",
+            Self::OnePerRequest => "straight to the emulator",
             Self::KeptAlive => "kept-alive connections",
         }
     }
 
     fn describe(self) -> &'static str {
         match self {
-            Self::OnePerRequest => "straight to moto: a new connection per request",
+            Self::OnePerRequest => "straight to the emulator (moto: a new connection per request)",
             Self::KeptAlive => "through a keep-alive proxy, as AWS endpoints keep connections",
         }
     }
