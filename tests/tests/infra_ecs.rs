@@ -233,6 +233,47 @@ fn ecs_backlog_per_task_and_keda_queue_length_are_the_same_documented_target() {
 }
 
 #[test]
+fn ecs_and_keda_cap_the_worker_at_the_same_documented_replica_count() {
+    let t = template();
+    let max_tasks = int(
+        t["Parameters"]["WorkerMaxTasks"].get("Default"),
+        "WorkerMaxTasks's default",
+    );
+    assert_eq!(
+        text(prop(resource(&t, "WorkerScalableTarget"), &["MaxCapacity"]).expect("a MaxCapacity")),
+        "WorkerMaxTasks"
+    );
+    let docs = k8s_docs();
+    let scaled = k8s_kind(&docs, "ScaledObject");
+    let max_replicas = int(scaled["spec"].get("maxReplicaCount"), "maxReplicaCount");
+    assert_eq!(
+        max_tasks, max_replicas,
+        "one figure, derived once in docs/beyond-lambda.md"
+    );
+    let doc = include_str!("../../docs/beyond-lambda.md");
+    assert!(
+        doc.contains(&format!("= {max_replicas}.**")),
+        "docs/beyond-lambda.md derives the most replicas, {max_replicas}"
+    );
+}
+
+/// The scaling targets are derived from the poller measured at its defaults, so the manifests
+/// run it at those defaults: an override would make the measurement describe another worker.
+#[test]
+fn the_manifests_run_the_poller_at_its_measured_defaults() {
+    let t = template();
+    let ecs = environment(container(&t, "WorkerTaskDefinition"));
+    let k8s = k8s_worker_env(&k8s_docs());
+    for (what, env) in [("infra/ecs.yaml", &ecs), ("deploy/k8s", &k8s)] {
+        let overrides: Vec<&String> = env.keys().filter(|k| k.starts_with("POLLER_")).collect();
+        assert!(
+            overrides.is_empty(),
+            "{what} overrides the poller's measured defaults: {overrides:?}"
+        );
+    }
+}
+
+#[test]
 fn the_worker_shutdown_grace_is_shorter_than_the_orchestrators_stop_timeouts() {
     let t = template();
     let worker = container(&t, "WorkerTaskDefinition");
