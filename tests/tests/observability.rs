@@ -686,8 +686,8 @@ async fn documents_counting(process: &RunningBinary, name: &str, total: f64) -> 
 }
 
 /// Every document belongs to exactly one of the invocations (its `requestId`); grouped by it.
-fn documents_by_invocation<'a>(
-    documents: &'a [Value],
+fn documents_by_invocation(
+    documents: &[Value],
     request_ids: &HashSet<&str>,
 ) -> BTreeMap<String, Vec<Value>> {
     let mut by_invocation: BTreeMap<String, Vec<Value>> = BTreeMap::new();
