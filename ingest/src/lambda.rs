@@ -107,21 +107,25 @@ pub fn service(
 > + Clone {
     tower::ServiceBuilder::new()
         .map_request(prepare)
-        // Lambda may freeze the process once the response is sent: metrics go out first.
-        .map_future(|response| async move {
-            let response = response.await;
-            shared::metrics::flush();
-            response
-        })
         .service(router)
 }
 
-/// One invocation, as the runtime calls it.
+/// One invocation, as the runtime calls it: with its own metrics, written when it ends and
+/// before its response is sent (Lambda may freeze the process then), and its own trace
+/// header for the messages it sends ([`shared::invocation`]). Several run at once under Lambda
+/// Managed Instances; nothing of one reaches another's.
 pub async fn handle(
     router: Router,
     event: LambdaEvent<Value>,
 ) -> Result<Value, lambda_http::Error> {
-    answer(router, event.payload, Some(event.context)).await
+    let request_id = event.context.request_id.clone();
+    let trace_id = event.context.xray_trace_id.clone();
+    shared::invocation::scope(
+        request_id,
+        trace_id,
+        answer(router, event.payload, Some(event.context)),
+    )
+    .await
 }
 
 /// The event read, the router called, the answer in the event's shape. A bad event is a 400
@@ -143,11 +147,7 @@ pub async fn answer(
             };
             (origin, response)
         }
-        Err(EventError::Bad(origin, error)) => {
-            let response = error.into_response();
-            shared::metrics::flush();
-            (origin, response)
-        }
+        Err(EventError::Bad(origin, error)) => (origin, error.into_response()),
         Err(EventError::NotApiGateway) => {
             const NOT_API_GATEWAY: &str =
                 "the event is neither an API Gateway REST (v1) nor HTTP API (v2) event";
@@ -218,9 +218,13 @@ pub async fn gateway_response(
     Ok(answer)
 }
 
+/// Serves the Runtime API: `AWS_LAMBDA_MAX_CONCURRENCY` invocations at once under Lambda
+/// Managed Instances, one at a time under standard Lambda (the variable is unset there).
+/// Everything invocations share is safe to share: the router's state is `Arc`s of clients and
+/// caches behind locks, and what is per invocation (metrics, trace) is scoped in [`handle`].
 pub async fn run(router: Router) -> anyhow::Result<()> {
     let handler = lambda_runtime::service_fn(move |event| handle(router.clone(), event));
-    lambda_runtime::run(handler)
+    lambda_runtime::run_concurrent(handler)
         .await
         .map_err(|e| anyhow::anyhow!(e))
 }

@@ -8,13 +8,15 @@
 //!   path) or into a typed body leniently (for ingest), naming every bad field;
 //! * [`item`]: the DynamoDB item mapping; [`aws`], [`sqs_batch`], [`provision`]: the SDK
 //!   clients, batched sends and provisioning; [`settings`], [`telemetry`] (logs),
-//!   [`metrics`] (CloudWatch EMF), [`runtime`].
+//!   [`metrics`] (CloudWatch EMF), [`runtime`]; [`invocation`]: what belongs to the one Lambda
+//!   invocation a task runs (its metrics and trace), apart from the others running beside it.
 //!
 //! Domain types know nothing of AWS; only [`item`], [`aws`], [`sqs_batch`] and [`provision`]
 //! touch SDK types.
 
 pub mod aws;
 pub mod domain;
+pub mod invocation;
 pub mod item;
 pub mod json_fields;
 pub mod message;

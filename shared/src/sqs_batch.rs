@@ -112,14 +112,11 @@ pub fn group_ranges(sizes: &[usize], max_bytes: usize) -> Vec<std::ops::Range<us
     groups
 }
 
-/// Sends every message, in groups, with at most `concurrency` calls in flight. Returns one
-/// result per message, in order: the SQS message id, or why it was not taken.
-/// The trace header the Lambda runtime sets for this invocation (`_X_AMZN_TRACE_ID`), when
-/// there is one.
+/// The trace header of the Lambda invocation in progress, when there is one. Read from the
+/// invocation's own context ([`crate::invocation`]), not from `_X_AMZN_TRACE_ID`: with
+/// concurrent invocations the runtime sets no such variable, and it would be shared.
 pub fn current_trace_header() -> Option<String> {
-    std::env::var("_X_AMZN_TRACE_ID")
-        .ok()
-        .filter(|v| !v.is_empty())
+    crate::invocation::trace_header()
 }
 
 /// `AWSTraceHeader` as SQS takes it. The SDK also sends the header as `X-Amzn-Trace-Id`,
@@ -144,6 +141,8 @@ pub fn trace_attribute(
     )]))
 }
 
+/// Sends every message, in groups, with at most `concurrency` calls in flight. Returns one
+/// result per message, in order: the SQS message id, or why it was not taken.
 pub async fn send_all(
     client: &aws_sdk_sqs::Client,
     queue_url: &str,

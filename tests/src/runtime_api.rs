@@ -2,9 +2,12 @@
 //! in Lambda mode (`AWS_LAMBDA_RUNTIME_API`) in tests and benchmarks.
 //!
 //! It hands out the queued events one per `next` poll and records each response. Once the
-//! queue is empty, `next` waits, as the real API does between invocations.
+//! queue is empty, `next` waits, as the real API does between invocations. Several polls may
+//! wait at once (a function serving concurrent invocations, as under Lambda Managed
+//! Instances): each gets its own event, and the API counts how many were out at once.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -25,9 +28,22 @@ pub struct Invocation {
     pub body: String,
 }
 
+/// The trace every invocation gets unless queued with its own (`Lambda-Runtime-Trace-Id`).
+pub const DEFAULT_TRACE_ID: &str =
+    "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
+
+struct Queued {
+    request_id: String,
+    event: String,
+    trace_id: String,
+}
+
 #[derive(Default)]
 struct Inner {
-    pending: Mutex<VecDeque<(String, String)>>,
+    pending: Mutex<VecDeque<Queued>>,
+    /// Invocations handed out and not yet answered, and the most there ever were at once.
+    in_flight: AtomicUsize,
+    most_in_flight: AtomicUsize,
     results: Mutex<Vec<Invocation>>,
     first_poll: Mutex<Option<Instant>>,
     init_error: Mutex<Option<String>>,
@@ -72,14 +88,24 @@ impl FakeRuntimeApi {
 
     /// Queues an event; returns its request id.
     pub async fn invoke(&self, event: String) -> String {
+        self.invoke_traced(event, DEFAULT_TRACE_ID).await
+    }
+
+    /// Queues an event with its own X-Ray trace header; returns its request id.
+    pub async fn invoke_traced(&self, event: String, trace_id: &str) -> String {
         let id = ulid::Ulid::new().to_string();
-        self.inner
-            .pending
-            .lock()
-            .await
-            .push_back((id.clone(), event));
+        self.inner.pending.lock().await.push_back(Queued {
+            request_id: id.clone(),
+            event,
+            trace_id: trace_id.to_owned(),
+        });
         self.inner.changed.notify_waiters();
         id
+    }
+
+    /// The most invocations the function had in hand at once (handed out, not yet answered).
+    pub fn most_in_flight(&self) -> usize {
+        self.inner.most_in_flight.load(Ordering::SeqCst)
     }
 
     /// Waits (bounded) for the function's answer to `request_id`.
@@ -126,7 +152,14 @@ async fn next(State(inner): State<Arc<Inner>>) -> Response {
     }
     loop {
         let notified = inner.changed.notified();
-        if let Some((id, event)) = inner.pending.lock().await.pop_front() {
+        if let Some(Queued {
+            request_id: id,
+            event,
+            trace_id,
+        }) = inner.pending.lock().await.pop_front()
+        {
+            let now = inner.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+            inner.most_in_flight.fetch_max(now, Ordering::SeqCst);
             let deadline = time::OffsetDateTime::now_utc() + time::Duration::seconds(30);
             let deadline_ms = (deadline.unix_timestamp_nanos() / 1_000_000).to_string();
             let mut headers = HeaderMap::new();
@@ -141,10 +174,7 @@ async fn next(State(inner): State<Arc<Inner>>) -> Response {
                 "lambda-runtime-invoked-function-arn",
                 "arn:aws:lambda:us-east-1:123456789012:function:test",
             );
-            put(
-                "lambda-runtime-trace-id",
-                "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1",
-            );
+            put("lambda-runtime-trace-id", &trace_id);
             put("content-type", "application/json");
             return (StatusCode::OK, headers, event).into_response();
         }
@@ -153,6 +183,9 @@ async fn next(State(inner): State<Arc<Inner>>) -> Response {
 }
 
 async fn record(inner: &Inner, id: String, kind: &'static str, body: Bytes) -> StatusCode {
+    let _ = inner
+        .in_flight
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
     inner.results.lock().await.push(Invocation {
         request_id: id,
         kind,

@@ -2,19 +2,20 @@
 //! emulator behind): CloudWatch EMF documents that follow the specification and count what
 //! the batch or request did, JSON log lines with the Lambda request id, the X-Ray trace id
 //! and the correlation id as top-level members, the correlation id and trace header carried
-//! ingest → SQS → worker → DLQ, and errors logged with their causes.
+//! ingest → SQS → worker → DLQ, and errors logged with their causes; and all of it kept
+//! apart per invocation when one process serves several at once (Lambda Managed Instances).
 
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
-use pipeline_tests::runtime_api::LambdaFunction;
+use pipeline_tests::runtime_api::{LambdaFunction, DEFAULT_TRACE_ID};
 use pipeline_tests::{AuthUnderTest, Emulator, RunningBinary, TestResources};
 use serde_json::{json, Value};
 use shared::metrics::names;
 
 const NAMESPACE: &str = "ObservabilityTest";
 /// The trace the fake Runtime API hands every invocation (`Lambda-Runtime-Trace-Id`).
-const TRACE_ID: &str = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
+const TRACE_ID: &str = DEFAULT_TRACE_ID;
 const HTTP_V2: &str = include_str!("fixtures/apigw_v2_http_post_score.json");
 /// The fixture's `requestContext.requestId`.
 const GATEWAY_REQUEST_ID: &str = "JKJaXmPLvHcESHA=";
@@ -408,12 +409,21 @@ struct IngestLambda {
 }
 
 async fn start_ingest_lambda() -> IngestLambda {
+    start_ingest_lambda_with(&[]).await
+}
+
+async fn start_ingest_lambda_with(extra_env: &[(&str, &str)]) -> IngestLambda {
     let emulator = Emulator::connect().await;
     let resources = emulator.create_resources().await;
     let auth = AuthUnderTest::start().await;
     let mut env = resources.env(&emulator);
     env.extend(metrics_env());
     env.extend(auth.ingest_env());
+    env.extend(
+        extra_env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    );
     env.push((
         "CURSOR_SIGNING_KEY".into(),
         "observability-test-cursor-key-of-32-bytes".into(),
@@ -434,6 +444,13 @@ impl IngestLambda {
         body: &str,
         correlation: Option<&str>,
     ) -> (String, Value) {
+        self.function
+            .invoke(self.post_event(report_id, body, correlation))
+            .await
+    }
+
+    /// An HTTP API (v2) event writing `body` for alice under `report_id`.
+    fn post_event(&self, report_id: &str, body: &str, correlation: Option<&str>) -> String {
         let mut event: Value = serde_json::from_str(
             &HTTP_V2
                 .replace("__STAGE__", "$default")
@@ -446,7 +463,7 @@ impl IngestLambda {
         if let Some(id) = correlation {
             event["headers"]["x-correlation-id"] = json!(id);
         }
-        self.function.invoke(event.to_string()).await
+        event.to_string()
     }
 }
 
@@ -606,5 +623,337 @@ async fn ingest_emits_request_metrics_by_route_and_status_and_rejections_by_fiel
     assert_eq!(
         by_status,
         BTreeMap::from([("202".into(), 1), ("422".into(), 1)])
+    );
+}
+
+// ---------------------------------------------------------------- concurrent invocations
+
+/// `AWS_LAMBDA_MAX_CONCURRENCY` as Lambda Managed Instances sets it: one execution
+/// environment is sent this many invocations at once.
+const MAX_CONCURRENCY: &str = "8";
+
+/// A trace header of its own for invocation `i`.
+fn trace_of(i: usize) -> String {
+    format!("Root=1-5759e988-{i:024x};Parent=53995c3f42cd8ad8;Sampled=1")
+}
+
+/// Queues every event at once, then waits for every answer; the answers in the same order.
+async fn invoke_all(
+    function: &LambdaFunction,
+    events: Vec<(String, String)>,
+) -> Vec<(String, Value)> {
+    let mut ids = Vec::new();
+    for (event, trace) in events {
+        ids.push(function.runtime.invoke_traced(event, &trace).await);
+    }
+    let results = futures::future::join_all(
+        ids.iter()
+            .map(|id| function.runtime.result(id, Duration::from_secs(60))),
+    )
+    .await;
+    ids.into_iter()
+        .zip(results)
+        .map(|(id, result)| {
+            let result = result
+                .unwrap_or_else(|| panic!("no answer to {id}; log:\n{}", function.process.log()));
+            assert_eq!(result.kind, "response", "{}", result.body);
+            let answer = serde_json::from_str(&result.body).expect("the function answers JSON");
+            (id, answer)
+        })
+        .collect()
+}
+
+/// Several invocations were in hand at once, never more than the environment was sent.
+fn assert_invocations_overlapped(function: &LambdaFunction) {
+    let most = function.runtime.most_in_flight();
+    let limit: usize = MAX_CONCURRENCY.parse().expect("a number");
+    assert!(
+        (2..=limit).contains(&most),
+        "at most {most} invocation(s) in hand at once, expected 2 to {limit}"
+    );
+    eprintln!("invocations in hand at once: at most {most} (AWS_LAMBDA_MAX_CONCURRENCY={limit})");
+}
+
+/// Waits until the documents count `total` of counter `name` (each invocation writes its own
+/// before answering; the log file read races the write).
+async fn documents_counting(process: &RunningBinary, name: &str, total: f64) -> Vec<Value> {
+    pipeline_tests::eventually(Duration::from_secs(5), || async {
+        let documents = emf_documents(process);
+        (counter(&documents, name, &[]) >= total).then_some(documents)
+    })
+    .await
+    .unwrap_or_else(|| panic!("{name} never reached {total}; log:\n{}", process.log()))
+}
+
+/// Every document belongs to exactly one of the invocations (its `requestId`); grouped by it.
+fn documents_by_invocation(
+    documents: &[Value],
+    request_ids: &HashSet<&str>,
+) -> BTreeMap<String, Vec<Value>> {
+    let mut by_invocation: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    for document in documents {
+        assert_valid_emf(document);
+        let id = document["requestId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("a document of no invocation: {document}"));
+        assert!(
+            request_ids.contains(id),
+            "{id} is no invocation's: {document}"
+        );
+        by_invocation
+            .entry(id.to_owned())
+            .or_default()
+            .push(document.clone());
+    }
+    by_invocation
+}
+
+#[tokio::test]
+async fn ingest_serving_concurrent_invocations_keeps_each_ones_answer_trace_logs_and_metrics_apart()
+{
+    let ingest = start_ingest_lambda_with(&[("AWS_LAMBDA_MAX_CONCURRENCY", MAX_CONCURRENCY)]).await;
+    let writes = 32;
+    let events = (0..writes)
+        .map(|i| {
+            let event = ingest.post_event(&format!("concurrent-{i}"), VALID_BODY, None);
+            (event, trace_of(i))
+        })
+        .collect();
+    let answers = invoke_all(&ingest.function, events).await;
+    assert_invocations_overlapped(&ingest.function);
+
+    // Each answer is its own write's.
+    let mut invocation_of_report = BTreeMap::new();
+    for (i, (request_id, answer)) in answers.iter().enumerate() {
+        assert_eq!(answer["statusCode"], 202, "{answer}");
+        let body: Value =
+            serde_json::from_str(answer["body"].as_str().expect("a body")).expect("a JSON body");
+        assert_eq!(body["reportId"], format!("concurrent-{i}"), "{answer}");
+        invocation_of_report.insert(format!("concurrent-{i}"), (request_id.clone(), i));
+    }
+    let request_ids: HashSet<&str> = answers.iter().map(|(id, _)| id.as_str()).collect();
+
+    // One message per write, carrying the trace of the invocation that sent it.
+    let messages = ingest
+        .emulator
+        .receive_all(&ingest.resources.queue_url)
+        .await;
+    assert_eq!(messages.len(), writes);
+    for message in &messages {
+        let body: Value = serde_json::from_str(message.body().expect("a body")).expect("JSON");
+        let report_id = body["reportId"].as_str().expect("a reportId");
+        let (_, i) = &invocation_of_report[report_id];
+        let trace = message
+            .attributes()
+            .and_then(|a| a.get(&aws_sdk_sqs::types::MessageSystemAttributeName::AwsTraceHeader));
+        assert_eq!(trace, Some(&trace_of(*i)), "{report_id}");
+    }
+
+    // Every line an invocation logs carries its own request id and trace.
+    let lines = json_lines(&ingest.function.process);
+    let accepted = log_lines(&lines, "score accepted");
+    assert_eq!(accepted.len(), writes);
+    for line in &accepted {
+        let (request_id, i) = &invocation_of_report[line["reportId"].as_str().expect("reportId")];
+        assert_eq!(line["requestId"], request_id.as_str(), "{line}");
+        assert_eq!(line["xrayTraceId"], trace_of(*i), "{line}");
+    }
+    let requests = log_lines(&lines, "request");
+    let logged: HashSet<&str> = requests
+        .iter()
+        .filter_map(|line| line["requestId"].as_str())
+        .collect();
+    assert_eq!(requests.len(), writes);
+    assert_eq!(
+        logged, request_ids,
+        "one request line per invocation, each its own"
+    );
+    for line in lines.iter().filter(|l| l.get("correlationId").is_some()) {
+        assert!(
+            line["requestId"]
+                .as_str()
+                .is_some_and(|id| request_ids.contains(id)),
+            "a line logged during a request without its invocation: {line}"
+        );
+    }
+
+    // Each invocation's metrics are its own documents, counting its request alone; together
+    // they count every request once.
+    let documents = documents_counting(&ingest.function.process, names::REQUESTS_ALL, 32.0).await;
+    let by_invocation = documents_by_invocation(&documents, &request_ids);
+    assert_eq!(
+        by_invocation.len(),
+        writes,
+        "every invocation wrote its own"
+    );
+    for (request_id, own) in &by_invocation {
+        assert_eq!(
+            counter(own, names::REQUESTS_ALL, &[]),
+            1.0,
+            "{request_id}: {own:?}"
+        );
+        assert_eq!(
+            counter(own, names::ACCEPTED_WRITES, &[]),
+            1.0,
+            "{request_id}"
+        );
+        assert_eq!(
+            distribution(own, names::REQUEST_LATENCY).len(),
+            1,
+            "{request_id}"
+        );
+        assert_eq!(
+            distribution(own, names::SQS_SEND_LATENCY).len(),
+            1,
+            "{request_id}"
+        );
+    }
+    let route = "/v1/users/{userId}/credit-scores";
+    assert_eq!(
+        counter(
+            &documents,
+            names::REQUESTS,
+            &[("Route", route), ("Status", "202")]
+        ),
+        32.0
+    );
+    assert_eq!(counter(&documents, names::REQUESTS_ALL, &[]), 32.0);
+    assert_eq!(counter(&documents, names::ACCEPTED_WRITES, &[]), 32.0);
+}
+
+#[tokio::test]
+async fn the_worker_serving_concurrent_batches_writes_each_record_once_and_keeps_each_batchs_failures_logs_and_metrics_apart(
+) {
+    // A DLQ that does not exist: poison cannot be parked, so each batch must report exactly
+    // its own poison records as failures.
+    let missing_dlq = "http://127.0.0.1:1/000000000000/no-such-dlq";
+    let worker = start_worker_lambda(&[
+        ("AWS_LAMBDA_MAX_CONCURRENCY", MAX_CONCURRENCY),
+        ("DLQ_URL", missing_dlq),
+    ])
+    .await;
+    let batches = 16;
+    let per_batch = 25;
+    let mut expected_failures: Vec<Vec<String>> = Vec::new();
+    let events = (0..batches)
+        .map(|b| {
+            let mut records: Vec<Value> = (0..per_batch)
+                .map(|r| {
+                    let report_id = format!("batch-{b}-record-{r}");
+                    let body = score_body(&report_id, "alice", Duration::from_secs(1));
+                    sqs_record(&format!("m-{b}-{r}"), &body, None, None)
+                })
+                .collect();
+            let poison: Vec<String> = (0..b % 3).map(|p| format!("poison-{b}-{p}")).collect();
+            records.extend(
+                poison
+                    .iter()
+                    .map(|id| sqs_record(id, "{not json", None, None)),
+            );
+            expected_failures.push(poison);
+            (json!({ "Records": records }).to_string(), trace_of(b))
+        })
+        .collect();
+    let answers = invoke_all(&worker.function, events).await;
+    assert_invocations_overlapped(&worker.function);
+
+    // Each batch lists its own failures, and only those.
+    let mut batch_of_invocation = BTreeMap::new();
+    for (b, ((request_id, answer), expected)) in answers.iter().zip(&expected_failures).enumerate()
+    {
+        let mut failed: Vec<String> = answer["batchItemFailures"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{answer}"))
+            .iter()
+            .map(|f| f["itemIdentifier"].as_str().expect("an id").to_owned())
+            .collect();
+        failed.sort();
+        assert_eq!(&failed, expected, "batch {b}: {answer}");
+        batch_of_invocation.insert(request_id.clone(), b);
+    }
+    let request_ids: HashSet<&str> = answers.iter().map(|(id, _)| id.as_str()).collect();
+
+    // Every valid record written, once.
+    let mut written: Vec<String> = worker
+        .emulator
+        .reports(&worker.resources.table_name)
+        .await
+        .iter()
+        .map(|r| r.report.report_id.to_string())
+        .collect();
+    written.sort();
+    let mut expected: Vec<String> = (0..batches)
+        .flat_map(|b| (0..per_batch).map(move |r| format!("batch-{b}-record-{r}")))
+        .collect();
+    expected.sort();
+    assert_eq!(written, expected);
+
+    // Each record's outcome line carries the request id of the invocation whose batch held it.
+    let lines = json_lines(&worker.function.process);
+    let outcomes = log_lines(&lines, "record outcome");
+    let poison_total: usize = expected_failures.iter().map(Vec::len).sum();
+    assert_eq!(outcomes.len(), batches * per_batch + poison_total);
+    for line in &outcomes {
+        let message_id = line["messageId"].as_str().expect("a messageId");
+        let request_id = line["requestId"].as_str().expect("a requestId");
+        let b = batch_of_invocation[request_id];
+        assert!(
+            message_id.starts_with(&format!("m-{b}-"))
+                || message_id.starts_with(&format!("poison-{b}-")),
+            "{message_id} logged by batch {b}'s invocation: {line}"
+        );
+        assert_eq!(line["xrayTraceId"], trace_of(b), "{line}");
+        let expected_outcome = if message_id.starts_with("poison") {
+            "retry"
+        } else {
+            "written"
+        };
+        assert_eq!(line["outcome"], expected_outcome, "{line}");
+    }
+    let batch_lines = log_lines(&lines, "batch processed");
+    assert_eq!(batch_lines.len(), batches);
+    for line in &batch_lines {
+        let b = batch_of_invocation[line["requestId"].as_str().expect("a requestId")];
+        assert_eq!(line["records"], per_batch + b % 3, "{line}");
+        assert_eq!(line["written"], per_batch, "{line}");
+    }
+
+    // Each invocation's metrics count its own batch; together, every record once.
+    let total_written = (batches * per_batch) as f64;
+    let documents =
+        documents_counting(&worker.function.process, names::WRITTEN, total_written).await;
+    let by_invocation = documents_by_invocation(&documents, &request_ids);
+    assert_eq!(
+        by_invocation.len(),
+        batches,
+        "every invocation wrote its own"
+    );
+    for (request_id, own) in &by_invocation {
+        let b = batch_of_invocation[request_id];
+        assert_eq!(
+            counter(own, names::BATCH_RECORDS, &[]),
+            (per_batch + b % 3) as f64,
+            "{request_id}"
+        );
+        assert_eq!(
+            counter(own, names::WRITTEN, &[]),
+            per_batch as f64,
+            "{request_id}"
+        );
+        assert_eq!(
+            distribution(own, names::BATCH_DURATION).len(),
+            1,
+            "{request_id}"
+        );
+        assert_eq!(
+            distribution(own, names::END_TO_END_LAG).len(),
+            per_batch,
+            "{request_id}"
+        );
+    }
+    assert_eq!(counter(&documents, names::WRITTEN, &[]), total_written);
+    assert_eq!(
+        counter(&documents, names::BATCH_RECORDS, &[]),
+        total_written + poison_total as f64
     );
 }

@@ -376,7 +376,20 @@ pub fn deadline_from(lambda_deadline: SystemTime, margin: Duration) -> Instant {
     Instant::now() + left
 }
 
+/// One batch: its own deadline (the invocation's, less `margin`) and its own metrics, written
+/// when it ends and before the response is sent, since Lambda may freeze the process then.
+/// Under Lambda Managed Instances several run at once; nothing of one reaches another's.
 pub async fn handle_sqs_event(
+    processor: &Processor,
+    margin: Duration,
+    event: LambdaEvent<SqsRecords>,
+) -> Result<SqsBatchResponse, lambda_runtime::Error> {
+    let request_id = event.context.request_id.clone();
+    let trace_id = event.context.xray_trace_id.clone();
+    shared::invocation::scope(request_id, trace_id, handle_batch(processor, margin, event)).await
+}
+
+async fn handle_batch(
     processor: &Processor,
     margin: Duration,
     event: LambdaEvent<SqsRecords>,
@@ -385,8 +398,6 @@ pub async fn handle_sqs_event(
     let messages = event.payload.into_inbound();
     let outcome = processor.process_batch(&messages, deadline).await;
     outcome.report();
-    // Lambda may freeze the process once the response is sent: the metrics go out now.
-    shared::metrics::flush();
     let mut response = SqsBatchResponse::default();
     response.batch_item_failures = outcome
         .failed

@@ -120,7 +120,10 @@ async fn run() -> anyhow::Result<()> {
     let processor = build_processor(&settings, &sdk);
     if shared::telemetry::running_in_lambda() {
         let margin = settings.deadline_margin;
-        lambda_runtime::run(service_fn(move |event: LambdaEvent<_>| {
+        // AWS_LAMBDA_MAX_CONCURRENCY batches at once under Lambda Managed Instances, one at a
+        // time under standard Lambda. They share the processor (clients, settings; no
+        // per-batch state), and each batch's deadline and metrics are its own.
+        lambda_runtime::run_concurrent(service_fn(move |event: LambdaEvent<_>| {
             let processor = processor.clone();
             async move { lambda::handle_sqs_event(&processor, margin, event).await }
         }))

@@ -64,12 +64,11 @@ pub async fn observe(mut request: Request, next: Next) -> Response {
         );
     });
     metrics::count(names::REQUESTS_ALL, 1);
-    ::metrics::counter!(
+    metrics::count_with(
         names::REQUESTS,
-        "Route" => route,
-        "Status" => status.as_u16().to_string()
-    )
-    .increment(1);
+        [("Route", route), ("Status", status.as_u16().to_string())],
+        1,
+    );
     if status.is_client_error() {
         metrics::count(names::ERRORS_4XX, 1);
     } else if status.is_server_error() {
