@@ -367,11 +367,12 @@ impl Settings {
             .expect("HTTP client")
     }
 
-    /// One token per user, minted once (a million mints would cost the clients' CPU).
+    /// One token per user that writes, minted once (a million mints would cost the clients'
+    /// CPU; a small run needs fewer tokens than users).
     fn tokens(&self) -> Arc<Vec<String>> {
         let minter = DevTokens::default();
         Arc::new(
-            (0..self.writes.users)
+            (0..self.writes.users.min(self.writes.count))
                 .map(|u| {
                     let user = self.writes.message(u).user_id;
                     minter.mint(&user, &[], Duration::from_secs(4 * 3600))
