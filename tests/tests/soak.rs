@@ -1,6 +1,10 @@
 //! The spike test (`make soak`, not in the default run): many concurrent clients write through
 //! the `ingest` binary (server mode) while `worker` binaries in poller mode, at their default
-//! batching settings, drain one queue as the writes arrive.
+//! batching settings, drain one queue as the writes arrive. With SOAK_TARGET=deployed (`make
+//! soak-deployed`) the same clients write through infra/template.yaml deployed into MiniStack
+//! instead: the API Gateway route, the ingest Lambda, the SQS event source mapping and the
+//! worker Lambda (20,000 writes by default; no SendMessage baseline; SOAK_STACK_PARAMS, e.g.
+//! `WorkerMaximumConcurrency=20`, changes stack parameters).
 //!
 //! It asserts that every write was answered 2xx, or 503 and then retried with the same
 //! `Idempotency-Key` until 2xx (nothing else, no transport errors), that every accepted write
@@ -16,7 +20,9 @@
 //! count (emulators; MiniStack sorts the whole table for every Scan page), or with
 //! SOAK_SCAN_SEGMENTS=n a parallel Scan of n segments (for AWS, where the count is stale).
 //!
-//! Knobs (environment): SOAK_WRITES (100000), SOAK_CLIENTS (32), SOAK_USERS (10000),
+//! Knobs (environment): SOAK_TARGET (server, or deployed), SOAK_STACK_PARAMS (deployed: space
+//! separated `Key=Value` stack parameters), SOAK_WRITES (100000; 20000 deployed), SOAK_CLIENTS
+//! (32), SOAK_USERS (10000),
 //! SOAK_WORKERS (2 poller processes per queue), SOAK_SHARDS (1: one queue; moto needs more,
 //! see docs/emulators.md), SOAK_SQS_SEND_TIMEOUT_MS (3000, ingest's default),
 //! SOAK_BASELINE_SECONDS (10; 0 skips the baseline), SOAK_MIN_RATIO (unset: the ratio is
@@ -31,7 +37,8 @@
 //! Draws the run as an SVG chart (accepted/s, queue depth, written/s, end-to-end lag p50, p99
 //! and max) in target/soak/: `spike-<unix time>.svg` and the latest as `spike.svg`. The lag,
 //! and written/s when present, come from the pollers' EMF metric lines on stdout
-//! (`METRICS=emf`, flushed every second).
+//! (`METRICS=emf`, flushed every second), or in deployed mode from the worker Lambda's, one
+//! document per invocation, read from the emulator's CloudWatch Logs after the drain.
 
 use std::collections::BTreeMap;
 use std::process::{Child, Command, Stdio};
@@ -575,17 +582,19 @@ async fn spike_through_the_deployed_stack() {
             spike.started_unix_ms,
         )
         .await;
+    // One document per invocation: their Written counters should add up to the writes.
     println!(
-        "\nthe worker Lambda's EMF documents since the first write: {} ({} carry Written, {} \
-         EndToEndLag), from its log group in the emulator's CloudWatch Logs",
+        "\nthe worker Lambda's EMF documents since the first write: {} ({} carry Written, adding \
+         up to {}; {} EndToEndLag), from its log group in the emulator's CloudWatch Logs",
         metrics.len(),
         metrics.iter().filter(|m| m.written.is_some()).count(),
+        metrics.iter().filter_map(|m| m.written).sum::<f64>(),
         metrics.iter().filter(|m| !m.lag_ms.is_empty()).count()
     );
     print_lag(&metrics);
     draw_chart(
         &format!(
-            "soak, deployed stack: {} writes, {clients} clients, API Gateway, ingest and worker Lambdas",
+            "soak, deployed stack: {} writes, {clients} clients",
             writes.count
         ),
         &spike,
