@@ -13,7 +13,7 @@ SHELL_SCRIPTS := localstack/start.sh localstack/stop.sh localstack/provision.sh 
 	scripts/lib.sh scripts/dev.sh scripts/test.sh scripts/with-emulator.sh scripts/bench.sh scripts/vendor-swagger-ui.sh scripts/schemathesis.sh scripts/fuzz.sh scripts/soak.sh scripts/deny.sh scripts/tools-venv.sh scripts/dev-lambda.sh scripts/lint-deploy.sh images/build-local.sh infra/package.sh infra/lint.sh infra/deploy-local.sh .ci/run
 
 .PHONY: help dev dev-stop dev-lambda dev-lambda-stop test lint lint-rust lint-sh fmt emulator-up emulator-down \
-	provision bench package clean distclean schemathesis fuzz soak lint-infra lint-deny lint-deploy sbom image
+	provision bench package clean distclean schemathesis fuzz soak soak-deployed lint-infra lint-deny lint-deploy sbom image
 
 help: ## list the targets
 	@echo "Usage: make <target>"
@@ -75,6 +75,9 @@ fuzz: ## every fuzz target: seeds replayed, then mutated inputs (FUZZ_SECONDS ea
 
 soak: ## spike test on MiniStack: 100,000 writes through ingest onto one queue while 2 worker pollers drain, exactly once, against a direct SendMessage baseline, charted to target/soak/spike.svg (SOAK_WRITES=1000000 for a million; not in make test)
 	@bash scripts/soak.sh
+
+soak-deployed: ## the spike through infra/template.yaml deployed into MiniStack (API Gateway, ingest and worker Lambdas, event source mapping): 20,000 writes, exactly once, charted (SOAK_TARGET=deployed make soak)
+	@SOAK_TARGET=deployed bash scripts/soak.sh
 
 lint-deny: ## cargo deny check: advisories (offline snapshot, ADVISORY_DB), licences, bans, sources
 	@bash scripts/deny.sh

@@ -24,8 +24,13 @@
 #       moto: its ReceiveMessage cost grows with queue depth, so spread the load over queues
 #       (docs/emulators.md); SOAK_PROBE_DEPTH=3000 measures that growth at the end
 #   SOAK_BREAK=drop|double scripts/soak.sh                must fail: shows the check bites
+#   SOAK_TARGET=deployed scripts/soak.sh                  (`make soak-deployed`) the same spike
+#       through infra/template.yaml deployed into MiniStack: API Gateway route, ingest Lambda,
+#       event source mapping, worker Lambda; 20,000 writes by default; lag and written/s from
+#       the worker Lambda's EMF lines in the emulator's CloudWatch Logs; no SendMessage
+#       baseline. SOAK_STACK_PARAMS='WorkerMaximumConcurrency=20' changes stack parameters.
 #
-# Knobs: SOAK_WRITES, SOAK_CLIENTS, SOAK_USERS, SOAK_WORKERS, SOAK_SHARDS,
+# Knobs: SOAK_TARGET (server | deployed), SOAK_STACK_PARAMS, SOAK_WRITES, SOAK_CLIENTS, SOAK_USERS, SOAK_WORKERS, SOAK_SHARDS,
 # SOAK_SQS_SEND_TIMEOUT_MS, SOAK_BASELINE_SECONDS, SOAK_MIN_RATIO, SOAK_MAX_ATTEMPTS,
 # SOAK_SCAN_SEGMENTS (0: a Query per user, n: a parallel Scan), SOAK_TIMEOUT_SECONDS,
 # SOAK_PROBE_DEPTH, SOAK_BREAK (see tests/tests/soak.rs).
@@ -44,8 +49,20 @@ ensure_run_dir
 log "building the binaries the test starts (cargo build --workspace --bins)"
 cargo build --workspace --bins
 
-log "running the spike test on ${EMULATOR:-ministack}; output also in .run/soak.log"
 # MiniStack, the project's default emulator, unless told otherwise: its SQS costs stay flat as
 # one queue grows, so the spike goes through a single queue as it would on AWS.
 export EMULATOR="${EMULATOR:-ministack}"
+export SOAK_TARGET="${SOAK_TARGET:-server}"
+case "$SOAK_TARGET" in
+  server) ;;
+  deployed)
+    # The deployed stack runs its functions as emulator processes: only MiniStack does that
+    # without Docker. The test deploys with the pinned tools; install them once, here.
+    [[ "$EMULATOR" == ministack ]] || die "SOAK_TARGET=deployed needs EMULATOR=ministack, got '$EMULATOR'"
+    bash "$REPO_ROOT/infra/deploy-local.sh" --ensure-tools
+    ;;
+  *) die "SOAK_TARGET must be server or deployed, got '$SOAK_TARGET'" ;;
+esac
+
+log "running the spike test ($SOAK_TARGET) on $EMULATOR; output also in .run/soak.log"
 bash "$REPO_ROOT/scripts/test.sh" --test soak -- --ignored --nocapture 2>&1 | tee "$RUN_DIR/soak.log"

@@ -3,12 +3,14 @@
 //! mapping. Each test deploys a stack of its own name; the functions run the workspace's
 //! debug binaries (the emulator runs them as local processes, so they need no cross build).
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::emf::{self, EmfRecord};
 use crate::emulator::{unique_name, Emulator};
 use crate::workspace_binary;
 
@@ -186,8 +188,7 @@ impl DeployedStack {
     }
 
     /// The worker's event source mapping as the emulator's Lambda API describes it (raw
-    /// JSON), e.g. its `LastProcessingResult`. The emulator does not check signatures; the
-    /// Authorization header only names the service.
+    /// JSON), e.g. its `LastProcessingResult`.
     pub async fn worker_event_source_mapping(&self, emulator: &Emulator) -> serde_json::Value {
         let url = format!(
             "{}/2015-03-31/event-source-mappings/?FunctionName={}",
@@ -198,10 +199,7 @@ impl DeployedStack {
             .build()
             .expect("an HTTP client")
             .get(url)
-            .header(
-                "Authorization",
-                "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/lambda/aws4_request, SignedHeaders=host, Signature=0",
-            )
+            .header("Authorization", unsigned_authorization("lambda"))
             .send()
             .await
             .expect("ListEventSourceMappings on the emulator");
@@ -212,4 +210,98 @@ impl DeployedStack {
             .cloned()
             .unwrap_or_else(|| panic!("no event source mapping for the worker: {body}"))
     }
+
+    /// The EMF documents `function` (one of this stack's) wrote from `since_unix_ms` on, read
+    /// from its log group in the emulator's CloudWatch Logs, where MiniStack writes each
+    /// invocation's output (one stream an invocation). Empty when it wrote none.
+    pub async fn function_metrics(
+        &self,
+        emulator: &Emulator,
+        function: &str,
+        since_unix_ms: u64,
+    ) -> Vec<EmfRecord> {
+        let group = format!("/aws/lambda/{function}");
+        let http = crate::http_client_builder()
+            .timeout(Duration::from_secs(120))
+            .build()
+            .expect("an HTTP client");
+        let mut records = Vec::new();
+        // The emulator's FilterLogEvents answers at most 10,000 events and no nextToken: the
+        // next page starts at the last page's last timestamp, and the events seen at that
+        // timestamp are skipped (each invocation has a stream of its own, so stream and
+        // message tell them apart).
+        let mut start = since_unix_ms;
+        let mut seen_at_start: HashSet<(String, String)> = HashSet::new();
+        loop {
+            let body = serde_json::json!({
+                "logGroupName": group,
+                "startTime": start,
+                "filterPattern": "\"_aws\"",
+                "limit": FILTER_LIMIT,
+            });
+            let response = http
+                .post(emulator.endpoint.trim_end_matches('/'))
+                .header("Authorization", unsigned_authorization("logs"))
+                .header("X-Amz-Target", "Logs_20140328.FilterLogEvents")
+                .header("Content-Type", "application/x-amz-json-1.1")
+                .body(body.to_string())
+                .send()
+                .await
+                .expect("FilterLogEvents on the emulator");
+            let status = response.status();
+            let page: serde_json::Value = response.json().await.expect("a JSON answer");
+            if status.as_u16() == 400 && page.to_string().contains("ResourceNotFound") {
+                // No invocation yet, so no log group.
+                return records;
+            }
+            assert!(status.is_success(), "FilterLogEvents: {status} {page}");
+            let events = page["events"].as_array().cloned().unwrap_or_default();
+            let full = events.len() >= FILTER_LIMIT;
+            let last = events
+                .last()
+                .and_then(|e| e["timestamp"].as_u64())
+                .unwrap_or(start);
+            let mut at_last = HashSet::new();
+            let mut fresh = 0;
+            for event in &events {
+                let key = (
+                    event["logStreamName"].as_str().unwrap_or("").to_owned(),
+                    event["message"].as_str().unwrap_or("").to_owned(),
+                );
+                let timestamp = event["timestamp"].as_u64().unwrap_or(0);
+                if timestamp == start && seen_at_start.contains(&key) {
+                    continue;
+                }
+                fresh += 1;
+                if let Some(record) = emf::parse_line(&key.1) {
+                    records.push(record);
+                }
+                if timestamp == last {
+                    at_last.insert(key);
+                }
+            }
+            // A full page of events all seen before cannot be paged past: stop, with what
+            // was read (only possible with more than 10,000 EMF lines in one millisecond).
+            if !full || fresh == 0 {
+                return records;
+            }
+            if last == start {
+                seen_at_start.extend(at_last);
+            } else {
+                seen_at_start = at_last;
+            }
+            start = last;
+        }
+    }
+}
+
+/// What the emulator's FilterLogEvents answers at most per call.
+const FILTER_LIMIT: usize = 10_000;
+
+/// An Authorization header naming `service` for calls made without the SDK: the emulator
+/// routes by it and does not check signatures.
+fn unsigned_authorization(service: &str) -> String {
+    format!(
+        "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/{service}/aws4_request, SignedHeaders=host, Signature=0"
+    )
 }
