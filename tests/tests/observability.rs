@@ -787,25 +787,11 @@ async fn ingest_serving_concurrent_invocations_keeps_each_ones_answer_trace_logs
         "every invocation wrote its own"
     );
     for (request_id, own) in &by_invocation {
-        assert_eq!(
-            counter(own, names::REQUESTS_ALL, &[]),
-            1.0,
-            "{request_id}: {own:?}"
-        );
-        assert_eq!(
-            counter(own, names::ACCEPTED_WRITES, &[]),
-            1.0,
-            "{request_id}"
-        );
-        assert_eq!(
-            distribution(own, names::REQUEST_LATENCY).len(),
-            1,
-            "{request_id}"
-        );
-        assert_eq!(
-            distribution(own, names::SQS_SEND_LATENCY).len(),
-            1,
-            "{request_id}"
+        assert_own_metrics(
+            request_id,
+            own,
+            &[(names::REQUESTS_ALL, 1.0), (names::ACCEPTED_WRITES, 1.0)],
+            &[(names::REQUEST_LATENCY, 1), (names::SQS_SEND_LATENCY, 1)],
         );
     }
     let route = "/v1/users/{userId}/credit-scores";
@@ -930,25 +916,17 @@ async fn the_worker_serving_concurrent_batches_writes_each_record_once_and_keeps
     );
     for (request_id, own) in &by_invocation {
         let b = batch_of_invocation[request_id];
-        assert_eq!(
-            counter(own, names::BATCH_RECORDS, &[]),
-            (per_batch + b % 3) as f64,
-            "{request_id}"
-        );
-        assert_eq!(
-            counter(own, names::WRITTEN, &[]),
-            per_batch as f64,
-            "{request_id}"
-        );
-        assert_eq!(
-            distribution(own, names::BATCH_DURATION).len(),
-            1,
-            "{request_id}"
-        );
-        assert_eq!(
-            distribution(own, names::END_TO_END_LAG).len(),
-            per_batch,
-            "{request_id}"
+        assert_own_metrics(
+            request_id,
+            own,
+            &[
+                (names::BATCH_RECORDS, (per_batch + b % 3) as f64),
+                (names::WRITTEN, per_batch as f64),
+            ],
+            &[
+                (names::BATCH_DURATION, 1),
+                (names::END_TO_END_LAG, per_batch),
+            ],
         );
     }
     assert_eq!(counter(&documents, names::WRITTEN, &[]), total_written);
@@ -956,4 +934,28 @@ async fn the_worker_serving_concurrent_batches_writes_each_record_once_and_keeps
         counter(&documents, names::BATCH_RECORDS, &[]),
         total_written + poison_total as f64
     );
+}
+
+/// One invocation's metric documents hold these counter totals and these numbers of
+/// distribution values.
+fn assert_own_metrics(
+    request_id: &str,
+    own: &[Value],
+    counters: &[(&str, f64)],
+    distributions: &[(&str, usize)],
+) {
+    for (name, expected) in counters {
+        assert_eq!(
+            counter(own, name, &[]),
+            *expected,
+            "{request_id} {name}: {own:?}"
+        );
+    }
+    for (name, expected) in distributions {
+        assert_eq!(
+            distribution(own, name).len(),
+            *expected,
+            "{request_id} {name}"
+        );
+    }
 }
