@@ -89,7 +89,7 @@ impl AuthUnderTest {
     pub async fn with_tokens(tokens: DevTokens) -> Self {
         let (issuer, _) = issuer_under_test().await;
         Self {
-            user_service: UserServiceStub::start().await,
+            user_service: user_service_for_mode().await,
             issuer,
             tokens,
         }
@@ -129,6 +129,17 @@ impl AuthUnderTest {
             None => self.tokens.mint(user, &[], Duration::from_secs(3600)),
         }
     }
+}
+
+/// The User Service stub for the auth mode under test. In jwks mode ingest must never call
+/// it, so there it answers 500: a test that passes in jwks mode cannot have been let through by
+/// the stub (as it would be if ingest had quietly run in user-service mode).
+async fn user_service_for_mode() -> UserServiceStub {
+    let stub = UserServiceStub::start().await;
+    if jwks_mode_under_test() {
+        stub.set(StubBehavior::Status(500));
+    }
+    stub
 }
 
 /// An issuer and the settings that trust it, when [`jwks_mode_under_test`].
@@ -184,7 +195,7 @@ pub async fn spawn_app_with_env(env: &[(&str, &str)]) -> TestApp {
     let emulator = Emulator::connect().await;
     let sdk = emulator.sdk.clone();
     let resources = emulator.create_resources().await;
-    let user_service = UserServiceStub::start().await;
+    let user_service = user_service_for_mode().await;
     let (issuer, issuer_env) = issuer_under_test().await;
     let env: Vec<(&str, &str)> = issuer_env
         .iter()
@@ -231,7 +242,7 @@ async fn start_app(
     adjust: impl FnOnce(&mut IngestSettings),
 ) -> TestApp {
     let resources = emulator.create_resources().await;
-    let user_service = UserServiceStub::start().await;
+    let user_service = user_service_for_mode().await;
     let (issuer, issuer_env) = issuer_under_test().await;
     let env: Vec<(&str, &str)> = issuer_env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let mut settings = ingest_settings_with_env(&resources, &user_service, &env);

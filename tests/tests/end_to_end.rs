@@ -4,9 +4,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use pipeline_tests::{
-    score_body, spawn_binary, DevTokens, Emulator, RunningBinary, UserServiceStub,
-};
+use pipeline_tests::{score_body, spawn_binary, AuthUnderTest, Emulator, RunningBinary};
 
 async fn free_port() -> u16 {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -32,10 +30,10 @@ async fn wait_healthy(http: &reqwest::Client, base: &str, process: &RunningBinar
 async fn fifty_scores_posted_to_ingest_each_land_in_the_table_exactly_once() {
     let emulator = Emulator::connect().await;
     let resources = emulator.create_resources().await;
-    let stub = UserServiceStub::start().await;
+    let auth = AuthUnderTest::start().await;
     let port = free_port().await;
     let mut ingest_env = resources.env(&emulator);
-    ingest_env.push(("USER_SERVICE_URL".into(), stub.url.clone()));
+    ingest_env.extend(auth.ingest_env());
     ingest_env.push(("PORT".into(), port.to_string()));
     let ingest = spawn_binary("ingest", &[], &ingest_env);
     let worker = spawn_binary("worker", &[], &resources.env(&emulator));
@@ -46,14 +44,13 @@ async fn fifty_scores_posted_to_ingest_each_land_in_the_table_exactly_once() {
     let base = format!("http://127.0.0.1:{port}");
     wait_healthy(&http, &base, &ingest).await;
 
-    let tokens = DevTokens::default();
     let users = ["alice", "bob", "carol", "dan", "erin"];
     let mut accepted: HashMap<String, String> = HashMap::new();
     for i in 0..50 {
         let user = users[i % users.len()];
         let response = http
             .post(format!("{base}/v1/users/{user}/credit-scores"))
-            .bearer_auth(tokens.mint(user, &[], Duration::from_secs(600)))
+            .bearer_auth(auth.token_for(user))
             .json(&score_body(
                 ["experian", "equifax", "transunion"][i % 3],
                 300 + i as u64,

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use pipeline_tests::runtime_api::FakeRuntimeApi;
 use pipeline_tests::{
-    lambda_env, spawn_binary, DevTokens, Emulator, RunningBinary, TestResources, UserServiceStub,
+    lambda_env, spawn_binary, AuthUnderTest, Emulator, RunningBinary, TestResources,
 };
 use serde_json::Value;
 
@@ -22,18 +22,19 @@ struct LambdaIngest {
     resources: TestResources,
     emulator: Emulator,
     token: String,
-    _stub: UserServiceStub,
+    /// The User Service stub, or in `TEST_AUTH_MODE=jwks` the issuer, the tokens come from.
+    _auth: AuthUnderTest,
     _process: RunningBinary,
 }
 
 async fn start_ingest_lambda() -> LambdaIngest {
     let emulator = Emulator::connect().await;
     let resources = emulator.create_resources().await;
-    let stub = UserServiceStub::start().await;
+    let auth = AuthUnderTest::start().await;
     let runtime = FakeRuntimeApi::start().await;
     let mut env = resources.env(&emulator);
     env.extend(lambda_env(&runtime.address));
-    env.push(("USER_SERVICE_URL".into(), stub.url.clone()));
+    env.extend(auth.ingest_env());
     // Required under Lambda: every instance signs list cursors with the same key.
     env.push((
         "CURSOR_SIGNING_KEY".into(),
@@ -41,11 +42,11 @@ async fn start_ingest_lambda() -> LambdaIngest {
     ));
     let process = spawn_binary("ingest", &[], &env);
     LambdaIngest {
-        token: DevTokens::default().mint("alice", &[], Duration::from_secs(600)),
+        token: auth.token_for("alice"),
         runtime,
         resources,
         emulator,
-        _stub: stub,
+        _auth: auth,
         _process: process,
     }
 }
