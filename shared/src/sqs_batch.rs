@@ -75,24 +75,6 @@ pub type EntryResult = Result<String, EntryFailure>;
 /// Splits messages (by their payload sizes) into consecutive groups of at most
 /// [`MAX_BATCH_ENTRIES`] entries and `max_bytes` bytes. A message larger than `max_bytes` gets
 /// a group of its own (SQS then refuses it, and says so).
-/// The entries of one DeleteMessageBatch call (at most [`MAX_BATCH_ENTRIES`] receipts), each
-/// with its position as the entry id.
-pub fn delete_entries<'a>(
-    receipts: impl IntoIterator<Item = &'a str>,
-) -> Vec<DeleteMessageBatchRequestEntry> {
-    receipts
-        .into_iter()
-        .enumerate()
-        .filter_map(|(i, receipt)| {
-            DeleteMessageBatchRequestEntry::builder()
-                .id(i.to_string())
-                .receipt_handle(receipt)
-                .build()
-                .ok()
-        })
-        .collect()
-}
-
 pub fn group_ranges(sizes: &[usize], max_bytes: usize) -> Vec<std::ops::Range<usize>> {
     let mut groups = Vec::new();
     let mut start = 0;
@@ -110,6 +92,24 @@ pub fn group_ranges(sizes: &[usize], max_bytes: usize) -> Vec<std::ops::Range<us
         groups.push(start..sizes.len());
     }
     groups
+}
+
+/// The entries of one DeleteMessageBatch call (at most [`MAX_BATCH_ENTRIES`] receipts), each
+/// with its position as the entry id.
+pub fn delete_entries<'a>(
+    receipts: impl IntoIterator<Item = &'a str>,
+) -> Vec<DeleteMessageBatchRequestEntry> {
+    receipts
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, receipt)| {
+            DeleteMessageBatchRequestEntry::builder()
+                .id(i.to_string())
+                .receipt_handle(receipt)
+                .build()
+                .ok()
+        })
+        .collect()
 }
 
 /// The trace header of the Lambda invocation in progress, when there is one. Read from the

@@ -784,7 +784,7 @@ impl DlqTools {
     /// Deletes sent messages from the DLQ; returns how many could not be deleted.
     async fn delete(&self, messages: &[&DlqMessage]) -> usize {
         let mut not_deleted = 0;
-        for chunk in messages.chunks(10) {
+        for chunk in messages.chunks(shared::sqs_batch::MAX_BATCH_ENTRIES) {
             let entries =
                 shared::sqs_batch::delete_entries(chunk.iter().map(|m| m.receipt_handle.as_str()));
             match self
