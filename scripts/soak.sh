@@ -30,7 +30,8 @@
 #       the worker Lambda's EMF lines in the emulator's CloudWatch Logs; no SendMessage
 #       baseline. SOAK_STACK_PARAMS='WorkerMaximumConcurrency=20' changes stack parameters.
 #
-# Knobs: SOAK_TARGET (server | deployed), SOAK_STACK_PARAMS, SOAK_WRITES, SOAK_CLIENTS, SOAK_USERS, SOAK_WORKERS, SOAK_SHARDS,
+# Knobs: SOAK_TARGET (server | deployed), SOAK_PROFILE (release | dev: how ingest and the
+# pollers are built; release by default, fat LTO takes minutes from cold), SOAK_STACK_PARAMS, SOAK_WRITES, SOAK_CLIENTS, SOAK_USERS, SOAK_WORKERS, SOAK_SHARDS,
 # SOAK_SQS_SEND_TIMEOUT_MS, SOAK_BASELINE_SECONDS, SOAK_MIN_RATIO, SOAK_MAX_ATTEMPTS,
 # SOAK_SCAN_SEGMENTS (0: a Query per user, n: a parallel Scan), SOAK_TIMEOUT_SECONDS,
 # SOAK_PROBE_DEPTH, SOAK_BREAK (see tests/tests/soak.rs).
@@ -46,8 +47,18 @@ cd "$REPO_ROOT"
 require_cmd cargo tee
 ensure_run_dir
 
-log "building the binaries the test starts (cargo build --workspace --bins)"
-cargo build --workspace --bins
+# ingest and the pollers run as built for deployment (release): a debug ingest spends several
+# times the CPU per write, and on two cores it competes with the emulator it is measured
+# against. SOAK_PROFILE=dev runs debug builds (quicker to build, slower to run).
+SOAK_PROFILE="${SOAK_PROFILE:-release}"
+case "$SOAK_PROFILE" in
+  release) profile_dir=release ;;
+  dev) profile_dir=debug ;;
+  *) die "SOAK_PROFILE must be release or dev, got '$SOAK_PROFILE'" ;;
+esac
+log "building the binaries the test starts (cargo build --profile $SOAK_PROFILE --workspace --bins)"
+cargo build --profile "$SOAK_PROFILE" --workspace --bins
+export PIPELINE_BIN_DIR="$REPO_ROOT/target/$profile_dir"
 
 # MiniStack, the project's default emulator, unless told otherwise: its SQS costs stay flat as
 # one queue grows, so the spike goes through a single queue as it would on AWS.

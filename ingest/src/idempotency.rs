@@ -8,10 +8,18 @@
 //! This is a read before the enqueue, not a lock: two different bodies under one key that are
 //! both queued before either is written still end as the later one (docs/api.md says why).
 
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::DisplayErrorContext;
-use shared::item::{ReportKey, StoredReport};
+use aws_sdk_dynamodb::types::KeysAndAttributes;
+use backon::{BackoffBuilder, ExponentialBuilder};
+use shared::item::{Item, ReportKey, StoredReport};
 use shared::ScoreReport;
+
+use crate::coalesce::Coalescer;
 
 /// The port ingest asks before enqueueing a keyed write: the report stored under a key, if
 /// any. It knows nothing of HTTP.
@@ -20,28 +28,132 @@ pub trait StoredWrites: Send + Sync {
     async fn stored_report(&self, key: &ReportKey) -> anyhow::Result<Option<ScoreReport>>;
 }
 
-/// [`StoredWrites`] on the DynamoDB table: one GetItem, read back through the one item
-/// mapping (`shared::item`), so the comparison needs nothing on the item but the report.
+/// [`StoredWrites`] on the DynamoDB table, read back through the one item mapping
+/// (`shared::item`), so the comparison needs nothing on the item but the report. Lookups made
+/// at the same moment share BatchGetItem calls ([`crate::coalesce`]), as the writes they come
+/// with share SendMessageBatch calls.
 pub struct DynamoStoredWrites {
-    pub client: aws_sdk_dynamodb::Client,
-    pub table_name: String,
+    lookups: Coalescer<ReportKey, Lookup>,
+}
+
+type Lookup = Result<Option<ScoreReport>, String>;
+
+/// Keys in one BatchGetItem call: writes queued at once share a lookup call as they share a
+/// SendMessageBatch call, ten at a time (BatchGetItem itself takes up to 100).
+const LOOKUPS_PER_CALL: usize = 10;
+/// BatchGetItem calls of fewer than 10 keys in flight at once (as
+/// [`crate::queue::PARTIAL_SENDS_IN_FLIGHT`]).
+const PARTIAL_LOOKUPS_IN_FLIGHT: usize = 1;
+/// Tries for keys DynamoDB returns unprocessed (throttled): the first call and two more.
+const UNPROCESSED_RETRIES: usize = 2;
+
+impl DynamoStoredWrites {
+    /// Spawns the batching task: call inside the tokio runtime that serves the requests.
+    pub fn new(client: aws_sdk_dynamodb::Client, table_name: impl Into<Arc<str>>) -> Self {
+        let table_name: Arc<str> = table_name.into();
+        let lookups = Coalescer::spawn(
+            LOOKUPS_PER_CALL,
+            PARTIAL_LOOKUPS_IN_FLIGHT,
+            move |keys: Vec<ReportKey>| {
+                let (client, table_name) = (client.clone(), table_name.clone());
+                async move { batch_lookup(&client, &table_name, &keys).await }
+            },
+        );
+        Self { lookups }
+    }
+}
+
+/// One result per key, in order. BatchGetItem refuses a call that names one key twice, and
+/// two retries of one write can arrive together: each key is asked for once.
+async fn batch_lookup(
+    client: &aws_sdk_dynamodb::Client,
+    table_name: &str,
+    keys: &[ReportKey],
+) -> Vec<Lookup> {
+    let mut wanted: Vec<&ReportKey> = keys.iter().collect();
+    wanted.sort();
+    wanted.dedup();
+    let mut found: HashMap<ReportKey, Lookup> = HashMap::with_capacity(wanted.len());
+    let mut pending: Vec<Item> = wanted.iter().map(|k| k.to_item_key()).collect();
+    let mut delays = ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(10))
+        .with_max_times(UNPROCESSED_RETRIES)
+        .with_jitter()
+        .build();
+    let failure = loop {
+        let asked = KeysAndAttributes::builder()
+            .set_keys(Some(std::mem::take(&mut pending)))
+            .build()
+            .map_err(|e| format!("BatchGetItem: {e}"));
+        let out = match asked {
+            Ok(asked) => client
+                .batch_get_item()
+                .request_items(table_name, asked)
+                .send()
+                .await
+                .map_err(|e| format!("BatchGetItem: {}", DisplayErrorContext(e))),
+            Err(e) => Err(e),
+        };
+        let mut out = match out {
+            Ok(out) => out,
+            Err(e) => break Some(e),
+        };
+        for item in out
+            .responses
+            .as_mut()
+            .and_then(|tables| tables.remove(table_name))
+            .unwrap_or_default()
+        {
+            // An item that does not read back is reported against no key: its key then
+            // counts as not stored, and the write is enqueued (as for a failed lookup).
+            if let Ok(stored) = StoredReport::from_item(&item) {
+                found.insert(stored.key(), Ok(Some(stored.report)));
+            }
+        }
+        pending = out
+            .unprocessed_keys
+            .and_then(|mut tables| tables.remove(table_name))
+            .map(|unprocessed| unprocessed.keys)
+            .unwrap_or_default();
+        if pending.is_empty() {
+            break None;
+        }
+        match delays.next() {
+            Some(delay) => tokio::time::sleep(delay).await,
+            None => {
+                break Some(format!(
+                    "BatchGetItem left {} key(s) unprocessed after {} tries",
+                    pending.len(),
+                    UNPROCESSED_RETRIES + 1
+                ))
+            }
+        }
+    };
+    // Keys still pending when the lookup failed have no answer: they get the failure.
+    let unanswered: HashSet<ReportKey> = match &failure {
+        Some(_) => wanted
+            .iter()
+            .filter(|k| !found.contains_key(**k))
+            .map(|k| (*k).clone())
+            .collect(),
+        None => HashSet::new(),
+    };
+    keys.iter()
+        .map(|key| match found.get(key) {
+            Some(result) => result.clone(),
+            None if unanswered.contains(key) => Err(failure.clone().unwrap_or_default()),
+            None => Ok(None),
+        })
+        .collect()
 }
 
 #[async_trait]
 impl StoredWrites for DynamoStoredWrites {
     async fn stored_report(&self, key: &ReportKey) -> anyhow::Result<Option<ScoreReport>> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table_name)
-            .set_key(Some(key.to_item_key()))
-            .send()
-            .await
-            .map_err(|e| anyhow::anyhow!("GetItem: {}", DisplayErrorContext(e)))?;
-        out.item
-            .map(|item| StoredReport::from_item(&item).map(|stored| stored.report))
-            .transpose()
-            .map_err(anyhow::Error::from)
+        self.lookups
+            .call(key.clone())
+            .await?
+            .map_err(anyhow::Error::msg)
     }
 }
 

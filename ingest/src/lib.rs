@@ -20,6 +20,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod coalesce;
 pub mod cursor;
 pub mod idempotency;
 pub mod lambda;

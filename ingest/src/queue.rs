@@ -1,17 +1,18 @@
 //! The port ingest enqueues through, and its SQS adapter.
 
-use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
 use async_trait::async_trait;
-use aws_sdk_sqs::types::MessageAttributeValue;
 use shared::message::CORRELATION_ID_ATTRIBUTE;
 use shared::metrics::{self, names};
 use shared::sqs_batch::{
-    current_trace_header, send_all, trace_attribute, EntryFailure, OutgoingMessage,
+    current_trace_header, send_all, EntryFailure, EntryResult, OutgoingMessage, MAX_BATCH_ENTRIES,
 };
 use shared::ScoreMessage;
+
+use crate::coalesce::Coalescer;
 
 /// SendMessageBatch calls in flight at once for one batch request (500 entries = 50 calls).
 pub const BATCH_SEND_CONCURRENCY: usize = 8;
@@ -47,23 +48,55 @@ pub trait ScoreQueue: Send + Sync {
     }
 }
 
+/// [`ScoreQueue`] on SQS. Single writes made at the same moment share SendMessageBatch calls
+/// ([`crate::coalesce`]): a full call of 10 leaves at once, a partial one when fewer than
+/// [`PARTIAL_SENDS_IN_FLIGHT`] partial calls are in flight.
 pub struct SqsScoreQueue {
-    pub client: aws_sdk_sqs::Client,
-    pub queue_url: String,
+    client: aws_sdk_sqs::Client,
+    queue_url: Arc<str>,
+    single_writes: Coalescer<OutgoingMessage, EntryResult>,
 }
 
-pub fn correlation_attribute(
+/// SendMessageBatch calls of fewer than 10 writes in flight at once. One keeps a lone write
+/// waiting at most one round trip behind another, and the calls near full under load, where
+/// full calls leave without waiting (measured in docs/reliability.md's spike runs).
+pub const PARTIAL_SENDS_IN_FLIGHT: usize = 1;
+
+impl SqsScoreQueue {
+    /// Spawns the batching task: call inside the tokio runtime that serves the requests.
+    pub fn new(client: aws_sdk_sqs::Client, queue_url: impl Into<Arc<str>>) -> Self {
+        let queue_url: Arc<str> = queue_url.into();
+        let single_writes = {
+            let (client, queue_url) = (client.clone(), queue_url.clone());
+            Coalescer::spawn(
+                MAX_BATCH_ENTRIES,
+                PARTIAL_SENDS_IN_FLIGHT,
+                move |messages: Vec<OutgoingMessage>| {
+                    let (client, queue_url) = (client.clone(), queue_url.clone());
+                    // Messages are built from the parsed fields, a few hundred bytes: ten
+                    // make one call (`send_all` would split a group over the byte limit).
+                    async move { send_all(&client, &queue_url, &messages, 1).await }
+                },
+            )
+        };
+        Self {
+            client,
+            queue_url,
+            single_writes,
+        }
+    }
+}
+
+/// The message as ingest sends it: the v1 body, the correlation id and, under Lambda, the
+/// invocation's trace header (read here, in the request's task, not in the batching task).
+fn outgoing(
+    message: &ScoreMessage,
     correlation_id: &str,
-) -> anyhow::Result<HashMap<String, MessageAttributeValue>> {
-    let value = MessageAttributeValue::builder()
-        .data_type("String")
-        .string_value(correlation_id)
-        .build()
-        .context("building the correlation id attribute")?;
-    Ok(HashMap::from([(
-        CORRELATION_ID_ATTRIBUTE.to_owned(),
-        value,
-    )]))
+    trace: Option<String>,
+) -> OutgoingMessage {
+    OutgoingMessage::new(message.to_json())
+        .with_attribute(CORRELATION_ID_ATTRIBUTE, correlation_id)
+        .with_trace_header(trace)
 }
 
 #[async_trait]
@@ -75,16 +108,15 @@ impl ScoreQueue for SqsScoreQueue {
     ) -> anyhow::Result<String> {
         let started = Instant::now();
         let sent = self
-            .client
-            .send_message()
-            .queue_url(&self.queue_url)
-            .message_body(message.to_json())
-            .set_message_attributes(Some(correlation_attribute(correlation_id)?))
-            .set_message_system_attributes(
-                current_trace_header().as_deref().and_then(trace_attribute),
-            )
-            .send()
-            .await;
+            .single_writes
+            .call(outgoing(message, correlation_id, current_trace_header()))
+            .await
+            .map_err(anyhow::Error::from)
+            .and_then(|result| {
+                result.map_err(|failure| anyhow::anyhow!("{}: {}", failure.code, failure.message))
+            });
+        // Recorded here, in the request's own metrics scope: the time this write waited for
+        // SQS, batching included.
         metrics::observe(
             names::SQS_SEND_LATENCY,
             [metrics::millis(started.elapsed())],
@@ -92,10 +124,7 @@ impl ScoreQueue for SqsScoreQueue {
         if sent.is_err() {
             metrics::count(names::SQS_SEND_FAILURES, 1);
         }
-        let sent = sent
-            .map_err(|e| anyhow::anyhow!("{}", aws_sdk_sqs::error::DisplayErrorContext(e)))
-            .context("SendMessage")?;
-        Ok(sent.message_id.unwrap_or_default())
+        sent.context("SendMessageBatch")
     }
 
     /// SendMessageBatch in groups of 10, [`BATCH_SEND_CONCURRENCY`] calls at a time.
@@ -105,19 +134,15 @@ impl ScoreQueue for SqsScoreQueue {
         correlation_id: &str,
     ) -> Vec<Result<(), EntryFailure>> {
         let trace = current_trace_header();
-        let outgoing: Vec<OutgoingMessage> = messages
+        let batch: Vec<OutgoingMessage> = messages
             .iter()
-            .map(|m| {
-                OutgoingMessage::new(m.to_json())
-                    .with_attribute(CORRELATION_ID_ATTRIBUTE, correlation_id)
-                    .with_trace_header(trace.clone())
-            })
+            .map(|m| outgoing(m, correlation_id, trace.clone()))
             .collect();
         let started = Instant::now();
         let results: Vec<Result<(), EntryFailure>> = send_all(
             &self.client,
             &self.queue_url,
-            &outgoing,
+            &batch,
             BATCH_SEND_CONCURRENCY,
         )
         .await

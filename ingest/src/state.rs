@@ -96,20 +96,17 @@ impl AppState {
         sdk: &aws_config::SdkConfig,
     ) -> anyhow::Result<Self> {
         let check = Self::token_check(settings)?;
-        let queue = SqsScoreQueue {
-            client: shared::aws::sqs_client_bounded(sdk, settings.sqs_send_timeout),
-            queue_url: settings.queue_url.clone(),
-        };
+        let queue = SqsScoreQueue::new(
+            shared::aws::sqs_client_bounded(sdk, settings.sqs_send_timeout),
+            settings.queue_url.as_str(),
+        );
         let table_client =
             shared::aws::dynamodb_client_bounded(sdk, settings.dynamodb_read_timeout);
         let reader = DynamoScoreReader {
             client: table_client.clone(),
             table_name: settings.table_name.clone(),
         };
-        let stored_writes = DynamoStoredWrites {
-            client: table_client,
-            table_name: settings.table_name.clone(),
-        };
+        let stored_writes = DynamoStoredWrites::new(table_client, settings.table_name.as_str());
         let cursor_key = match &settings.cursor_signing_key {
             Some(key) => key.clone(),
             // Lambda runs many short-lived instances at once: with a key per instance, page 2

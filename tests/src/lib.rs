@@ -408,12 +408,17 @@ pub fn score_body(bureau: &str, score: u64) -> Value {
 
 /// The absolute path of a workspace binary built next to this crate's own binaries.
 pub fn workspace_binary(name: &str) -> std::path::PathBuf {
-    // Test executables live in target/<profile>/deps; binaries one level up.
+    // PIPELINE_BIN_DIR: binaries of another profile (the soak runs release builds). Otherwise
+    // test executables live in target/<profile>/deps, binaries one level up.
     let exe = std::env::current_exe().expect("the test executable has a path");
-    let profile_dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("the test executable sits in target/<profile>/deps");
+    let profile_dir = match std::env::var_os("PIPELINE_BIN_DIR") {
+        Some(dir) => std::path::PathBuf::from(dir),
+        None => exe
+            .parent()
+            .and_then(|deps| deps.parent())
+            .expect("the test executable sits in target/<profile>/deps")
+            .to_path_buf(),
+    };
     let path = profile_dir.join(name);
     assert!(
         path.exists(),

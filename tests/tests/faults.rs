@@ -510,7 +510,7 @@ async fn while_sqs_is_down_ingest_answers_503_never_202_and_the_retried_key_land
     // The ambiguous case: SQS took the message but the answer never came back. Still 503,
     // and the client cannot know the message is on the queue.
     proxy.set_faults(
-        &sqs("SendMessage"),
+        &sqs("SendMessageBatch"),
         Faults {
             lost_response: 1.0,
             ..Faults::default()

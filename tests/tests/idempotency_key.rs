@@ -2,8 +2,11 @@
 //! again is answered `202` with the same reportId and not queued again; a different write
 //! under the same key is a `422` naming `Idempotency-Key`, and the stored score stays.
 
+use std::time::Duration;
+
+use pipeline_tests::fault_proxy::dynamodb;
 use pipeline_tests::worker_harness::{process_all, processor, worker_settings};
-use pipeline_tests::{score_body, spawn_app, TestApp};
+use pipeline_tests::{score_body, spawn_app, spawn_app_through, FaultProxy, Faults, TestApp};
 use serde_json::Value;
 
 const KEY: &str = "bureau-file-2026-11-28-000042";
@@ -105,4 +108,33 @@ async fn queues_a_keyed_write_that_is_not_stored_yet_as_before() {
     // Not written yet: a retry is queued again (and lands on the same item).
     assert_eq!(post_keyed(&app, &body).await.status(), 202);
     assert_eq!(app.drain_queue().await.len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refuses_every_one_of_many_concurrent_reuses_of_a_key_though_they_share_lookups() {
+    // Slow lookups make the reuses queue behind busy calls and leave together: one
+    // BatchGetItem then carries the same key many times over, which DynamoDB refuses unless
+    // ingest asks for each key once. A refused lookup would enqueue them (202), not 422.
+    let proxy = FaultProxy::start(&pipeline_tests::Emulator::connect().await.endpoint).await;
+    let app = spawn_app_through(&proxy.sdk_config().await, |_| {}).await;
+    let first = score_body("experian", 700);
+    stored_first_write(&app, &first).await;
+    proxy.set_faults(
+        &dynamodb("BatchGetItem"),
+        Faults::latency(Duration::from_millis(50)),
+    );
+
+    let mut reuse = first.clone();
+    reuse["score"] = 650.into();
+    let answers = futures::future::join_all((0..24).map(|_| post_keyed(&app, &reuse))).await;
+    let statuses: Vec<u16> = answers.iter().map(|r| r.status().as_u16()).collect();
+    assert!(statuses.iter().all(|&s| s == 422), "{statuses:?}");
+
+    let lookups = proxy.stats().op(&dynamodb("BatchGetItem")).calls;
+    assert!(
+        lookups < 24,
+        "24 concurrent lookups took {lookups} BatchGetItem calls: none were shared"
+    );
+    assert!(app.drain_queue().await.is_empty());
+    assert_eq!(stored_scores(&app).await, [700]);
 }

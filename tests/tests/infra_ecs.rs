@@ -341,6 +341,7 @@ fn task_roles_allow_only_what_each_service_calls() {
         set(&[
             "sqs:SendMessage",
             "dynamodb:GetItem",
+            "dynamodb:BatchGetItem",
             "dynamodb:Query",
             "kms:Decrypt",
             "kms:GenerateDataKey"

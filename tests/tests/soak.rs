@@ -437,8 +437,11 @@ async fn spike_through_server_processes() {
     println!(
         "soak: {} writes by {clients} concurrent clients, {} users, through {shard_count} ingest \
          process(es) (one queue each), {workers} worker poller(s) per queue at their defaults, \
-         SQS send timeout {send_timeout_ms} ms, emulator {}",
-        writes.count, writes.users, emulator.endpoint
+         SQS send timeout {send_timeout_ms} ms, emulator {}; binaries {}",
+        writes.count,
+        writes.users,
+        emulator.endpoint,
+        workspace_binary("ingest").display()
     );
 
     let user_service = UserServiceStub::start().await;

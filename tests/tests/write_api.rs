@@ -3,7 +3,11 @@
 
 use std::time::{Duration, Instant};
 
-use pipeline_tests::{score_body, spawn_app, spawn_app_with, StubBehavior};
+use pipeline_tests::fault_proxy::sqs;
+use pipeline_tests::{
+    score_body, spawn_app, spawn_app_through, spawn_app_with, Emulator, FaultProxy, Faults,
+    StubBehavior,
+};
 use serde_json::{json, Value};
 use shared::ScoreMessage;
 
@@ -467,4 +471,56 @@ async fn characters_sqs_refuses_are_a_422_naming_the_field_and_never_reach_the_q
         assert_eq!(named_fields(&problem), [field], "{problem}");
     }
     assert!(app.drain_queue().await.is_empty(), "nothing was enqueued");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_arriving_together_share_send_message_batch_calls_and_each_is_queued_once() {
+    // 20 ms a call, as an AWS round trip: writes arriving while every send is in flight wait
+    // for the next call and leave in it together, each still answered only once SQS has it.
+    let proxy = FaultProxy::start(&Emulator::connect().await.endpoint).await;
+    let app = spawn_app_through(&proxy.sdk_config().await, |_| {}).await;
+    proxy.set_faults(
+        &sqs("SendMessageBatch"),
+        Faults::latency(Duration::from_millis(20)),
+    );
+    const WRITES: usize = 60;
+    let answers = futures::future::join_all((0..WRITES).map(|i| {
+        let user = format!("together-{i}");
+        let app = &app;
+        async move { app.post_score(&user, &score_body("equifax", 700)).await }
+    }))
+    .await;
+    let mut report_ids = Vec::new();
+    for answer in answers {
+        assert_eq!(answer.status(), 202);
+        let body: Value = answer.json().await.expect("JSON");
+        report_ids.push(body["reportId"].as_str().expect("a reportId").to_owned());
+    }
+
+    let mut queued: Vec<String> = app
+        .drain_queue()
+        .await
+        .iter()
+        .map(|m| {
+            let raw: Value = serde_json::from_str(m.body().expect("a body")).expect("JSON");
+            raw["reportId"].as_str().expect("a reportId").to_owned()
+        })
+        .collect();
+    queued.sort();
+    report_ids.sort();
+    assert_eq!(
+        queued, report_ids,
+        "every accepted write queued exactly once"
+    );
+
+    let stats = proxy.stats();
+    let batch_calls = stats.op(&sqs("SendMessageBatch")).calls;
+    assert_eq!(stats.op(&sqs("SendMessage")).calls, 0);
+    // One call a write would be 60; ten to a call, 6 (plus the calls that left alone while
+    // slots were free).
+    assert!(
+        batch_calls <= (WRITES / 3) as u64,
+        "{WRITES} concurrent writes took {batch_calls} SendMessageBatch calls"
+    );
+    println!("{WRITES} concurrent writes: {batch_calls} SendMessageBatch calls");
 }
