@@ -10,7 +10,7 @@ export EMULATOR_PORT
 AWS_ENDPOINT_URL ?= http://127.0.0.1:$(EMULATOR_PORT)
 
 SHELL_SCRIPTS := localstack/start.sh localstack/stop.sh localstack/provision.sh \
-	scripts/lib.sh scripts/dev.sh scripts/test.sh scripts/with-emulator.sh scripts/bench.sh scripts/vendor-swagger-ui.sh scripts/schemathesis.sh scripts/fuzz.sh scripts/soak.sh scripts/deny.sh scripts/tools-venv.sh scripts/dev-lambda.sh scripts/lint-deploy.sh images/build-local.sh infra/package.sh infra/lint.sh infra/deploy-local.sh .ci/run
+	scripts/lib.sh scripts/check-contract-deps.sh scripts/dev.sh scripts/test.sh scripts/with-emulator.sh scripts/bench.sh scripts/vendor-swagger-ui.sh scripts/schemathesis.sh scripts/fuzz.sh scripts/soak.sh scripts/deny.sh scripts/tools-venv.sh scripts/dev-lambda.sh scripts/lint-deploy.sh images/build-local.sh infra/package.sh infra/lint.sh infra/deploy-local.sh .ci/run
 
 .PHONY: help dev dev-stop dev-lambda dev-lambda-stop test lint lint-rust lint-sh fmt emulator-up emulator-down \
 	provision bench package clean distclean schemathesis fuzz soak soak-deployed lint-infra lint-deny lint-deploy sbom image
@@ -40,12 +40,13 @@ dev-lambda-stop: ## stop the dev User Service and the emulator that `make dev-la
 test: ## all tests against the emulator (started and stopped if not running)
 	@bash scripts/test.sh
 
-lint: lint-rust lint-sh lint-deny lint-infra lint-deploy ## fmt --check, clippy -D warnings, no module import cycles, shellcheck (when installed), cargo-deny, cfn-lint, checkov, hadolint, Kubernetes and KEDA manifests
+lint: lint-rust lint-sh lint-deny lint-infra lint-deploy ## fmt --check, clippy -D warnings, no module import cycles, the contract crate free of AWS/runtime/HTTP dependencies, shellcheck (when installed), cargo-deny, cfn-lint, checkov, hadolint, Kubernetes and KEDA manifests
 
 lint-rust:
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -- -D warnings
-	python3 scripts/module-cycles.py --quiet ingest/src shared/src worker/src
+	python3 scripts/module-cycles.py --quiet contract/src ingest/src shared/src worker/src
+	bash scripts/check-contract-deps.sh
 
 lint-sh:
 	@if command -v shellcheck >/dev/null 2>&1; then \

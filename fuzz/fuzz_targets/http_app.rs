@@ -19,7 +19,7 @@ use ingest::auth::{
 use ingest::queue::ScoreQueue;
 use ingest::AppState;
 use libfuzzer_sys::fuzz_target;
-use shared::ScoreMessage;
+use contract::ScoreMessage;
 use time::macros::datetime;
 use time::OffsetDateTime;
 use tower::ServiceExt;

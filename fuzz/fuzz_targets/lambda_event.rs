@@ -20,7 +20,7 @@ use ingest::queue::ScoreQueue;
 use ingest::AppState;
 use libfuzzer_sys::fuzz_target;
 use serde_json::{json, Value};
-use shared::ScoreMessage;
+use contract::ScoreMessage;
 use time::macros::datetime;
 use time::OffsetDateTime;
 

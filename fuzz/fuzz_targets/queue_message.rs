@@ -6,8 +6,9 @@
 use std::collections::HashMap;
 
 use libfuzzer_sys::fuzz_target;
-use shared::item::StoredReport;
-use shared::ScoreMessage;
+use contract::report::StoredReport;
+use shared::item::{read_report, report_item};
+use contract::ScoreMessage;
 use time::macros::datetime;
 use time::OffsetDateTime;
 use worker::record::{parse_sent_timestamp, process_record, InboundMessage, RecordError};
@@ -45,7 +46,7 @@ fuzz_target!(|data: &[u8]| {
     };
     match process_record(&record, NOW) {
         Ok(stored) => {
-            let back = StoredReport::from_item(&stored.report_item()).expect("own item reads back");
+            let back = read_report(&report_item(&stored)).expect("own item reads back");
             assert_eq!(back.report, stored.report);
         }
         Err(RecordError::Permanent(reason)) => assert!(REASONS.contains(&reason.reason_code())),

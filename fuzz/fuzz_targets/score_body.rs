@@ -5,7 +5,7 @@
 use ingest::api::bodies::parse_score_body;
 use ingest::api::error::ApiError;
 use libfuzzer_sys::fuzz_target;
-use shared::{MessageSource, ScoreMessage, UserId};
+use contract::{MessageSource, ScoreMessage, UserId};
 use time::macros::datetime;
 use time::OffsetDateTime;
 

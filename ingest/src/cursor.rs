@@ -15,10 +15,10 @@ use std::fmt;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use contract::{Bureau, ReportId, ReportedAt, UserId};
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
-use shared::{Bureau, ReportId, ReportedAt, UserId};
 
 use crate::reads::Position;
 

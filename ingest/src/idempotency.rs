@@ -16,8 +16,9 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::types::KeysAndAttributes;
 use backon::{BackoffBuilder, ExponentialBuilder};
-use shared::item::{Item, ReportKey, StoredReport};
-use shared::ScoreReport;
+use contract::report::ReportKey;
+use contract::ScoreReport;
+use shared::item::{key_item, read_report, Item};
 
 use crate::coalesce::Coalescer;
 
@@ -74,7 +75,7 @@ async fn batch_lookup(
     wanted.sort();
     wanted.dedup();
     let mut found: HashMap<ReportKey, Lookup> = HashMap::with_capacity(wanted.len());
-    let mut pending: Vec<Item> = wanted.iter().map(|k| k.to_item_key()).collect();
+    let mut pending: Vec<Item> = wanted.iter().map(|k| key_item(k)).collect();
     let mut delays = ExponentialBuilder::default()
         .with_min_delay(Duration::from_millis(10))
         .with_max_times(UNPROCESSED_RETRIES)
@@ -106,7 +107,7 @@ async fn batch_lookup(
         {
             // An item that does not read back is reported against no key: its key then
             // counts as not stored, and the write is enqueued (as for a failed lookup).
-            if let Ok(stored) = StoredReport::from_item(&item) {
+            if let Ok(stored) = read_report(&item) {
                 found.insert(stored.key(), Ok(Some(stored.report)));
             }
         }

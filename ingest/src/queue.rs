@@ -5,12 +5,12 @@ use std::time::Instant;
 
 use anyhow::Context;
 use async_trait::async_trait;
-use shared::message::CORRELATION_ID_ATTRIBUTE;
+use contract::message::CORRELATION_ID_ATTRIBUTE;
+use contract::ScoreMessage;
 use shared::metrics::{self, names};
 use shared::sqs_batch::{
     current_trace_header, send_all, EntryFailure, EntryResult, OutgoingMessage, MAX_BATCH_ENTRIES,
 };
-use shared::ScoreMessage;
 
 use crate::coalesce::Coalescer;
 

@@ -6,11 +6,13 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::types::AttributeValue;
+use contract::report::{ReportKey, StoredReport};
+use contract::{Bureau, ReportId, ReportedAt, UserId};
 use shared::item::{
-    bureau_prefix, report_sk, user_pk, ItemError, ReportKey, StoredReport,
-    INDEX_BY_BUREAU_REPORTED_AT, INDEX_BY_REPORTED_AT, LSI1_SK, LSI2_SK, PK, SK,
+    bureau_prefix, by_bureau_reported_at_sk, by_reported_at_sk, key_item, read_report, report_sk,
+    user_pk, Item, ItemError, INDEX_BY_BUREAU_REPORTED_AT, INDEX_BY_REPORTED_AT, LSI1_SK, LSI2_SK,
+    PK, SK,
 };
-use shared::{Bureau, ReportId, ReportedAt, UserId};
 
 /// Where a listing stands: the last report served. Lists are ordered by (`reportedAt`,
 /// `reportId`) descending, which is unique per report, so a position is never ambiguous.
@@ -86,15 +88,13 @@ fn unavailable<E: std::error::Error>(error: E) -> ReadError {
     ReadError::Unavailable(anyhow::anyhow!("{}", DisplayErrorContext(error)))
 }
 
-type Item = HashMap<String, AttributeValue>;
-
 /// The `ExclusiveStartKey` that resumes a list after `position`: the table key plus the sort
-/// key of the index being read, built exactly as [`StoredReport::report_item`] builds them.
+/// key of the index being read, built by the same functions as the item's.
 pub fn start_key(user: &UserId, bureau: Option<Bureau>, position: &Position) -> Item {
-    let order = format!("{}#{}", position.reported_at, position.report_id);
+    let order = by_reported_at_sk(&position.reported_at, &position.report_id);
     let (attribute, value) = match bureau {
         None => (LSI1_SK, order),
-        Some(b) => (LSI2_SK, format!("{b}#{order}")),
+        Some(b) => (LSI2_SK, by_bureau_reported_at_sk(b, &order)),
     };
     HashMap::from([
         (PK.to_owned(), AttributeValue::S(user_pk(user))),
@@ -130,7 +130,7 @@ impl DynamoScoreReader {
         out.items
             .unwrap_or_default()
             .first()
-            .map(StoredReport::from_item)
+            .map(read_report)
             .transpose()
             .map_err(ReadError::from)
     }
@@ -181,7 +181,7 @@ impl ScoreReader for DynamoScoreReader {
             }
             let out = request.send().await.map_err(unavailable)?;
             for item in out.items.unwrap_or_default() {
-                items.push(StoredReport::from_item(&item)?);
+                items.push(read_report(&item)?);
             }
             start = out.last_evaluated_key;
             // DynamoDB stops at 1 MB per request; keep going until the page is full.
@@ -228,12 +228,12 @@ impl ScoreReader for DynamoScoreReader {
             .client
             .get_item()
             .table_name(&self.table_name)
-            .set_key(Some(key.to_item_key()))
+            .set_key(Some(key_item(&key)))
             .send()
             .await
             .map_err(unavailable)?;
         out.item
-            .map(|item| StoredReport::from_item(&item))
+            .map(|item| read_report(&item))
             .transpose()
             .map_err(ReadError::from)
     }
@@ -267,7 +267,7 @@ impl ScoreReader for NoReports {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use shared::{Score, ScoreReport};
+    use contract::{Score, ScoreReport};
     use time::macros::datetime;
 
     fn stored(bureau: Bureau) -> StoredReport {
@@ -291,7 +291,7 @@ mod tests {
     fn start_key_matches_the_item_written_for_that_report() {
         for bureau in Bureau::ALL {
             let report = stored(bureau);
-            let item = report.report_item();
+            let item = shared::item::report_item(&report);
             let position = Position::of(&report);
             let user = &report.report.user_id;
             let unfiltered = start_key(user, None, &position);

@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use axum::body::Body;
 use axum::http::{header, HeaderMap, HeaderValue, Request, StatusCode};
 use base64::Engine;
+use contract::{MessageSource, ReportId, ScoreMessage, UserId};
 use http_body_util::BodyExt;
 use ingest::api::bodies::{idempotency_key, parse_score_body};
 use ingest::api::error::ApiError;
@@ -21,7 +22,6 @@ use ingest::queue::ScoreQueue;
 use ingest::AppState;
 use proptest::prelude::*;
 use serde_json::{json, Map, Value};
-use shared::{MessageSource, ReportId, ScoreMessage, UserId};
 use test_support::{config, json_value, shaped_object, valid_write_body, NOW};
 use tower::ServiceExt;
 

@@ -14,13 +14,11 @@
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
+use contract::domain::{Bureau, ReportId, ReportedAt, Score, ScoreReport, UserId};
+use contract::report::{ReportKey, StoredReport};
+use contract::rfc3339::{format_utc_millis, push_utc_millis, UTC_MILLIS_LEN};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
-
-use crate::domain::{
-    format_utc_millis, push_utc_millis, Bureau, ReportId, ReportedAt, Score, ScoreReport, UserId,
-    UTC_MILLIS_LEN,
-};
 
 pub const PK: &str = "pk";
 pub const SK: &str = "sk";
@@ -29,14 +27,30 @@ pub const LSI2_SK: &str = "lsi2sk";
 pub const INDEX_BY_REPORTED_AT: &str = "byReportedAt";
 pub const INDEX_BY_BUREAU_REPORTED_AT: &str = "byBureauReportedAt";
 
+/// The report's own attributes, written and read by these names only.
+pub mod attribute {
+    pub const USER_ID: &str = "userId";
+    pub const REPORT_ID: &str = "reportId";
+    pub const BUREAU: &str = "bureau";
+    pub const SCORE: &str = "score";
+    pub const REPORTED_AT: &str = "reportedAt";
+    pub const SOURCE: &str = "source";
+    pub const RECEIVED_AT: &str = "receivedAt";
+}
+
+const USER_PREFIX: &str = "USER#";
+const REPORT_PREFIX: &str = "REPORT#";
+/// Between the parts of an index sort key.
+const SEPARATOR: char = '#';
+
 pub type Item = HashMap<String, AttributeValue>;
 
 pub fn user_pk(user: &UserId) -> String {
-    prefixed("USER#", user.as_str())
+    prefixed(USER_PREFIX, user.as_str())
 }
 
 pub fn report_sk(report: &ReportId) -> String {
-    prefixed("REPORT#", report.as_str())
+    prefixed(REPORT_PREFIX, report.as_str())
 }
 
 fn prefixed(prefix: &str, value: &str) -> String {
@@ -46,127 +60,114 @@ fn prefixed(prefix: &str, value: &str) -> String {
     key
 }
 
+/// The (userId, reportId) text an item's table keys were built from.
+pub fn key_parts(item: &Item) -> Option<(&str, &str)> {
+    match (item.get(PK), item.get(SK)) {
+        (Some(AttributeValue::S(pk)), Some(AttributeValue::S(sk))) => Some((
+            pk.strip_prefix(USER_PREFIX)?,
+            sk.strip_prefix(REPORT_PREFIX)?,
+        )),
+        _ => None,
+    }
+}
+
 /// The `lsi2sk` prefix under which one bureau's reports sort by time.
 pub fn bureau_prefix(bureau: Bureau) -> String {
     let mut prefix = String::with_capacity(bureau.as_str().len() + 1);
     prefix.push_str(bureau.as_str());
-    prefix.push('#');
+    prefix.push(SEPARATOR);
     prefix
 }
 
-/// The primary key of one report item; two messages with the same key are the same report.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ReportKey {
-    pub user_id: UserId,
-    pub report_id: ReportId,
+/// `lsi1sk` (`byReportedAt`): `<reportedAt>#<reportId>`, time-ordered text.
+pub fn by_reported_at_sk(reported_at: &ReportedAt, report_id: &ReportId) -> String {
+    let report_id = report_id.as_str();
+    let mut key = String::with_capacity(UTC_MILLIS_LEN + 1 + report_id.len());
+    push_utc_millis(&mut key, reported_at.datetime());
+    key.push(SEPARATOR);
+    key.push_str(report_id);
+    key
 }
 
-impl ReportKey {
-    pub fn of(report: &ScoreReport) -> Self {
-        Self {
-            user_id: report.user_id.clone(),
-            report_id: report.report_id.clone(),
+/// `lsi2sk` (`byBureauReportedAt`): `<bureau>#` and the `lsi1sk` of the same report.
+pub fn by_bureau_reported_at_sk(bureau: Bureau, by_reported_at: &str) -> String {
+    let mut key = String::with_capacity(bureau.as_str().len() + 1 + by_reported_at.len());
+    key.push_str(bureau.as_str());
+    key.push(SEPARATOR);
+    key.push_str(by_reported_at);
+    key
+}
+
+/// The table key of one report.
+pub fn key_item(key: &ReportKey) -> Item {
+    HashMap::from([
+        (PK.to_owned(), AttributeValue::S(user_pk(&key.user_id))),
+        (SK.to_owned(), AttributeValue::S(report_sk(&key.report_id))),
+    ])
+}
+
+/// The report item, with the sort keys of both list indexes. This runs once per record in
+/// the worker, so every string is built at its final size and the map holds exactly its
+/// eleven attributes.
+pub fn report_item(stored: &StoredReport) -> Item {
+    use attribute::*;
+    let r = &stored.report;
+    let lsi1 = by_reported_at_sk(&r.reported_at, &r.report_id);
+    let lsi2 = by_bureau_reported_at_sk(r.bureau, &lsi1);
+    let mut item = HashMap::with_capacity(11);
+    item.insert(PK.to_owned(), AttributeValue::S(user_pk(&r.user_id)));
+    item.insert(SK.to_owned(), AttributeValue::S(report_sk(&r.report_id)));
+    item.insert(LSI1_SK.to_owned(), AttributeValue::S(lsi1));
+    item.insert(LSI2_SK.to_owned(), AttributeValue::S(lsi2));
+    let text = |value: &str| AttributeValue::S(value.to_owned());
+    item.insert(USER_ID.to_owned(), text(r.user_id.as_str()));
+    item.insert(REPORT_ID.to_owned(), text(r.report_id.as_str()));
+    item.insert(BUREAU.to_owned(), text(r.bureau.as_str()));
+    item.insert(
+        SCORE.to_owned(),
+        AttributeValue::N(r.score.value().to_string()),
+    );
+    item.insert(
+        REPORTED_AT.to_owned(),
+        AttributeValue::S(format_utc_millis(r.reported_at.datetime())),
+    );
+    item.insert(SOURCE.to_owned(), text(&stored.source));
+    item.insert(
+        RECEIVED_AT.to_owned(),
+        AttributeValue::S(format_utc_millis(stored.received_at)),
+    );
+    item
+}
+
+/// Reads a report item back. Items are only ever written by [`report_item`], so a mismatch
+/// means the table was edited by hand: it is reported, never panicked on.
+pub fn read_report(item: &Item) -> Result<StoredReport, ItemError> {
+    use attribute::*;
+    let s = |name: &'static str| -> Result<&str, ItemError> {
+        match item.get(name) {
+            Some(AttributeValue::S(v)) => Ok(v.as_str()),
+            _ => Err(ItemError(name)),
         }
-    }
-
-    pub fn to_item_key(&self) -> Item {
-        HashMap::from([
-            (PK.to_owned(), AttributeValue::S(user_pk(&self.user_id))),
-            (SK.to_owned(), AttributeValue::S(report_sk(&self.report_id))),
-        ])
-    }
-}
-
-/// A report as stored: the validated score plus where and when it came in.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoredReport {
-    pub report: ScoreReport,
-    pub source: String,
-    pub received_at: OffsetDateTime,
-}
-
-impl StoredReport {
-    pub fn key(&self) -> ReportKey {
-        ReportKey::of(&self.report)
-    }
-
-    /// The report item, with the sort keys of both list indexes. This runs once per record
-    /// in the worker, so every string is built at its final size and the map holds exactly
-    /// its eleven attributes.
-    pub fn report_item(&self) -> Item {
-        let r = &self.report;
-        let user = r.user_id.as_str();
-        let report_id = r.report_id.as_str();
-        let bureau = r.bureau.as_str();
-
-        let mut reported_at = String::with_capacity(UTC_MILLIS_LEN);
-        push_utc_millis(&mut reported_at, r.reported_at.datetime());
-        let mut lsi1 = String::with_capacity(UTC_MILLIS_LEN + 1 + report_id.len());
-        lsi1.push_str(&reported_at);
-        lsi1.push('#');
-        lsi1.push_str(report_id);
-        let mut lsi2 = String::with_capacity(bureau.len() + 1 + lsi1.len());
-        lsi2.push_str(bureau);
-        lsi2.push('#');
-        lsi2.push_str(&lsi1);
-
-        let mut item = HashMap::with_capacity(11);
-        item.insert(PK.to_owned(), AttributeValue::S(prefixed("USER#", user)));
-        item.insert(
-            SK.to_owned(),
-            AttributeValue::S(prefixed("REPORT#", report_id)),
-        );
-        item.insert(LSI1_SK.to_owned(), AttributeValue::S(lsi1));
-        item.insert(LSI2_SK.to_owned(), AttributeValue::S(lsi2));
-        item.insert("userId".to_owned(), AttributeValue::S(user.to_owned()));
-        item.insert(
-            "reportId".to_owned(),
-            AttributeValue::S(report_id.to_owned()),
-        );
-        item.insert("bureau".to_owned(), AttributeValue::S(bureau.to_owned()));
-        item.insert(
-            "score".to_owned(),
-            AttributeValue::N(r.score.value().to_string()),
-        );
-        item.insert("reportedAt".to_owned(), AttributeValue::S(reported_at));
-        item.insert("source".to_owned(), AttributeValue::S(self.source.clone()));
-        item.insert(
-            "receivedAt".to_owned(),
-            AttributeValue::S(format_utc_millis(self.received_at)),
-        );
-        item
-    }
-
-    /// Reads a report item back. Items are only ever written by this module, so a mismatch
-    /// means the table was edited by hand: it is reported, never panicked on.
-    pub fn from_item(item: &Item) -> Result<Self, ItemError> {
-        let s = |name: &'static str| -> Result<&str, ItemError> {
-            match item.get(name) {
-                Some(AttributeValue::S(v)) => Ok(v.as_str()),
-                _ => Err(ItemError(name)),
-            }
-        };
-        let n = |name: &'static str| -> Result<u64, ItemError> {
-            match item.get(name) {
-                Some(AttributeValue::N(v)) => v.parse().map_err(|_| ItemError(name)),
-                _ => Err(ItemError(name)),
-            }
-        };
-        let bureau = Bureau::parse(s("bureau")?).map_err(|_| ItemError("bureau"))?;
-        Ok(Self {
-            report: ScoreReport {
-                report_id: ReportId::parse(s("reportId")?).map_err(|_| ItemError("reportId"))?,
-                user_id: UserId::parse(s("userId")?).map_err(|_| ItemError("userId"))?,
-                bureau,
-                score: Score::parse(bureau, n("score")?).map_err(|_| ItemError("score"))?,
-                reported_at: ReportedAt::parse_stored(s("reportedAt")?)
-                    .ok_or(ItemError("reportedAt"))?,
-            },
-            source: s("source")?.to_owned(),
-            received_at: OffsetDateTime::parse(s("receivedAt")?, &Rfc3339)
-                .map_err(|_| ItemError("receivedAt"))?,
-        })
-    }
+    };
+    let n = |name: &'static str| -> Result<u64, ItemError> {
+        match item.get(name) {
+            Some(AttributeValue::N(v)) => v.parse().map_err(|_| ItemError(name)),
+            _ => Err(ItemError(name)),
+        }
+    };
+    let bureau = Bureau::parse(s(BUREAU)?).map_err(|_| ItemError(BUREAU))?;
+    Ok(StoredReport {
+        report: ScoreReport {
+            report_id: ReportId::parse(s(REPORT_ID)?).map_err(|_| ItemError(REPORT_ID))?,
+            user_id: UserId::parse(s(USER_ID)?).map_err(|_| ItemError(USER_ID))?,
+            bureau,
+            score: Score::parse(bureau, n(SCORE)?).map_err(|_| ItemError(SCORE))?,
+            reported_at: ReportedAt::parse_stored(s(REPORTED_AT)?).ok_or(ItemError(REPORTED_AT))?,
+        },
+        source: s(SOURCE)?.to_owned(),
+        received_at: OffsetDateTime::parse(s(RECEIVED_AT)?, &Rfc3339)
+            .map_err(|_| ItemError(RECEIVED_AT))?,
+    })
 }
 
 /// A stored item lacks an attribute or holds one of the wrong shape.
@@ -196,7 +197,7 @@ mod tests {
 
     #[test]
     fn report_item_keys_are_derived_from_user_and_report_id() {
-        let item = stored().report_item();
+        let item = report_item(&stored());
         assert_eq!(item[PK], AttributeValue::S("USER#alice".into()));
         assert_eq!(
             item[SK],
@@ -214,7 +215,7 @@ mod tests {
 
     #[test]
     fn report_item_holds_exactly_the_eleven_documented_attributes() {
-        let item = stored().report_item();
+        let item = report_item(&stored());
         let mut names: Vec<&str> = item.keys().map(String::as_str).collect();
         names.sort_unstable();
         assert_eq!(
@@ -243,7 +244,7 @@ mod tests {
     #[test]
     fn a_bureau_prefix_selects_exactly_that_bureaus_reports_in_the_index() {
         let s = stored();
-        let AttributeValue::S(lsi2) = &s.report_item()[LSI2_SK] else {
+        let AttributeValue::S(lsi2) = &report_item(&s)[LSI2_SK] else {
             panic!("lsi2sk is a string");
         };
         for bureau in Bureau::ALL {
@@ -267,7 +268,7 @@ mod tests {
                 .datetime()
                 .to_offset(time::macros::offset!(+05:30)),
         );
-        let read_back = StoredReport::from_item(&shifted.report_item()).map(|r| r.report);
+        let read_back = read_report(&report_item(&shifted)).map(|r| r.report);
         assert_eq!(read_back, Ok(s.report.clone()));
         assert_eq!(shifted.report, s.report);
 
@@ -281,13 +282,13 @@ mod tests {
     #[test]
     fn items_read_back_to_the_same_report() {
         let s = stored();
-        assert_eq!(StoredReport::from_item(&s.report_item()), Ok(s));
+        assert_eq!(read_report(&report_item(&s)), Ok(s));
     }
 
     #[test]
     fn names_the_attribute_of_a_hand_edited_item() {
-        let mut item = stored().report_item();
+        let mut item = report_item(&stored());
         item.insert("score".into(), AttributeValue::S("high".into()));
-        assert_eq!(StoredReport::from_item(&item), Err(ItemError("score")));
+        assert_eq!(read_report(&item), Err(ItemError("score")));
     }
 }

@@ -6,12 +6,12 @@
 //! Each generator is written once here, so a contract change (a new field, a new bureau)
 //! is made once for every crate's properties.
 
-use proptest::prelude::*;
-use serde_json::{json, Map, Value};
-use shared::domain::MAX_FUTURE_SKEW;
-use shared::{
+use contract::domain::MAX_FUTURE_SKEW;
+use contract::{
     Bureau, MessageSource, ReportId, ReportedAt, Score, ScoreMessage, ScoreReport, UserId,
 };
+use proptest::prelude::*;
+use serde_json::{json, Map, Value};
 use time::macros::datetime;
 use time::OffsetDateTime;
 

@@ -13,6 +13,7 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
 use aws_sdk_sqs::types::DeleteMessageBatchRequestEntry;
 use axum::body::{Body, Bytes};
+use contract::report::StoredReport;
 use futures::stream::{self, StreamExt};
 use http::{Request, StatusCode};
 use pipeline_tests::fault_proxy::{dynamodb, FaultProxy, Faults, DYNAMODB, SQS};
@@ -21,7 +22,7 @@ use pipeline_tests::{
     lambda_env, spawn_binary, spawn_binary_at, DevTokens, Emulator, RunningBinary, TestResources,
     UserServiceStub,
 };
-use shared::item::{Item, StoredReport};
+use shared::item::{report_item, Item};
 use tower::ServiceExt;
 use worker::dlq::{DeadLetter, DeadLetterQueue};
 use worker::processor::{prepare_batch, Processor, ProcessorConfig};
@@ -88,7 +89,7 @@ fn items_of(batch: &[InboundMessage]) -> Vec<Item> {
     prepare_batch(batch, time::OffsetDateTime::now_utc())
         .groups
         .iter()
-        .map(|g| g.report.report_item())
+        .map(|g| report_item(&g.report))
         .collect()
 }
 
@@ -162,7 +163,7 @@ fn cpu_per_record(verdicts: &mut Verdicts) {
     let ours = || {
         let prepared = prepare_batch(std::hint::black_box(&batch), now);
         for group in &prepared.groups {
-            std::hint::black_box(group.report.report_item());
+            std::hint::black_box(report_item(&group.report));
         }
     };
     let baseline = || {
@@ -722,7 +723,7 @@ struct MemoryQueue(AtomicUsize);
 impl ingest::queue::ScoreQueue for MemoryQueue {
     async fn enqueue(
         &self,
-        message: &shared::ScoreMessage,
+        message: &contract::ScoreMessage,
         _correlation_id: &str,
     ) -> anyhow::Result<String> {
         std::hint::black_box(message.to_json());

@@ -6,7 +6,8 @@ use std::time::Duration;
 use aws_config::{Region, SdkConfig};
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_sqs::types::{Message, MessageSystemAttributeName, QueueAttributeName};
-use shared::item::{StoredReport, SK};
+use contract::report::StoredReport;
+use shared::item::{read_report, SK};
 use shared::provision::{provision, ProvisionRequest};
 
 pub const DEFAULT_ENDPOINT: &str = "http://127.0.0.1:4566";
@@ -194,7 +195,7 @@ impl Emulator {
             .await
             .iter()
             .filter(|item| matches!(item.get(SK), Some(AttributeValue::S(sk)) if sk.starts_with("REPORT#")))
-            .map(|item| StoredReport::from_item(item).expect("items written by the worker read back"))
+            .map(|item| read_report(item).expect("items written by the worker read back"))
             .collect()
     }
 

@@ -402,7 +402,7 @@ pub fn score_body(bureau: &str, score: u64) -> Value {
     serde_json::json!({
         "bureau": bureau,
         "score": score,
-        "reportedAt": shared::domain::format_utc_millis(reported),
+        "reportedAt": contract::rfc3339::format_utc_millis(reported),
     })
 }
 

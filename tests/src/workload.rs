@@ -5,9 +5,9 @@
 use std::collections::{BTreeMap, HashMap};
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use shared::domain::format_utc_millis;
-use shared::item::{StoredReport, LSI2_SK, SK};
-use shared::message::ScoreMessageV1;
+use contract::message::ScoreMessageV1;
+use contract::rfc3339::format_utc_millis;
+use shared::item::{read_report, LSI2_SK, SK};
 use time::OffsetDateTime;
 
 use crate::Emulator;
@@ -83,9 +83,7 @@ pub async fn check_table(emulator: &Emulator, table: &str, sent: &[ScoreMessageV
     for item in &items {
         let is_report =
             matches!(item.get(SK), Some(AttributeValue::S(sk)) if sk.starts_with("REPORT#"));
-        let stored = is_report
-            .then(|| StoredReport::from_item(item).ok())
-            .flatten();
+        let stored = is_report.then(|| read_report(item).ok()).flatten();
         let (Some(stored), Some(AttributeValue::S(lsi2))) = (stored, item.get(LSI2_SK)) else {
             stray_items += 1;
             continue;

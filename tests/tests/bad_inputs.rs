@@ -464,7 +464,7 @@ fn http_rows() -> Vec<HttpRow> {
             Made(|| {
                 format!(
                     r#"{{"bureau":"experian","score":700,"reportedAt":"{}"}}"#,
-                    shared::domain::format_utc_millis(
+                    contract::rfc3339::format_utc_millis(
                         time::OffsetDateTime::now_utc() + time::Duration::minutes(6)
                     )
                 )
@@ -604,7 +604,7 @@ fn queue_rows() -> Vec<QueueRow> {
             body: || {
                 message(set(
                     "reportedAt",
-                    shared::domain::format_utc_millis(
+                    contract::rfc3339::format_utc_millis(
                         time::OffsetDateTime::now_utc() + time::Duration::minutes(6),
                     )
                     .into(),

@@ -3,15 +3,15 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use contract::message::CORRELATION_ID_ATTRIBUTE;
+use contract::ScoreMessage;
 use pipeline_tests::{spawn_app, spawn_app_with, TestApp};
 use serde_json::{json, Value};
-use shared::message::CORRELATION_ID_ATTRIBUTE;
-use shared::ScoreMessage;
 
 const BATCH_PATH: &str = "/v1/credit-scores/batch";
 
 fn reported_at() -> String {
-    shared::domain::format_utc_millis(time::OffsetDateTime::now_utc() - time::Duration::hours(1))
+    contract::rfc3339::format_utc_millis(time::OffsetDateTime::now_utc() - time::Duration::hours(1))
 }
 
 fn valid_entry(i: usize) -> Value {

@@ -32,7 +32,7 @@ struct Sent {
 }
 
 fn reported_at() -> String {
-    shared::domain::format_utc_millis(time::OffsetDateTime::now_utc() - time::Duration::hours(2))
+    contract::rfc3339::format_utc_millis(time::OffsetDateTime::now_utc() - time::Duration::hours(2))
 }
 
 /// Message `i` of the mix: six in ten valid, the rest broken in five different ways.

@@ -18,7 +18,7 @@ use worker::dlq_tools::{DlqTools, RedriveOptions, RedriveReport, EXHAUSTED_RETRI
 use worker::producer::RetryPolicy;
 
 fn reported_at() -> String {
-    shared::domain::format_utc_millis(time::OffsetDateTime::now_utc() - time::Duration::hours(1))
+    contract::rfc3339::format_utc_millis(time::OffsetDateTime::now_utc() - time::Duration::hours(1))
 }
 
 fn valid_body(report_id: &str) -> String {

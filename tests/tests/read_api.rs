@@ -75,7 +75,7 @@ async fn write_reports(processor: &Processor, user: &str, count: usize) -> Vec<W
         if i % 5 != 4 {
             hour += 1;
         }
-        let at = shared::domain::format_utc_millis(start + time::Duration::hours(hour));
+        let at = contract::rfc3339::format_utc_millis(start + time::Duration::hours(hour));
         written.push(Written {
             id: format!("{user}-report-{i:03}"),
             bureau: BUREAUS[i % 3],

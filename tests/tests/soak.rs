@@ -47,12 +47,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_dynamodb::types::AttributeValue;
+use contract::message::ScoreMessageV1;
 use pipeline_tests::deployed_stack::{lambda_emulator, DeployedStack};
 use pipeline_tests::emf::{self, EmfRecord};
 use pipeline_tests::spike_chart::{self, ChartPoint};
 use pipeline_tests::workload::{message_index, score_message, score_messages};
 use pipeline_tests::{workspace_binary, DevTokens, Emulator, TestResources, UserServiceStub};
-use shared::message::ScoreMessageV1;
 use time::OffsetDateTime;
 use tokio::time::Instant;
 
@@ -865,7 +865,9 @@ async fn direct_send_baseline(
         .queue_url
         .expect("a queue URL");
     let mut message = writes.message(0);
-    message.received_at = Some(shared::domain::format_utc_millis(OffsetDateTime::now_utc()));
+    message.received_at = Some(contract::rfc3339::format_utc_millis(
+        OffsetDateTime::now_utc(),
+    ));
     let body = Arc::new(serde_json::to_string(&message).expect("body"));
     let sent = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();

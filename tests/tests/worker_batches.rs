@@ -3,9 +3,9 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use contract::UserId;
 use ingest::reads::{DynamoScoreReader, ScoreReader};
 use pipeline_tests::Emulator;
-use shared::UserId;
 use tokio::time::Instant;
 use worker::processor::Processor;
 use worker::record::InboundMessage;

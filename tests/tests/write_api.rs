@@ -3,13 +3,13 @@
 
 use std::time::{Duration, Instant};
 
+use contract::ScoreMessage;
 use pipeline_tests::fault_proxy::sqs;
 use pipeline_tests::{
     score_body, spawn_app, spawn_app_through, spawn_app_with, Emulator, FaultProxy, Faults,
     StubBehavior,
 };
 use serde_json::{json, Value};
-use shared::ScoreMessage;
 
 async fn problem(response: reqwest::Response) -> (u16, Value) {
     let status = response.status().as_u16();
@@ -259,8 +259,8 @@ async fn a_service_token_may_write_for_any_user() {
 async fn each_invalid_field_is_a_4xx_naming_it_and_nothing_is_enqueued() {
     let app = spawn_app().await;
     let now = time::OffsetDateTime::now_utc();
-    let future = shared::domain::format_utc_millis(now + time::Duration::minutes(10));
-    let ok_time = shared::domain::format_utc_millis(now - time::Duration::hours(1));
+    let future = contract::rfc3339::format_utc_millis(now + time::Duration::minutes(10));
+    let ok_time = contract::rfc3339::format_utc_millis(now - time::Duration::hours(1));
     let cases: Vec<(&str, Value, u16, &str)> = vec![
         (
             "unknown bureau",

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use anyhow::Context;
 use async_trait::async_trait;
 use aws_sdk_sqs::types::MessageAttributeValue;
-use shared::message::CORRELATION_ID_ATTRIBUTE;
+use contract::message::CORRELATION_ID_ATTRIBUTE;
 
 use crate::record::MessageAttribute;
 
@@ -171,7 +171,7 @@ impl DeadLetter {
             ),
             (
                 FAILED_AT_ATTRIBUTE.to_owned(),
-                MessageAttribute::string(shared::domain::format_utc_millis(failed_at)),
+                MessageAttribute::string(contract::rfc3339::format_utc_millis(failed_at)),
             ),
         ];
         if let Some(id) = self.correlation_id.as_deref().filter(|id| !id.is_empty()) {

@@ -171,8 +171,8 @@ impl DlqMessage {
             "failureDetail": attr(DETAIL_ATTRIBUTE),
             "failedAt": attr(FAILED_AT_ATTRIBUTE),
             "originalMessageId": attr(ORIGINAL_MESSAGE_ID_ATTRIBUTE),
-            "correlationId": attr(shared::message::CORRELATION_ID_ATTRIBUTE),
-            "sentAt": self.sent_at.map(shared::domain::format_utc_millis),
+            "correlationId": attr(contract::message::CORRELATION_ID_ATTRIBUTE),
+            "sentAt": self.sent_at.map(contract::rfc3339::format_utc_millis),
             "body": self.body,
         })
         .to_string()
@@ -252,7 +252,7 @@ impl DlqStats {
             Some(t) => out.push_str(&format!(
                 "oldest: {} ago ({})\n",
                 format_age(now - t),
-                shared::domain::format_utc_millis(t)
+                contract::rfc3339::format_utc_millis(t)
             )),
             None => out.push_str("oldest: -\n"),
         }

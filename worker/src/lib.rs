@@ -92,7 +92,7 @@ pub async fn main_with(cli: Cli) -> anyhow::Result<()> {
         Command::Provision => provision_from_env().await,
         Command::Dlq { command } => dlq_tools::run(command, shutdown_signal()).await,
         Command::Schema => {
-            print!("{}", shared::message::json_schema_text());
+            print!("{}", contract::message::json_schema_text());
             Ok(())
         }
     }

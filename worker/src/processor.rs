@@ -11,9 +11,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder};
+use contract::message::CORRELATION_ID_ATTRIBUTE;
+use contract::report::StoredReport;
 use futures::stream::{self, StreamExt};
-use shared::item::StoredReport;
-use shared::message::CORRELATION_ID_ATTRIBUTE;
 use shared::metrics::{self, names};
 use shared::telemetry::ErrorChain;
 use time::OffsetDateTime;
@@ -458,7 +458,7 @@ async fn within<T>(
     }
 }
 
-fn dead_letter(message: &InboundMessage, reason: &shared::message::MessageError) -> DeadLetter {
+fn dead_letter(message: &InboundMessage, reason: &contract::message::MessageError) -> DeadLetter {
     DeadLetter {
         original_message_id: message.message_id.clone(),
         body: message.body.clone().unwrap_or_default(),

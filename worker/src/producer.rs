@@ -7,9 +7,9 @@ use std::future::Future;
 use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder};
-use shared::message::CORRELATION_ID_ATTRIBUTE;
+use contract::message::CORRELATION_ID_ATTRIBUTE;
+use contract::ScoreMessage;
 use shared::sqs_batch::{send_all, EntryResult, OutgoingMessage};
-use shared::ScoreMessage;
 use time::OffsetDateTime;
 
 /// How failed entries are retried.

@@ -4,9 +4,9 @@ use std::collections::HashMap;
 
 use aws_sdk_sqs::primitives::Blob;
 use aws_sdk_sqs::types::MessageAttributeValue;
-use shared::item::StoredReport;
-use shared::message::MessageError;
-use shared::ScoreMessage;
+use contract::message::MessageError;
+use contract::report::StoredReport;
+use contract::ScoreMessage;
 use time::OffsetDateTime;
 
 /// An SQS message as the worker sees it, whether it came in a Lambda event or from polling.

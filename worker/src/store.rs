@@ -4,8 +4,9 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
-use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
-use shared::item::{StoredReport, PK, SK};
+use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
+use contract::report::StoredReport;
+use shared::item::{key_parts, report_item};
 
 /// The most items one BatchWriteItem request may carry.
 pub const MAX_BATCH_WRITE_ITEMS: usize = 25;
@@ -51,16 +52,6 @@ where
     StoreError::Failed(anyhow::Error::new(err))
 }
 
-/// The (userId, reportId) an item was built from, read back from its keys.
-fn key_of(item: &HashMap<String, AttributeValue>) -> Option<(&str, &str)> {
-    match (item.get(PK), item.get(SK)) {
-        (Some(AttributeValue::S(pk)), Some(AttributeValue::S(sk))) => {
-            Some((pk.strip_prefix("USER#")?, sk.strip_prefix("REPORT#")?))
-        }
-        _ => None,
-    }
-}
-
 /// Positions in `reports` of the requests DynamoDB left unprocessed; `None` when one cannot
 /// be placed.
 fn positions_of(reports: &[&StoredReport], unprocessed: &[WriteRequest]) -> Option<Vec<usize>> {
@@ -74,7 +65,7 @@ fn positions_of(reports: &[&StoredReport], unprocessed: &[WriteRequest]) -> Opti
         .iter()
         .map(|request| {
             let item = &request.put_request.as_ref()?.item;
-            positions.get(&key_of(item)?).copied()
+            positions.get(&key_parts(item)?).copied()
         })
         .collect()
 }
@@ -85,7 +76,7 @@ impl ScoreStore for DynamoScoreStore {
         let mut requests = Vec::with_capacity(reports.len());
         for report in reports {
             let put = PutRequest::builder()
-                .set_item(Some(report.report_item()))
+                .set_item(Some(report_item(report)))
                 .build()
                 .map_err(|e| StoreError::Failed(e.into()))?;
             requests.push(WriteRequest::builder().put_request(put).build());

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 use serde_json::Value;
-use shared::item::StoredReport;
+use shared::item::{read_report, report_item};
 use test_support::{config, json_value, valid_message_json, NOW};
 use time::OffsetDateTime;
 use worker::poller::failure_visibility;
@@ -78,7 +78,7 @@ proptest! {
         let sent_at = sent_ms.and_then(|ms| parse_sent_timestamp(&ms.to_string()));
         match process_record(&message(body.clone(), sent_at), NOW) {
             Ok(stored) => {
-                prop_assert_eq!(StoredReport::from_item(&stored.report_item()).map(|s| s.report), Ok(stored.report));
+                prop_assert_eq!(read_report(&report_item(&stored)).map(|s| s.report), Ok(stored.report));
             }
             Err(RecordError::Permanent(reason)) => {
                 prop_assert!(REASONS.contains(&reason.reason_code()), "{}", reason.reason_code());
@@ -95,7 +95,7 @@ proptest! {
         let stored = process_record(&message(Some(body.to_string()), sent_at), NOW)
             .map_err(|e| TestCaseError::fail(e.to_string()))?;
         match body.get("receivedAt").and_then(Value::as_str) {
-            Some(text) => prop_assert_eq!(shared::domain::format_utc_millis(stored.received_at), text),
+            Some(text) => prop_assert_eq!(contract::rfc3339::format_utc_millis(stored.received_at), text),
             None => prop_assert_eq!(stored.received_at, sent_at.unwrap_or(NOW)),
         }
     }

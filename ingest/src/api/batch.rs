@@ -8,9 +8,9 @@ use axum::extract::{Extension, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use contract::{FieldError, MessageSource, ScoreMessage, ScoreReport, ValidationErrors};
 use serde::Serialize;
 use shared::sqs_batch::EntryFailure;
-use shared::{FieldError, MessageSource, ScoreMessage, ScoreReport, ValidationErrors};
 
 use super::bodies::{parse_batch_body, RejectedEntry};
 use super::error::ApiError;

@@ -5,13 +5,13 @@
 //! field at once.
 
 use axum::http::HeaderMap;
-use serde::Deserialize;
-use serde_json::{Map, Value};
-use shared::json_fields::{parse_object, read_typed, FieldReader, Member, Sent};
-use shared::message::{read_bureau_score_reported_at, SentScore};
-use shared::{
+use contract::json_fields::{parse_object, read_typed, FieldReader, Member, Sent};
+use contract::message::{read_bureau_score_reported_at, SentScore};
+use contract::{
     Bureau, FieldError, ReportId, ReportedAt, Score, ScoreReport, UserId, ValidationErrors,
 };
+use serde::Deserialize;
+use serde_json::{Map, Value};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 
@@ -40,7 +40,7 @@ macro_rules! score_write_body {
         pub struct $name {
             $( $(#[$lead_meta])* pub $lead: Sent, )*
             /// experian (0..=999), equifax (0..=1000) or transunion (0..=710).
-            #[schema(value_type = shared::Bureau, example = "experian")]
+            #[schema(value_type = contract::Bureau, example = "experian")]
             pub bureau: Sent,
             /// Checked against the bureau's range.
             #[schema(value_type = u16, example = 742, minimum = 0, maximum = 1000)]
@@ -208,7 +208,7 @@ pub fn parse_score_body(
             reported_at: f.reported_at,
         }),
         // finish() already reported every missing field.
-        None => Err(ApiError::Validation(shared::ValidationErrors::single(
+        None => Err(ApiError::Validation(contract::ValidationErrors::single(
             "body",
             "is incomplete",
         ))),

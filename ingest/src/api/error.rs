@@ -4,10 +4,10 @@
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use contract::{FieldError, ValidationErrors};
 use serde::Serialize;
 use shared::metrics::{self, names};
 use shared::telemetry::ErrorChain;
-use shared::{FieldError, ValidationErrors};
 
 use crate::auth::{AuthError, Rejection};
 use crate::reads::ReadError;

@@ -5,7 +5,7 @@ use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::Path;
 use axum::http::{header, HeaderMap, StatusCode};
-use shared::UserId;
+use contract::UserId;
 
 use super::error::ApiError;
 

@@ -10,9 +10,9 @@ use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use contract::report::StoredReport;
+use contract::{Bureau, FieldError, ReportId, UserId};
 use serde::Serialize;
-use shared::item::StoredReport;
-use shared::{Bureau, FieldError, ReportId, UserId};
 use utoipa::{IntoParams, ToSchema};
 
 use super::error::{ApiError, Problem};
@@ -58,7 +58,7 @@ impl From<&StoredReport> for ScoreReportView {
             bureau: r.bureau,
             score: r.score.value(),
             reported_at: r.reported_at.to_string(),
-            received_at: shared::domain::format_utc_millis(stored.received_at),
+            received_at: contract::rfc3339::format_utc_millis(stored.received_at),
             source: stored.source.clone(),
         }
     }

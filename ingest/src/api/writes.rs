@@ -6,8 +6,8 @@ use axum::extract::{Extension, Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use contract::{MessageSource, ScoreMessage, ValidationErrors};
 use serde::Serialize;
-use shared::{MessageSource, ScoreMessage, ValidationErrors};
 
 use super::bodies::{idempotency_key, parse_score_body};
 use super::error::ApiError;

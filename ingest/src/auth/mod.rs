@@ -18,7 +18,7 @@
 use std::sync::Arc;
 
 use axum::http::HeaderMap;
-use shared::UserId;
+use contract::UserId;
 
 mod cache;
 mod https;

@@ -6,6 +6,7 @@
 //! is read fallibly and a bad one is a 400 naming it, answered in the event's own shape.
 
 use base64::Engine;
+use contract::FieldError;
 use http::header::{HeaderName, HeaderValue, COOKIE, HOST};
 use http::uri::{Authority, PathAndQuery};
 use http::{HeaderMap, Method, Uri};
@@ -15,7 +16,6 @@ use lambda_http::aws_lambda_events::apigw::{
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, RequestExt};
 use serde_json::{Map, Value};
-use shared::FieldError;
 
 use crate::api::error::ApiError;
 

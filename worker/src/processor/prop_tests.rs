@@ -6,9 +6,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 
 use async_trait::async_trait;
+use contract::report::ReportKey;
+use contract::{Bureau, ReportId, ReportedAt, Score, ScoreReport, UserId};
 use proptest::prelude::*;
-use shared::item::ReportKey;
-use shared::{Bureau, ReportId, ReportedAt, Score, ScoreReport, UserId};
 
 use super::*;
 

@@ -1,7 +1,7 @@
 use std::sync::Mutex;
 
 use async_trait::async_trait;
-use shared::{Bureau, ReportId, ReportedAt, Score, ScoreReport, UserId};
+use contract::{Bureau, ReportId, ReportedAt, Score, ScoreReport, UserId};
 
 use super::*;
 

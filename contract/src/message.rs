@@ -11,10 +11,10 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::domain::{
-    format_utc_millis, parse_rfc3339, utc_millis, Bureau, FieldError, ReportId, ReportedAt, Score,
-    ScoreReport, UserId, ValidationErrors,
+    Bureau, FieldError, ReportId, ReportedAt, Score, ScoreReport, UserId, ValidationErrors,
 };
 use crate::json_fields::{field_names, BodyError, FieldReader, JsonScalar, Member, ObjectFields};
+use crate::rfc3339::{format_utc_millis, parse_rfc3339, utc_millis};
 
 /// The only contract version this build understands.
 pub const MESSAGE_VERSION: u64 = 1;

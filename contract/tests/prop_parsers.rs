@@ -1,21 +1,22 @@
-//! Property tests of every parser and validator in `shared`: ids, bureau, score, timestamps,
-//! JSON field reading, the v1 queue message and the DynamoDB item mapping.
+//! Property tests of every parser and validator in the contract: ids, bureau, score,
+//! timestamps, JSON field reading and the v1 queue message (the DynamoDB item mapping's are
+//! in `shared/tests/prop_items.rs`).
 //!
 //! Each property states what must hold for *every* input: arbitrary bytes never panic, valid
 //! values round-trip, invalid ones are rejected naming the field.
 
 use std::collections::BTreeSet;
 
+use contract::domain::MAX_FUTURE_SKEW;
+use contract::json_fields::{field_names, parse_object, BodyError, FieldReader};
+use contract::message::{MessageError, ScoreMessageV1};
+use contract::rfc3339::format_utc_millis;
+use contract::{Bureau, MessageSource, ReportId, ReportedAt, Score, ScoreMessage, UserId};
 use proptest::prelude::*;
 use serde_json::{Map, Value};
-use shared::domain::{format_utc_millis, MAX_FUTURE_SKEW};
-use shared::item::{StoredReport, LSI1_SK, LSI2_SK, PK, SK};
-use shared::json_fields::{field_names, parse_object, BodyError, FieldReader};
-use shared::message::{MessageError, ScoreMessageV1};
-use shared::{Bureau, MessageSource, ReportId, ReportedAt, Score, ScoreMessage, UserId};
 use test_support::{
-    bureau, config, exact_json_value, json_value, plausible_reported_at, score_report,
-    shaped_object, source, user_id_text, valid_message, NOW,
+    bureau, config, exact_json_value, json_value, shaped_object, source, user_id_text,
+    valid_message, NOW,
 };
 use time::format_description::well_known::Rfc3339;
 use time::macros::datetime;
@@ -365,7 +366,7 @@ proptest! {
         };
         prop_assert_eq!(ScoreMessage::parse(&json, NOW), Ok(expected.clone()));
         // Producers may send the wire struct through any JSON library: same answer.
-        let wire: shared::message::ScoreMessageV1 = serde_json::from_str(&json).expect("wire form");
+        let wire: contract::message::ScoreMessageV1 = serde_json::from_str(&json).expect("wire form");
         prop_assert_eq!(wire, expected.to_wire());
     }
 
@@ -417,70 +418,6 @@ proptest! {
         match MessageSource::parse(&text) {
             Ok(s) => prop_assert_eq!(s.to_string(), text),
             Err(e) => prop_assert_eq!(e.field, "source"),
-        }
-    }
-}
-
-// ---------- the DynamoDB item mapping ----------
-
-fn stored_report() -> impl Strategy<Value = StoredReport> {
-    (score_report(), source(), plausible_reported_at()).prop_map(|(report, source, received_at)| {
-        StoredReport {
-            report,
-            source: source.to_string(),
-            received_at,
-        }
-    })
-}
-
-proptest! {
-    #![proptest_config(config(256))]
-
-    #[test]
-    fn stored_reports_read_back_from_their_items(s in stored_report()) {
-        prop_assert_eq!(StoredReport::from_item(&s.report_item()), Ok(s));
-    }
-
-    #[test]
-    fn item_keys_come_only_from_validated_values(s in stored_report()) {
-        let item = s.report_item();
-        let text = |name: &str| item[name].as_s().expect("string attribute").clone();
-        let r = &s.report;
-        prop_assert_eq!(text(PK), format!("USER#{}", r.user_id));
-        prop_assert_eq!(text(SK), format!("REPORT#{}", r.report_id));
-        // Time first, then id: two reports with the same timestamp still sort one way.
-        let order = format!("{}#{}", r.reported_at, r.report_id);
-        prop_assert_eq!(text(LSI1_SK), order.clone());
-        prop_assert_eq!(text(LSI2_SK), format!("{}#{order}", r.bureau));
-    }
-
-    /// Lists read the index newest first, so index order must be `reportedAt` order.
-    #[test]
-    fn index_sort_keys_order_reports_by_time(a in stored_report(), b in stored_report()) {
-        let key = |s: &StoredReport| s.report_item()[LSI1_SK].as_s().expect("string").clone();
-        if a.report.reported_at < b.report.reported_at {
-            prop_assert!(key(&a) < key(&b));
-        }
-    }
-
-    #[test]
-    fn a_hand_edited_attribute_is_named_not_panicked_on(
-        s in stored_report(),
-        attribute in prop::sample::select(vec!["userId", "reportId", "bureau", "score", "reportedAt", "source", "receivedAt"]),
-        junk in json_value(),
-    ) {
-        let mut item = s.report_item();
-        let replacement = match &junk {
-            Value::String(text) => aws_sdk_dynamodb::types::AttributeValue::S(text.clone()),
-            Value::Number(n) => aws_sdk_dynamodb::types::AttributeValue::N(n.to_string()),
-            Value::Bool(b) => aws_sdk_dynamodb::types::AttributeValue::Bool(*b),
-            _ => aws_sdk_dynamodb::types::AttributeValue::Null(true),
-        };
-        item.insert(attribute.to_owned(), replacement);
-        match StoredReport::from_item(&item) {
-            Ok(read) => prop_assert_eq!(StoredReport::from_item(&read.report_item()), Ok(read)),
-            // A bad bureau may also surface as the score it no longer fits.
-            Err(e) => prop_assert!(e.0 == attribute || (attribute == "bureau" && e.0 == "score"), "{:?} for {}", e, attribute),
         }
     }
 }

@@ -2,12 +2,12 @@
 //! generate, and the schema and the worker's parser must agree on every example.
 //!
 //! Regenerate the schema after changing `ScoreMessageV1`:
-//! `UPDATE_SCHEMA=1 cargo test -p shared --test schema_contract`
+//! `UPDATE_SCHEMA=1 cargo test -p contract --test schema_contract`
 //! (or `cargo run -p worker -- schema > schemas/score-message-v1.schema.json`).
 
 use std::path::{Path, PathBuf};
 
-use shared::message::{json_schema, json_schema_text, ScoreMessage};
+use contract::message::{json_schema, json_schema_text, ScoreMessage};
 
 fn schemas_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../schemas")
@@ -57,7 +57,7 @@ fn checked_in_schema_matches_the_rust_types() {
     assert!(
         checked_in == generated,
         "schemas/score-message-v1.schema.json is out of date with ScoreMessageV1; regenerate it \
-         with `UPDATE_SCHEMA=1 cargo test -p shared --test schema_contract` and commit it"
+         with `UPDATE_SCHEMA=1 cargo test -p contract --test schema_contract` and commit it"
     );
 }
 
