@@ -161,50 +161,21 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn a_full_batch_leaves_without_waiting_for_the_partial_one_in_flight() {
-        // Partial batches hang until the gate opens; full ones answer at once.
-        let gate = Arc::new(tokio::sync::Semaphore::new(0));
-        let opened = gate.clone();
-        let coalescer = Arc::new(Coalescer::spawn(10, 1, move |inputs: Vec<u32>| {
-            let gate = gate.clone();
-            async move {
-                if inputs.len() < 10 {
-                    let _ = gate.acquire().await;
-                }
-                inputs
-            }
-        }));
-        let lone = tokio::spawn({
-            let c = coalescer.clone();
-            async move { c.call(0).await }
-        });
-        // Let the lone call take the partial slot, then queue exactly one full batch.
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        let full = futures::future::join_all((1..=10).map(|i| coalescer.call(i)));
-        let answers = tokio::time::timeout(Duration::from_secs(5), full)
-            .await
-            .expect("a full batch waited behind the partial one in flight");
-        assert_eq!(
-            answers.into_iter().map(Result::unwrap).collect::<Vec<_>>(),
-            (1..=10).collect::<Vec<_>>()
-        );
-        assert!(
-            !lone.is_finished(),
-            "the partial batch is still held at the gate"
-        );
-        opened.add_permits(1);
-        assert_eq!(lone.await.unwrap().unwrap(), 0);
+    /// A coalescer of batches of ten whose partial batches hang until the gate opens (full
+    /// ones answer at once), with one call already holding the partial slot at the gate.
+    struct HeldPartial {
+        coalescer: Arc<Coalescer<u32, u32>>,
+        sizes: Arc<Mutex<Vec<usize>>>,
+        gate: Arc<tokio::sync::Semaphore>,
+        lone: tokio::task::JoinHandle<Result<u32, NoResult>>,
     }
 
-    #[tokio::test]
-    async fn calls_arriving_one_by_one_behind_a_partial_batch_leave_once_ten_have_gathered() {
+    async fn with_a_partial_batch_held() -> HeldPartial {
         let gate = Arc::new(tokio::sync::Semaphore::new(0));
-        let opened = gate.clone();
         let sizes = Arc::new(Mutex::new(Vec::new()));
-        let seen = sizes.clone();
+        let (held, seen) = (gate.clone(), sizes.clone());
         let coalescer = Arc::new(Coalescer::spawn(10, 1, move |inputs: Vec<u32>| {
-            let gate = gate.clone();
+            let gate = held.clone();
             seen.lock().unwrap().push(inputs.len());
             async move {
                 if inputs.len() < 10 {
@@ -217,9 +188,46 @@ mod tests {
             let c = coalescer.clone();
             async move { c.call(0).await }
         });
+        // Let the lone call take the partial slot.
         tokio::time::sleep(Duration::from_millis(20)).await;
+        HeldPartial {
+            coalescer,
+            sizes,
+            gate,
+            lone,
+        }
+    }
+
+    impl HeldPartial {
+        async fn release(self) {
+            assert!(
+                !self.lone.is_finished(),
+                "the partial batch is still held at the gate"
+            );
+            self.gate.add_permits(1);
+            assert_eq!(self.lone.await.unwrap().unwrap(), 0);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_full_batch_leaves_without_waiting_for_the_partial_one_in_flight() {
+        let held = with_a_partial_batch_held().await;
+        let full = futures::future::join_all((1..=10).map(|i| held.coalescer.call(i)));
+        let answers = tokio::time::timeout(Duration::from_secs(5), full)
+            .await
+            .expect("a full batch waited behind the partial one in flight");
+        assert_eq!(
+            answers.into_iter().map(Result::unwrap).collect::<Vec<_>>(),
+            (1..=10).collect::<Vec<_>>()
+        );
+        held.release().await;
+    }
+
+    #[tokio::test]
+    async fn calls_arriving_one_by_one_behind_a_partial_batch_leave_once_ten_have_gathered() {
+        let held = with_a_partial_batch_held().await;
         let staggered = (1..=10).map(|i| {
-            let c = coalescer.clone();
+            let c = held.coalescer.clone();
             tokio::spawn(async move {
                 tokio::time::sleep(Duration::from_millis(3 * u64::from(i))).await;
                 c.call(i).await
@@ -230,9 +238,8 @@ mod tests {
                 .await
                 .expect("calls behind a partial batch did not leave once ten had gathered");
         assert!(answers.into_iter().all(|a| a.is_ok_and(|r| r.is_ok())));
-        assert_eq!(*sizes.lock().unwrap(), [1, 10]);
-        opened.add_permits(1);
-        assert_eq!(lone.await.unwrap().unwrap(), 0);
+        assert_eq!(*held.sizes.lock().unwrap(), [1, 10]);
+        held.release().await;
     }
 
     #[tokio::test]
