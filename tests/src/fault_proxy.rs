@@ -154,6 +154,18 @@ pub struct ProxyStats {
     pub messages_received: u64,
     /// Of those, how many SQS had handed out before (`ApproximateReceiveCount` > 1).
     pub redeliveries: u64,
+    /// Every message sent through the proxy (SendMessage and SendMessageBatch entries, as the
+    /// client wrote them, in the order the calls arrived): what the sender put on the wire,
+    /// whatever the emulator keeps of it.
+    pub sent_messages: Vec<SentMessage>,
+}
+
+/// One message as a client sent it to SQS.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SentMessage {
+    pub body: String,
+    /// The `AWSTraceHeader` message system attribute, when set.
+    pub trace_header: Option<String>,
 }
 
 impl ProxyStats {
@@ -387,12 +399,24 @@ async fn handle(shared: &Shared, socket: &OwnedFd, request: Request<Incoming>) -
             return forward_partial_batch(shared, &target, &parts.headers, &path, split).await;
         }
     }
-    let response = forward(shared, &target, &parts.method, &path, &parts.headers, body).await;
+    // Bytes clone by reference count: the request stays readable after forwarding.
+    let response = forward(
+        shared,
+        &target,
+        &parts.method,
+        &path,
+        &parts.headers,
+        body.clone(),
+    )
+    .await;
     if action == Action::LoseResponse {
         return reset(socket);
     }
     if target == sqs("ReceiveMessage") && response.status().is_success() {
         count_received(shared, response.body());
+    }
+    if response.status().is_success() {
+        record_sent(shared, &target, &body);
     }
     Ok(response.map(Full::new))
 }
@@ -474,6 +498,32 @@ fn count_received(shared: &Shared, body: &Bytes) {
     let mut state = shared.state.lock().expect("fault proxy state");
     state.stats.messages_received += messages.len() as u64;
     state.stats.redeliveries += redelivered as u64;
+}
+
+/// The messages of a SendMessage or SendMessageBatch request (JSON protocol).
+fn record_sent(shared: &Shared, target: &str, body: &Bytes) {
+    let entries = if target == sqs("SendMessage") || target == sqs("SendMessageBatch") {
+        serde_json::from_slice::<Value>(body).ok()
+    } else {
+        None
+    };
+    let Some(request) = entries else {
+        return;
+    };
+    let entries = match request["Entries"].as_array() {
+        Some(entries) => entries.clone(),
+        None => vec![request],
+    };
+    let sent = entries.iter().filter_map(|entry| {
+        Some(SentMessage {
+            body: entry["MessageBody"].as_str()?.to_owned(),
+            trace_header: entry["MessageSystemAttributes"]["AWSTraceHeader"]["StringValue"]
+                .as_str()
+                .map(str::to_owned),
+        })
+    });
+    let mut state = shared.state.lock().expect("fault proxy state");
+    state.stats.sent_messages.extend(sent);
 }
 
 async fn answer_outage(

@@ -25,7 +25,7 @@ use serde_json::Value;
 
 pub use dev_tokens::DevTokens;
 pub use emulator::{Emulator, TestResources};
-pub use fault_proxy::{FaultProxy, Faults, Outage, ProxyStats};
+pub use fault_proxy::{FaultProxy, Faults, Outage, ProxyStats, SentMessage};
 pub use jwks_issuer::JwksIssuer;
 pub use user_service_stub::{StubBehavior, UserServiceStub};
 
