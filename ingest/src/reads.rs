@@ -7,10 +7,13 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::types::AttributeValue;
 use shared::item::{
-    bureau_prefix, report_sk, user_pk, ItemError, ReportKey, StoredReport,
-    INDEX_BY_BUREAU_REPORTED_AT, INDEX_BY_REPORTED_AT, LSI1_SK, LSI2_SK, PK, SK,
+    bureau_prefix, report_sk, user_pk, ItemError, ReportKey, INDEX_BY_BUREAU_REPORTED_AT,
+    INDEX_BY_REPORTED_AT, LSI1_SK, LSI2_SK, PK, SK,
 };
 use shared::{Bureau, ReportId, ReportedAt, UserId};
+
+/// What the port answers with: a report as stored, with where and when it was received.
+pub use shared::item::StoredReport;
 
 /// Where a listing stands: the last report served. Lists are ordered by (`reportedAt`,
 /// `reportId`) descending, which is unique per report, so a position is never ambiguous.

@@ -2,10 +2,8 @@
 //! each validated on its own and the valid ones enqueued with SendMessageBatch. The answer
 //! says, entry by entry, what was accepted, what was rejected and why, and what SQS refused.
 
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
 use axum::extract::{Extension, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
@@ -14,9 +12,8 @@ use shared::{FieldError, MessageSource, ScoreMessage, ScoreReport, ValidationErr
 
 use super::bodies::{parse_batch_body, RejectedEntry};
 use super::error::ApiError;
-use super::extract::{body_bytes_within, require_json};
+use super::extract::{JsonBody, ServiceCaller};
 use super::observe::CorrelationId;
-use crate::auth::GatewayClaims;
 use crate::state::AppState;
 
 /// This route's body limit: 500 entries need more than the API's usual 64 KiB.
@@ -195,17 +192,9 @@ pub fn batch_source(subject: &str) -> MessageSource {
 pub async fn submit_batch(
     State(state): State<AppState>,
     Extension(CorrelationId(correlation)): Extension<CorrelationId>,
-    headers: HeaderMap,
-    gateway: Option<Extension<GatewayClaims>>,
-    body: Result<Bytes, BytesRejection>,
+    ServiceCaller(principal): ServiceCaller,
+    JsonBody(body): JsonBody<MAX_BATCH_BODY_BYTES>,
 ) -> Result<Response, ApiError> {
-    let principal = state
-        .auth
-        .authenticate(&headers, gateway.as_ref().map(|Extension(c)| c))
-        .await?;
-    principal.require_service()?;
-    let body = body_bytes_within(body, MAX_BATCH_BODY_BYTES)?;
-    require_json(&headers)?;
     let now = (state.now)();
     let verdicts = parse_batch_body(&body, now)?;
     if verdicts.iter().all(Result::is_err) {
