@@ -65,7 +65,7 @@ pub fn cors_layer(origins: &[http::HeaderValue]) -> Option<tower_http::cors::Cor
             .allow_headers([
                 AUTHORIZATION,
                 CONTENT_TYPE,
-                http::HeaderName::from_static("idempotency-key"),
+                http::HeaderName::from_static(api::bodies::IDEMPOTENCY_KEY_HEADER),
             ])
             .expose_headers([LOCATION, RETRY_AFTER])
             .max_age(std::time::Duration::from_secs(600)),

@@ -1,4 +1,5 @@
-//! The port ingest enqueues through, and its SQS adapter.
+//! The port ingest enqueues through, and its SQS adapter. The port speaks of messages the
+//! queue took or did not ([`NotEnqueued`]); SQS's error codes stay in the adapter.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -17,6 +18,18 @@ use crate::coalesce::Coalescer;
 /// SendMessageBatch calls in flight at once for one batch request (500 entries = 50 calls).
 pub const BATCH_SEND_CONCURRENCY: usize = 8;
 
+/// Why the queue did not take one message of a batch, in the port's terms: whether sending
+/// it again may succeed, and the queue's own account of it for the operator's log.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NotEnqueued {
+    /// The queue failed, or gave no answer, for this message: sending it again may succeed.
+    #[error("the queue is unavailable: {0}")]
+    Unavailable(String),
+    /// The queue refused this message: sending it again fails the same way.
+    #[error("the queue refused the message: {0}")]
+    Refused(String),
+}
+
 #[async_trait]
 pub trait ScoreQueue: Send + Sync {
     /// Returns only once the queue has acknowledged the message, with the id the queue gave
@@ -30,21 +43,27 @@ pub trait ScoreQueue: Send + Sync {
         &self,
         messages: &[ScoreMessage],
         correlation_id: &str,
-    ) -> Vec<Result<(), EntryFailure>> {
+    ) -> Vec<Result<(), NotEnqueued>> {
         let mut results = Vec::with_capacity(messages.len());
         for message in messages {
             results.push(
                 self.enqueue(message, correlation_id)
                     .await
                     .map(|_| ())
-                    .map_err(|e| EntryFailure {
-                        code: "SendFailed".into(),
-                        message: format!("{e:#}"),
-                        retryable: true,
-                    }),
+                    .map_err(|e| NotEnqueued::Unavailable(format!("{e:#}"))),
             );
         }
         results
+    }
+}
+
+/// An entry SQS did not take, in the port's terms: its code and message kept for the log.
+fn not_enqueued(failure: EntryFailure) -> NotEnqueued {
+    let account = format!("{}: {}", failure.code, failure.message);
+    if failure.retryable {
+        NotEnqueued::Unavailable(account)
+    } else {
+        NotEnqueued::Refused(account)
     }
 }
 
@@ -132,14 +151,14 @@ impl ScoreQueue for SqsScoreQueue {
         &self,
         messages: &[ScoreMessage],
         correlation_id: &str,
-    ) -> Vec<Result<(), EntryFailure>> {
+    ) -> Vec<Result<(), NotEnqueued>> {
         let trace = current_trace_header();
         let batch: Vec<OutgoingMessage> = messages
             .iter()
             .map(|m| outgoing(m, correlation_id, trace.clone()))
             .collect();
         let started = Instant::now();
-        let results: Vec<Result<(), EntryFailure>> = send_all(
+        let results: Vec<Result<(), NotEnqueued>> = send_all(
             &self.client,
             &self.queue_url,
             &batch,
@@ -147,7 +166,7 @@ impl ScoreQueue for SqsScoreQueue {
         )
         .await
         .into_iter()
-        .map(|r| r.map(|_| ()))
+        .map(|r| r.map(|_| ()).map_err(not_enqueued))
         .collect();
         metrics::observe(
             names::SQS_SEND_LATENCY,
@@ -158,5 +177,33 @@ impl ScoreQueue for SqsScoreQueue {
             results.iter().filter(|r| r.is_err()).count(),
         );
         results
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sqs_failure(code: &str, retryable: bool) -> EntryFailure {
+        EntryFailure {
+            code: code.into(),
+            message: "said SQS".into(),
+            retryable,
+        }
+    }
+
+    #[test]
+    fn an_entry_sqs_may_take_on_a_retry_is_unavailable_and_one_it_refuses_is_refused() {
+        assert_eq!(
+            not_enqueued(sqs_failure("RequestThrottled", true)),
+            NotEnqueued::Unavailable("RequestThrottled: said SQS".into())
+        );
+        assert_eq!(
+            not_enqueued(sqs_failure(
+                "AWS.SimpleQueueService.NonExistentQueue",
+                false
+            )),
+            NotEnqueued::Refused("AWS.SimpleQueueService.NonExistentQueue: said SQS".into())
+        );
     }
 }

@@ -6,13 +6,16 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::types::AttributeValue;
-use contract::report::{ReportKey, StoredReport};
+use contract::report::ReportKey;
 use contract::{Bureau, ReportId, ReportedAt, UserId};
 use shared::item::{
     bureau_prefix, by_bureau_reported_at_sk, by_reported_at_sk, key_item, read_report, report_sk,
     user_pk, Item, ItemError, INDEX_BY_BUREAU_REPORTED_AT, INDEX_BY_REPORTED_AT, LSI1_SK, LSI2_SK,
     PK, SK,
 };
+
+/// What the port answers with: a report as stored, with where and when it was received.
+pub use contract::report::StoredReport;
 
 /// Where a listing stands: the last report served. Lists are ordered by (`reportedAt`,
 /// `reportId`) descending, which is unique per report, so a position is never ambiguous.

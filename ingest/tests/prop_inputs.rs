@@ -13,7 +13,7 @@ use contract::{MessageSource, ReportId, ScoreMessage, UserId};
 use http_body_util::BodyExt;
 use ingest::api::bodies::{idempotency_key, parse_score_body};
 use ingest::api::error::ApiError;
-use ingest::api::extract::require_json;
+use ingest::api::extract::{bearer_token, require_json};
 use ingest::auth::{
     decode_claims, AuthError, Authenticator, BearerToken, TokenCheck, TokenValidator,
     ValidationCache,
@@ -49,8 +49,7 @@ fn authorization(value: &str) -> HeaderMap {
 }
 
 fn token(value: &str) -> BearerToken {
-    BearerToken::from_headers(&authorization(&format!("Bearer {value}")))
-        .expect("a well-formed test token")
+    BearerToken::parse(value).expect("a well-formed test token")
 }
 
 /// Objects mixing the body's own field names with others, holding anything.
@@ -82,7 +81,7 @@ proptest! {
         };
         let mut headers = HeaderMap::new();
         headers.insert(header::AUTHORIZATION, value);
-        if let Ok(token) = BearerToken::from_headers(&headers) {
+        if let Ok(token) = bearer_token(&headers) {
             let t = token.expose();
             prop_assert!(!t.is_empty() && t.len() <= 8192);
             prop_assert!(t.trim_end_matches('=').bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~+/".contains(&b)), "{:?}", t);
@@ -98,7 +97,7 @@ proptest! {
     #[test]
     fn any_scheme_but_bearer_is_malformed(scheme in "[A-Za-z]{1,10}", rest in "[A-Za-z0-9.]{1,40}") {
         prop_assume!(!scheme.eq_ignore_ascii_case("bearer"));
-        let result = BearerToken::from_headers(&authorization(&format!("{scheme} {rest}")));
+        let result = bearer_token(&authorization(&format!("{scheme} {rest}")));
         prop_assert!(matches!(result, Err(AuthError::Malformed)));
     }
 

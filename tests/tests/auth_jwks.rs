@@ -443,10 +443,8 @@ async fn warming_up_loads_the_keys_before_the_first_request() {
     );
     state.auth.warm_up().await;
     assert_eq!(issuer.hits(), 1);
-    let mut headers = axum::http::HeaderMap::new();
-    let value = format!("Bearer {}", issuer.token_for("alice"));
-    headers.insert("authorization", value.parse().unwrap());
-    let principal = state.auth.authenticate(&headers, None).await.unwrap();
+    let token = ingest::auth::BearerToken::parse(&issuer.token_for("alice")).unwrap();
+    let principal = state.auth.authenticate(&token, None).await.unwrap();
     assert_eq!(principal.subject, "alice");
     assert_eq!(
         issuer.hits(),

@@ -1,22 +1,20 @@
 //! `POST /v1/credit-scores/batch`: up to 500 scores for any users from a service caller,
 //! each validated on its own and the valid ones enqueued with SendMessageBatch. The answer
-//! says, entry by entry, what was accepted, what was rejected and why, and what SQS refused.
+//! says, entry by entry, what was accepted, what was rejected and why, and what the queue did
+//! not take (in the queue port's terms, never SQS's codes).
 
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
 use axum::extract::{Extension, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use contract::{FieldError, MessageSource, ScoreMessage, ScoreReport, ValidationErrors};
 use serde::Serialize;
-use shared::sqs_batch::EntryFailure;
 
 use super::bodies::{parse_batch_body, RejectedEntry};
 use super::error::ApiError;
-use super::extract::{body_bytes_within, require_json};
+use super::extract::{JsonBody, ServiceCaller};
 use super::observe::CorrelationId;
-use crate::auth::GatewayClaims;
+use crate::queue::NotEnqueued;
 use crate::state::AppState;
 
 /// This route's body limit: 500 entries need more than the API's usual 64 KiB.
@@ -30,7 +28,7 @@ pub enum BatchItemStatus {
     Accepted,
     /// Breaks the contract; fix the named fields before sending it again.
     Rejected,
-    /// Valid, but SQS did not take it; send it again (same reportId) when `retryable`.
+    /// Valid, but the queue did not take it; send it again (same reportId) when `retryable`.
     Failed,
 }
 
@@ -46,12 +44,13 @@ pub struct BatchItemResult {
     #[schema(example = "bureau-file-2026-11-28-000042")]
     pub report_id: Option<String>,
     pub status: BatchItemStatus,
-    /// For `rejected`: each failing field and why. For `failed`: the queue's error.
+    /// For `rejected`: each failing field and why. For `failed`: `queue`, and what to do.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
-    /// For `failed`: the SQS error code.
+    /// For `failed`: `QueueUnavailable` (the queue failed or did not answer: send the entry
+    /// again) or `QueueRefused` (the queue refused it: sending it again fails the same way).
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(example = "InternalError")]
+    #[schema(example = "QueueUnavailable")]
     pub code: Option<String>,
     /// For `failed`: whether sending the entry again may succeed.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -102,7 +101,7 @@ fn all_rejected(verdicts: &[Result<ScoreReport, RejectedEntry>]) -> ApiError {
 /// Joins the parse verdicts with the queue's answers for the valid entries (in order).
 pub fn assemble(
     verdicts: Vec<Result<ScoreReport, RejectedEntry>>,
-    sent: &[Result<(), EntryFailure>],
+    sent: &[Result<(), NotEnqueued>],
 ) -> BatchResponse {
     let mut sent = sent.iter();
     let items: Vec<BatchItemResult> = verdicts
@@ -126,11 +125,7 @@ pub fn assemble(
                     None => failed(
                         index,
                         report_id,
-                        &EntryFailure {
-                            code: "MissingResult".into(),
-                            message: "the queue gave no answer for this entry".into(),
-                            retryable: true,
-                        },
+                        &NotEnqueued::Unavailable("the queue gave no answer for this entry".into()),
                     ),
                 }
             }
@@ -153,14 +148,28 @@ pub fn assemble(
     }
 }
 
-fn failed(index: usize, report_id: Option<String>, failure: &EntryFailure) -> BatchItemResult {
+/// A `failed` entry says what the sender can act on; the queue's own account of it is for
+/// the operator's log, not for clients.
+fn failed(index: usize, report_id: Option<String>, failure: &NotEnqueued) -> BatchItemResult {
+    let (code, message, retryable) = match failure {
+        NotEnqueued::Unavailable(_) => (
+            "QueueUnavailable",
+            "the queue did not take this entry; send it again with the same reportId",
+            true,
+        ),
+        NotEnqueued::Refused(_) => (
+            "QueueRefused",
+            "the queue refused this entry; sending it again fails the same way",
+            false,
+        ),
+    };
     BatchItemResult {
         index,
         report_id,
         status: BatchItemStatus::Failed,
-        errors: vec![FieldError::new("queue", failure.message.clone())],
-        code: Some(failure.code.clone()),
-        retryable: Some(failure.retryable),
+        errors: vec![FieldError::new("queue", message)],
+        code: Some(code.to_owned()),
+        retryable: Some(retryable),
     }
 }
 
@@ -195,17 +204,9 @@ pub fn batch_source(subject: &str) -> MessageSource {
 pub async fn submit_batch(
     State(state): State<AppState>,
     Extension(CorrelationId(correlation)): Extension<CorrelationId>,
-    headers: HeaderMap,
-    gateway: Option<Extension<GatewayClaims>>,
-    body: Result<Bytes, BytesRejection>,
+    ServiceCaller(principal): ServiceCaller,
+    JsonBody(body): JsonBody<MAX_BATCH_BODY_BYTES>,
 ) -> Result<Response, ApiError> {
-    let principal = state
-        .auth
-        .authenticate(&headers, gateway.as_ref().map(|Extension(c)| c))
-        .await?;
-    principal.require_service()?;
-    let body = body_bytes_within(body, MAX_BATCH_BODY_BYTES)?;
-    require_json(&headers)?;
     let now = (state.now)();
     let verdicts = parse_batch_body(&body, now)?;
     if verdicts.iter().all(Result::is_err) {
@@ -226,6 +227,10 @@ pub async fn submit_batch(
     } else {
         state.queue.enqueue_batch(&messages, &correlation).await
     };
+    let reasons: Vec<String> = sent
+        .iter()
+        .filter_map(|r| r.as_ref().err().map(ToString::to_string))
+        .collect();
     let result = assemble(verdicts, &sent);
     let span = tracing::Span::current();
     span.record("entries", result.items.len());
@@ -238,7 +243,7 @@ pub async fn submit_batch(
             .iter()
             .filter_map(|i| i.code.as_deref())
             .collect();
-        tracing::warn!(failed = result.failed, codes = ?codes, "the queue did not take some entries");
+        tracing::warn!(failed = result.failed, codes = ?codes, reasons = ?reasons, "the queue did not take some entries");
     }
     tracing::info!("batch handled");
     shared::metrics::count(shared::metrics::names::ACCEPTED_WRITES, result.accepted);
@@ -349,11 +354,7 @@ mod tests {
             NOW,
         )
         .unwrap();
-        let throttled = EntryFailure {
-            code: "RequestThrottled".into(),
-            message: "slow down".into(),
-            retryable: true,
-        };
+        let throttled = NotEnqueued::Unavailable("RequestThrottled: slow down".into());
         // The queue answered for a and c only; d must not be reported as accepted.
         let result = assemble(verdicts, &[Ok(()), Err(throttled)]);
         let statuses: Vec<BatchItemStatus> = result.items.iter().map(|i| i.status).collect();
@@ -367,9 +368,14 @@ mod tests {
             ]
         );
         assert_eq!((result.accepted, result.rejected, result.failed), (1, 1, 2));
-        assert_eq!(result.items[2].code.as_deref(), Some("RequestThrottled"));
+        assert_eq!(result.items[2].code.as_deref(), Some("QueueUnavailable"));
         assert_eq!(result.items[2].retryable, Some(true));
-        assert_eq!(result.items[3].code.as_deref(), Some("MissingResult"));
+        assert_eq!(result.items[3].code.as_deref(), Some("QueueUnavailable"));
+        let answered = serde_json::to_string(&result).unwrap();
+        assert!(
+            !answered.contains("RequestThrottled") && !answered.contains("slow down"),
+            "the queue's own account reached the client: {answered}"
+        );
         assert_eq!(result.status(), StatusCode::MULTI_STATUS);
     }
 

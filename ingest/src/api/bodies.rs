@@ -19,8 +19,9 @@ use super::error::ApiError;
 
 pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
 
-/// The most entries one batch may carry (422 above it).
-pub const MAX_BATCH_ENTRIES: usize = 500;
+/// The most entries one batch request may carry (422 above it); the queue sends them in
+/// calls of its own size.
+pub const MAX_BATCH_REQUEST_ENTRIES: usize = 500;
 
 /// Declares a write body: its own leading and trailing fields around the three every score
 /// write carries (`bureau`, `score`, `reportedAt`, written once here), all [`Sent`], and
@@ -223,7 +224,7 @@ pub struct RejectedEntry {
 }
 
 /// Reads a [`BatchRequestBody`]. The request as a whole fails only when it is unreadable,
-/// the list is missing, empty or longer than [`MAX_BATCH_ENTRIES`]; otherwise every entry
+/// the list is missing, empty or longer than [`MAX_BATCH_REQUEST_ENTRIES`]; otherwise every entry
 /// gets its own verdict, in order.
 pub fn parse_batch_body(
     body: &[u8],
@@ -244,11 +245,11 @@ pub fn parse_batch_body(
     if items.is_empty() {
         return Err(ValidationErrors::single("items", "must hold at least one entry").into());
     }
-    if items.len() > MAX_BATCH_ENTRIES {
+    if items.len() > MAX_BATCH_REQUEST_ENTRIES {
         return Err(ValidationErrors::single(
             "items",
             format!(
-                "must hold at most {MAX_BATCH_ENTRIES} entries (got {}); split the batch",
+                "must hold at most {MAX_BATCH_REQUEST_ENTRIES} entries (got {}); split the batch",
                 items.len()
             ),
         )

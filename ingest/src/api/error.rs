@@ -59,6 +59,18 @@ impl ApiError {
         }
     }
 
+    /// A 400 naming every field in `errors`.
+    pub fn bad_fields(errors: Vec<FieldError>) -> Self {
+        Self::BadRequest {
+            detail: errors
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; "),
+            errors,
+        }
+    }
+
     pub fn status(&self) -> StatusCode {
         match self {
             Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
@@ -109,8 +121,8 @@ fn auth_reason(error: &AuthError) -> Option<&'static str> {
         AuthError::Missing => "auth:missing",
         AuthError::Malformed => "auth:malformed",
         AuthError::Undecodable => "auth:undecodable",
-        AuthError::Rejected(StatusCode::FORBIDDEN) => "auth:refused",
-        AuthError::Rejected(_) => "auth:invalid",
+        AuthError::Refused => "auth:refused",
+        AuthError::NotAccepted => "auth:invalid",
         AuthError::Unavailable(_) | AuthError::KeysUnavailable(_) => return None,
         AuthError::Invalid(rejection) => rejection_reason(*rejection),
         AuthError::NoGatewayClaims => "auth:no-gateway-claims",
@@ -187,10 +199,8 @@ impl From<AuthError> for ApiError {
             AuthError::Missing => ApiError::Unauthorized("a Bearer token is required"),
             AuthError::Malformed => ApiError::Unauthorized("the Authorization header is malformed"),
             AuthError::Undecodable => ApiError::Unauthorized("the token cannot be decoded"),
-            AuthError::Rejected(StatusCode::FORBIDDEN) => {
-                ApiError::Forbidden("the User Service refused this token")
-            }
-            AuthError::Rejected(_) => ApiError::Unauthorized("the token is not valid"),
+            AuthError::Refused => ApiError::Forbidden("the User Service refused this token"),
+            AuthError::NotAccepted => ApiError::Unauthorized("the token is not valid"),
             AuthError::Unavailable(source) => ApiError::Unavailable {
                 what: "the User Service",
                 source,

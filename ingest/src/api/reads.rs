@@ -4,22 +4,18 @@
 
 use std::collections::HashSet;
 
-use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{Extension, FromRequestParts, Path, Query, State};
-use axum::http::request::Parts;
-use axum::http::{header, HeaderMap, HeaderValue};
+use axum::extract::State;
+use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use contract::report::StoredReport;
-use contract::{Bureau, FieldError, ReportId, UserId};
+use contract::{Bureau, FieldError};
 use serde::Serialize;
 use utoipa::{IntoParams, ToSchema};
 
 use super::error::{ApiError, Problem};
-use super::extract::path_user;
-use crate::auth::GatewayClaims;
+use super::extract::{AuthorizedReport, AuthorizedUser, QueryPairs, ReportPath};
 use crate::cursor::{ListScope, MAX_CURSOR_CHARS};
-use crate::reads::{ListQuery, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
+use crate::reads::{ListQuery, StoredReport, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
 use crate::state::AppState;
 
 /// One stored credit score report.
@@ -161,28 +157,9 @@ impl ListScoresQuery {
         }
         match errors.len() {
             0 => Ok(params),
-            _ => Err(bad_request(errors)),
+            _ => Err(ApiError::bad_fields(errors)),
         }
     }
-}
-
-fn bad_request(errors: Vec<FieldError>) -> ApiError {
-    ApiError::BadRequest {
-        detail: errors
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join("; "),
-        errors,
-    }
-}
-
-fn query_pairs(
-    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
-) -> Result<Vec<(String, String)>, ApiError> {
-    query
-        .map(|Query(pairs)| pairs)
-        .map_err(|e| ApiError::bad_field("query", e.body_text()))
 }
 
 /// Endpoints that take no query parameters say so rather than ignore them.
@@ -190,7 +167,7 @@ fn no_query_parameters(pairs: &[(String, String)]) -> Result<(), ApiError> {
     if pairs.is_empty() {
         return Ok(());
     }
-    Err(bad_request(
+    Err(ApiError::bad_fields(
         pairs
             .iter()
             .map(|(name, _)| {
@@ -266,7 +243,8 @@ pub enum ReadFailures {
 #[tracing::instrument(skip_all, fields(user_id))]
 pub async fn list_scores(
     State(state): State<AppState>,
-    UserRead { user, query }: UserRead,
+    AuthorizedUser(user): AuthorizedUser,
+    QueryPairs(query): QueryPairs,
 ) -> Result<Response, ApiError> {
     tracing::Span::current().record("user_id", tracing::field::display(&user));
     let params = ListScoresQuery::parse(&query)?;
@@ -319,7 +297,8 @@ pub async fn list_scores(
 #[tracing::instrument(skip_all, fields(user_id))]
 pub async fn latest_scores(
     State(state): State<AppState>,
-    UserRead { user, query }: UserRead,
+    AuthorizedUser(user): AuthorizedUser,
+    QueryPairs(query): QueryPairs,
 ) -> Result<Response, ApiError> {
     tracing::Span::current().record("user_id", tracing::field::display(&user));
     no_query_parameters(&query)?;
@@ -328,21 +307,6 @@ pub async fn latest_scores(
         user_id: user.to_string(),
         items: latest.iter().map(ScoreReportView::from).collect(),
     }))
-}
-
-/// The user and report ids of the path, each named when bad.
-fn path_user_and_report(
-    path: Result<Path<(String, String)>, PathRejection>,
-) -> Result<(UserId, ReportId), ApiError> {
-    let Path((user, report)) = path.map_err(|e| ApiError::bad_field("path", e.body_text()))?;
-    let user = UserId::parse(&user);
-    let report = ReportId::parse(&report);
-    match (user, report) {
-        (Ok(u), Ok(r)) => Ok((u, r)),
-        (u, r) => Err(bad_request(
-            [u.err(), r.err()].into_iter().flatten().collect(),
-        )),
-    }
 }
 
 /// One report by its id.
@@ -366,50 +330,18 @@ fn path_user_and_report(
 #[tracing::instrument(skip_all, fields(user_id, report_id))]
 pub async fn get_score(
     State(state): State<AppState>,
-    path: Result<Path<(String, String)>, PathRejection>,
-    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
-    headers: HeaderMap,
-    gateway: Option<Extension<GatewayClaims>>,
+    AuthorizedReport(ReportPath { user, report }): AuthorizedReport,
+    QueryPairs(query): QueryPairs,
 ) -> Result<Response, ApiError> {
-    let principal = state
-        .auth
-        .authenticate(&headers, gateway.as_ref().map(|Extension(c)| c))
-        .await?;
-    let (user, report) = path_user_and_report(path)?;
-    principal.authorize_for(&user)?;
     let span = tracing::Span::current();
     span.record("user_id", tracing::field::display(&user));
     span.record("report_id", tracing::field::display(&report));
-    no_query_parameters(&query_pairs(query)?)?;
+    no_query_parameters(&query)?;
     match state.reader.get(&user, &report).await? {
         Some(stored) => Ok(private_json(ScoreReportView::from(&stored))),
         None => Err(ApiError::NotFound(format!(
             "no report {report} for this user (yet: writes are queued and appear shortly after their 202)"
         ))),
-    }
-}
-
-/// What a read of one user's scores starts with, in this order: the caller authenticated
-/// (401), the path's user (400), the caller allowed to read it (403), the query pairs (400).
-pub struct UserRead {
-    pub user: UserId,
-    pub query: Vec<(String, String)>,
-}
-
-impl FromRequestParts<AppState> for UserRead {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let gateway = parts.extensions.get::<GatewayClaims>();
-        let principal = state.auth.authenticate(&parts.headers, gateway).await?;
-        let path = Path::<String>::from_request_parts(parts, state).await;
-        let user = path_user(path)?;
-        principal.authorize_for(&user)?;
-        let query = Query::<Vec<(String, String)>>::from_request_parts(parts, state).await;
-        Ok(Self {
-            user,
-            query: query_pairs(query)?,
-        })
     }
 }
 
@@ -502,11 +434,5 @@ mod tests {
         assert!(no_query_parameters(&[]).is_ok());
         let err = no_query_parameters(&pairs(&[("x", "1")])).unwrap_err();
         assert_eq!(named(err), ["x"]);
-    }
-
-    #[test]
-    fn names_both_bad_path_ids() {
-        let err = path_user_and_report(Ok(Path(("a b".to_owned(), "r#1".to_owned())))).unwrap_err();
-        assert_eq!(named(err), ["userId", "reportId"]);
     }
 }

@@ -1,8 +1,6 @@
 //! `POST /v1/users/{userId}/credit-scores`: validate, authorize and enqueue one score.
 
-use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, PathRejection};
-use axum::extract::{Extension, Path, State};
+use axum::extract::{Extension, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -11,9 +9,8 @@ use serde::Serialize;
 
 use super::bodies::{idempotency_key, parse_score_body};
 use super::error::ApiError;
-use super::extract::{body_bytes, path_user, require_json};
+use super::extract::{AuthorizedUser, JsonBody};
 use super::observe::CorrelationId;
-use crate::auth::GatewayClaims;
 use crate::idempotency::KeyedWrite;
 use crate::state::AppState;
 
@@ -52,19 +49,10 @@ pub struct Accepted {
 pub async fn submit_score(
     State(state): State<AppState>,
     Extension(CorrelationId(correlation)): Extension<CorrelationId>,
-    path: Result<Path<String>, PathRejection>,
+    AuthorizedUser(user_id): AuthorizedUser,
     headers: HeaderMap,
-    gateway: Option<Extension<GatewayClaims>>,
-    body: Result<Bytes, BytesRejection>,
+    JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
-    let principal = state
-        .auth
-        .authenticate(&headers, gateway.as_ref().map(|Extension(c)| c))
-        .await?;
-    let user_id = path_user(path)?;
-    principal.authorize_for(&user_id)?;
-    let body = body_bytes(body)?;
-    require_json(&headers)?;
     let now = (state.now)();
     let key = idempotency_key(&headers)?;
     let keyed = key.is_some();

@@ -1,10 +1,10 @@
 //! The bearer token, what it claims, the [`AuthError`] of this boundary and the
-//! [`TokenValidator`] port. Knows headers (where the token comes from), not HTTP statuses.
+//! [`TokenValidator`] port. Knows neither headers nor statuses: the API edge reads the token
+//! from the request and maps each [`AuthError`] to a status (`api/error.rs`).
 
 use std::fmt;
 
 use async_trait::async_trait;
-use axum::http::{header, HeaderMap, StatusCode};
 use base64::Engine;
 use sha2::{Digest, Sha256};
 
@@ -19,18 +19,14 @@ impl fmt::Debug for BearerToken {
 }
 
 impl BearerToken {
-    /// Reads `Authorization: Bearer <token>` (scheme case-insensitive, RFC 6750 token chars).
-    pub fn from_headers(headers: &HeaderMap) -> Result<Self, AuthError> {
-        let value = headers
-            .get(header::AUTHORIZATION)
-            .ok_or(AuthError::Missing)?
-            .to_str()
-            .map_err(|_| AuthError::Malformed)?;
-        let (scheme, token) = value.split_once(' ').ok_or(AuthError::Malformed)?;
-        let token = token.trim();
-        let well_formed = scheme.eq_ignore_ascii_case("bearer")
-            && !token.is_empty()
-            && token.len() <= 8192
+    /// The longest token accepted (Cognito's are under 2 kB).
+    pub const MAX_CHARS: usize = 8192;
+
+    /// A token as the credentials of `Authorization: Bearer` carry it: RFC 6750's token
+    /// characters (trailing `=` padding allowed), at most [`Self::MAX_CHARS`].
+    pub fn parse(token: &str) -> Result<Self, AuthError> {
+        let well_formed = !token.is_empty()
+            && token.len() <= Self::MAX_CHARS
             && token
                 .trim_end_matches('=')
                 .bytes()
@@ -53,14 +49,20 @@ impl BearerToken {
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
-    #[error("no Authorization: Bearer header")]
+    /// The request presented no bearer token.
+    #[error("no bearer token was presented")]
     Missing,
-    #[error("the Authorization header is not a well-formed Bearer token")]
+    /// What was presented is not a well-formed bearer token.
+    #[error("the credentials are not a well-formed bearer token")]
     Malformed,
     #[error("the token's claims cannot be decoded")]
     Undecodable,
-    #[error("the User Service rejected the token with {0}")]
-    Rejected(StatusCode),
+    /// The User Service does not accept the token (it answered 401).
+    #[error("the User Service does not accept the token")]
+    NotAccepted,
+    /// The User Service accepts the token but refuses its bearer (it answered 403).
+    #[error("the User Service refuses the token's bearer")]
+    Refused,
     #[error("the User Service could not validate the token")]
     Unavailable(#[source] anyhow::Error),
     /// Local verification (`AUTH_MODE=jwks`) refused the token: which check failed.

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use async_trait::async_trait;
-use axum::http::StatusCode;
+use http::StatusCode;
 
 use shared::metrics::{self, names};
 
@@ -80,9 +80,8 @@ fn judge(
         .map_err(AuthError::Unavailable)?;
     match status {
         StatusCode::OK | StatusCode::NO_CONTENT => Ok(()),
-        status @ (StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) => {
-            Err(AuthError::Rejected(status))
-        }
+        StatusCode::UNAUTHORIZED => Err(AuthError::NotAccepted),
+        StatusCode::FORBIDDEN => Err(AuthError::Refused),
         other => Err(AuthError::Unavailable(anyhow::anyhow!(
             "the User Service answered {other}"
         ))),
