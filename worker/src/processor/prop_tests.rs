@@ -2,15 +2,20 @@
 //! duplicate and poison messages arrives, and however the store misbehaves, every message
 //! ends up accounted for exactly once (written, dead-lettered or reported for redelivery).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Mutex;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use proptest::prelude::*;
-use shared::item::ReportKey;
+use shared::item::{ReportKey, StoredReport};
 use shared::{Bureau, ReportId, ReportedAt, Score, ScoreReport, UserId};
 
+use super::dedupe::dedupe;
 use super::*;
+use crate::dlq::DeadLetter;
+use crate::record::process_record;
+use crate::store::{StoreError, MAX_BATCH_WRITE_ITEMS};
 
 use test_support::{bureau, config};
 
