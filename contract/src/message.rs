@@ -215,15 +215,58 @@ pub enum MessageError {
 }
 
 impl MessageError {
+    /// Why the message was refused, as the DLQ and the metrics name it.
+    pub fn reason(&self) -> PoisonReason {
+        match self {
+            Self::Body(BodyError::Empty) => PoisonReason::EmptyBody,
+            Self::Body(BodyError::NotJson(_)) => PoisonReason::InvalidJson,
+            Self::Body(BodyError::NotAnObject) => PoisonReason::NotAnObject,
+            Self::UnknownVersion(_) => PoisonReason::UnknownVersion,
+            Self::Invalid(_) => PoisonReason::ContractViolation,
+        }
+    }
+
     /// A short stable code for DLQ attributes and metrics.
     pub fn reason_code(&self) -> &'static str {
+        self.reason().code()
+    }
+}
+
+/// The reasons a message is refused for good (its DLQ `failureReason`): the body itself is
+/// wrong, so sending it again only brings it back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PoisonReason {
+    InvalidJson,
+    EmptyBody,
+    NotAnObject,
+    ContractViolation,
+    UnknownVersion,
+}
+
+impl PoisonReason {
+    /// Every reason, in the order the DLQ tools list them.
+    pub const ALL: [Self; 5] = [
+        Self::InvalidJson,
+        Self::EmptyBody,
+        Self::NotAnObject,
+        Self::ContractViolation,
+        Self::UnknownVersion,
+    ];
+
+    /// The wire code (the DLQ's `failureReason`, the metrics' `Reason`).
+    pub const fn code(self) -> &'static str {
         match self {
-            Self::Body(BodyError::Empty) => "empty_body",
-            Self::Body(BodyError::NotJson(_)) => "invalid_json",
-            Self::Body(BodyError::NotAnObject) => "not_an_object",
-            Self::UnknownVersion(_) => "unknown_version",
-            Self::Invalid(_) => "contract_violation",
+            Self::InvalidJson => "invalid_json",
+            Self::EmptyBody => "empty_body",
+            Self::NotAnObject => "not_an_object",
+            Self::ContractViolation => "contract_violation",
+            Self::UnknownVersion => "unknown_version",
         }
+    }
+
+    /// The reason with this wire code, if it is one.
+    pub fn from_code(code: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|reason| reason.code() == code)
     }
 }
 

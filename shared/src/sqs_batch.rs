@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 
-use aws_sdk_sqs::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_sqs::error::{BuildError, ProvideErrorMetadata, SdkError};
 use aws_sdk_sqs::types::{
     DeleteMessageBatchRequestEntry, MessageAttributeValue, SendMessageBatchRequestEntry,
 };
@@ -55,6 +55,37 @@ impl OutgoingMessage {
                 .iter()
                 .map(|(k, v)| k.len() + v.len() + "String".len())
                 .sum::<usize>()
+    }
+}
+
+/// A message SendMessageBatch can carry: an [`OutgoingMessage`] (String attributes), or one
+/// that keeps each attribute's data type (a DLQ redrive).
+pub trait BatchEntry {
+    /// What SQS counts against the batch size limit.
+    fn payload_bytes(&self) -> usize;
+    /// The message as the entry with this id.
+    fn to_entry(&self, id: String) -> Result<SendMessageBatchRequestEntry, BuildError>;
+}
+
+impl BatchEntry for OutgoingMessage {
+    fn payload_bytes(&self) -> usize {
+        OutgoingMessage::payload_bytes(self)
+    }
+
+    fn to_entry(&self, id: String) -> Result<SendMessageBatchRequestEntry, BuildError> {
+        // SQS refuses empty attribute values; they carry nothing anyway.
+        let attributes: HashMap<String, MessageAttributeValue> = self
+            .attributes
+            .iter()
+            .filter(|(_, v)| !v.is_empty())
+            .filter_map(|(k, v)| string_attribute(v).map(|a| (k.clone(), a)))
+            .collect();
+        SendMessageBatchRequestEntry::builder()
+            .id(id)
+            .message_body(&self.body)
+            .set_message_attributes((!attributes.is_empty()).then_some(attributes))
+            .set_message_system_attributes(self.trace_header.as_deref().and_then(trace_attribute))
+            .build()
     }
 }
 
@@ -143,16 +174,13 @@ pub fn trace_attribute(
 
 /// Sends every message, in groups, with at most `concurrency` calls in flight. Returns one
 /// result per message, in order: the SQS message id, or why it was not taken.
-pub async fn send_all(
+pub async fn send_all<M: BatchEntry>(
     client: &aws_sdk_sqs::Client,
     queue_url: &str,
-    messages: &[OutgoingMessage],
+    messages: &[M],
     concurrency: usize,
 ) -> Vec<EntryResult> {
-    let sizes: Vec<usize> = messages
-        .iter()
-        .map(OutgoingMessage::payload_bytes)
-        .collect();
+    let sizes: Vec<usize> = messages.iter().map(BatchEntry::payload_bytes).collect();
     let groups = group_ranges(&sizes, MAX_BATCH_BYTES);
     let mut results: Vec<Option<EntryResult>> = vec![None; messages.len()];
     let sent = stream::iter(groups)
@@ -182,7 +210,8 @@ fn missing_result() -> EntryFailure {
     }
 }
 
-fn attribute(value: &str) -> Option<MessageAttributeValue> {
+/// A message attribute of data type String.
+pub fn string_attribute(value: &str) -> Option<MessageAttributeValue> {
     MessageAttributeValue::builder()
         .data_type("String")
         .string_value(value)
@@ -192,30 +221,15 @@ fn attribute(value: &str) -> Option<MessageAttributeValue> {
 
 /// One SendMessageBatch call of at most [`MAX_BATCH_ENTRIES`] messages. Entry ids are the
 /// positions in `group`, so results map back without guesswork.
-pub async fn send_group(
+pub async fn send_group<M: BatchEntry>(
     client: &aws_sdk_sqs::Client,
     queue_url: &str,
-    group: &[OutgoingMessage],
+    group: &[M],
 ) -> Vec<EntryResult> {
     let mut results: Vec<Option<EntryResult>> = vec![None; group.len()];
     let mut entries = Vec::with_capacity(group.len());
     for (i, message) in group.iter().enumerate() {
-        // SQS refuses empty attribute values; they carry nothing anyway.
-        let attributes: HashMap<String, MessageAttributeValue> = message
-            .attributes
-            .iter()
-            .filter(|(_, v)| !v.is_empty())
-            .filter_map(|(k, v)| attribute(v).map(|a| (k.clone(), a)))
-            .collect();
-        let entry = SendMessageBatchRequestEntry::builder()
-            .id(i.to_string())
-            .message_body(&message.body)
-            .set_message_attributes((!attributes.is_empty()).then_some(attributes))
-            .set_message_system_attributes(
-                message.trace_header.as_deref().and_then(trace_attribute),
-            )
-            .build();
-        match entry {
+        match message.to_entry(i.to_string()) {
             Ok(entry) => entries.push(entry),
             Err(e) => {
                 results[i] = Some(Err(EntryFailure {

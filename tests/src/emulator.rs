@@ -201,7 +201,7 @@ impl Emulator {
 
     /// Sends raw bodies straight to a queue, as a batch producer would.
     pub async fn send_bodies(&self, queue_url: &str, bodies: &[String]) {
-        for chunk in bodies.chunks(10) {
+        for chunk in bodies.chunks(shared::sqs_batch::MAX_BATCH_ENTRIES) {
             let entries = chunk
                 .iter()
                 .enumerate()

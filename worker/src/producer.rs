@@ -9,7 +9,7 @@ use std::time::Duration;
 use backon::{BackoffBuilder, ExponentialBuilder};
 use contract::message::CORRELATION_ID_ATTRIBUTE;
 use contract::ScoreMessage;
-use shared::sqs_batch::{send_all, EntryResult, OutgoingMessage};
+use shared::sqs_batch::{send_all, BatchEntry, EntryResult, OutgoingMessage};
 use time::OffsetDateTime;
 
 /// How failed entries are retried.
@@ -35,10 +35,10 @@ impl Default for RetryPolicy {
 }
 
 /// Sends `messages` and retries the retryable failures; one result per message, in order.
-pub async fn send_with_retries(
+pub async fn send_with_retries<M: BatchEntry + Clone>(
     sqs: &aws_sdk_sqs::Client,
     queue_url: &str,
-    messages: &[OutgoingMessage],
+    messages: &[M],
     policy: &RetryPolicy,
 ) -> Vec<EntryResult> {
     retry_failed_entries(messages, policy, |batch| async move {
@@ -49,13 +49,13 @@ pub async fn send_with_retries(
 
 /// The retry loop on its own: `send` gets the messages still to send and answers one result
 /// each. Only failures marked retryable are sent again; the rest are final.
-pub async fn retry_failed_entries<F, Fut>(
-    messages: &[OutgoingMessage],
+pub async fn retry_failed_entries<M: Clone, F, Fut>(
+    messages: &[M],
     policy: &RetryPolicy,
     mut send: F,
 ) -> Vec<EntryResult>
 where
-    F: FnMut(Vec<OutgoingMessage>) -> Fut,
+    F: FnMut(Vec<M>) -> Fut,
     Fut: Future<Output = Vec<EntryResult>>,
 {
     let mut results = send(messages.to_vec()).await;
@@ -84,7 +84,7 @@ where
             "retrying entries SQS did not take"
         );
         tokio::time::sleep(delay).await;
-        let retry: Vec<OutgoingMessage> = pending.iter().map(|&i| messages[i].clone()).collect();
+        let retry: Vec<M> = pending.iter().map(|&i| messages[i].clone()).collect();
         let again = send(retry).await;
         for (i, result) in pending.into_iter().zip(again) {
             results[i] = result;

@@ -2,15 +2,20 @@
 //! duplicate and poison messages arrives, and however the store misbehaves, every message
 //! ends up accounted for exactly once (written, dead-lettered or reported for redelivery).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Mutex;
+use std::time::Duration;
 
 use async_trait::async_trait;
-use contract::report::ReportKey;
+use contract::report::{ReportKey, StoredReport};
 use contract::{Bureau, ReportId, ReportedAt, Score, ScoreReport, UserId};
 use proptest::prelude::*;
 
+use super::dedupe::dedupe;
 use super::*;
+use crate::dlq::DeadLetter;
+use crate::record::process_record;
+use crate::store::{StoreError, MAX_BATCH_WRITE_ITEMS};
 
 use test_support::{bureau, config};
 

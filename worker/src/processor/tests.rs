@@ -1,9 +1,16 @@
+use std::collections::HashMap;
+use std::sync::atomic::AtomicUsize;
 use std::sync::Mutex;
+use std::time::Duration;
 
 use async_trait::async_trait;
+use contract::report::StoredReport;
 use contract::{Bureau, ReportId, ReportedAt, Score, ScoreReport, UserId};
 
+use super::dedupe::dedupe;
 use super::*;
+use crate::dlq::DeadLetter;
+use crate::store::{StoreError, MAX_BATCH_WRITE_ITEMS};
 
 /// A store that records every request and can leave items unprocessed or fail outright.
 #[derive(Default)]
