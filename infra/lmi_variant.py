@@ -53,12 +53,17 @@ import re
 import sys
 from pathlib import Path
 
-from samtranslator.yaml_helper import yaml_parse
+try:
+    # The SAM translator's YAML loader: CloudFormation's short tags (!Ref, !GetAtt, !Sub, !If...)
+    # become their Fn:: mappings, as SAM and cfn-lint read them.
+    from samtranslator.yaml_helper import yaml_parse
+except ImportError:
+    sys.exit("lmi_variant: run it with .venv-tools/bin/python; `make lint-infra` installs the tools")
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCE = ROOT / "infra" / "template.yaml"
 TARGET = ROOT / "infra" / "template-lmi.yaml"
-REGENERATE = ".venv-tools/bin/python infra/lmi_variant.py"
+REGENERATE = "make lmi-template (or: .venv-tools/bin/python infra/lmi_variant.py)"
 
 FUNCTIONS = {
     # logical id: (concurrency parameter, its default)
