@@ -78,8 +78,9 @@ REMOVED_CONDITION = "HasIngestReservedConcurrency"
 
 HEADER = f"""\
 # GENERATED FILE, do not edit: infra/lmi_variant.py derives it from infra/template.yaml.
-# Regenerate after changing either: {REGENERATE}
-# (infra/lint.sh, `make lint-infra`, fails while this file is not what the script writes).
+# Regenerate it after changing either:
+#   {REGENERATE}
+# infra/lint.sh (`make lint-infra`) fails while this file is not what the script writes.
 #
 # The Lambda Managed Instances variant of the stack: both functions run on EC2 instances that
 # Lambda launches in your VPC through one capacity provider, several invocations per execution
