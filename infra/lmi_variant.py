@@ -30,12 +30,16 @@ byte-for-byte the same, comments included:
     with it). An LMI function's concurrency is its execution environments times
     PerExecutionEnvironmentMaxConcurrency, and the environments are bounded by the capacity
     provider's instances, capped by CapacityProviderMaxVCpuCount: that cap, not a reservation
-    of the account's per-environment concurrency, is what bounds a flood's cost here. Lambda
-    documents reserved concurrency for standard functions only; we do not send it to LMI.
+    of the account's per-environment concurrency, is what bounds a flood's cost here. Neither
+    the pinned SAM translator nor cfn-lint refuses it beside CapacityProviderConfig, and we
+    found no AWS statement either way, so the variant leaves it out rather than rely on it.
   - ProvisionedConcurrencyConfig and VpcConfig: SAM refuses either beside
     CapacityProviderConfig. The template sets neither; the script fails if one appears.
-  - AutoPublishAlias stays: LMI runs published versions only, and SAM publishes one per deploy
-    (for LMI functions it also deletes old versions with the stack, which keep instances).
+  - AutoPublishAlias stays: LMI runs published versions only, and SAM publishes one per deploy.
+    For LMI functions SAM gives the versions DeletionPolicy Delete, so a deploy that publishes
+    a new version deletes the one before (its environments would keep running): a rollback is
+    a deploy of the previous code, not `aws lambda update-alias` (docs/deploy.md). The comment
+    beside CapacityProviderConfig says so, as template.yaml's AutoPublishAlias comment does not.
 * the checkov skips that change reason (CKV_AWS_117, no VPC on the function: it runs in the
   capacity provider's VPC; CKV_AWS_115 on ingest, no reserved concurrency: above).
 
@@ -116,7 +120,7 @@ NEW_PARAMETERS_TEXT = """\
     Description: >-
       Private subnets, in several Availability Zones, where Lambda launches the instances (at
       least three instances by default, one per zone). They need routes or VPC endpoints to
-      SQS, DynamoDB, CloudWatch Logs and Monitoring, X-Ray and the User Service or JWKS URL.
+      SQS, DynamoDB, CloudWatch Logs, X-Ray and the User Service or JWKS URL.
   CapacityProviderSecurityGroupIds:
     Type: List<AWS::EC2::SecurityGroup::Id>
     Description: >-
@@ -195,6 +199,8 @@ NEW_RESOURCES_TEXT = """\
 CAPACITY_PROVIDER_CONFIG_TEXT = """\
       # Lambda Managed Instances: runs on CapacityProvider's instances, several invocations
       # per execution environment at once (AWS_LAMBDA_MAX_CONCURRENCY, from the parameter).
+      # SAM deletes the previous version on each deploy that publishes one (its environments
+      # would keep running), so roll back by deploying the previous code, not update-alias.
       CapacityProviderConfig:
         Arn: !GetAtt CapacityProvider.Arn
         PerExecutionEnvironmentMaxConcurrency: !Ref {param}
