@@ -13,7 +13,8 @@ SHELL_SCRIPTS := localstack/start.sh localstack/stop.sh localstack/provision.sh 
 	scripts/lib.sh scripts/check-contract-deps.sh scripts/dev.sh scripts/test.sh scripts/with-emulator.sh scripts/bench.sh scripts/vendor-swagger-ui.sh scripts/schemathesis.sh scripts/fuzz.sh scripts/soak.sh scripts/deny.sh scripts/tools-venv.sh scripts/dev-lambda.sh scripts/lint-deploy.sh images/build-local.sh infra/package.sh infra/lint.sh infra/deploy-local.sh .ci/run
 
 .PHONY: help dev dev-stop dev-lambda dev-lambda-stop test lint lint-rust lint-sh fmt emulator-up emulator-down \
-	provision bench package clean distclean schemathesis fuzz soak soak-deployed lint-infra lint-deny lint-deploy sbom image
+	provision bench package clean distclean schemathesis fuzz soak soak-deployed lint-infra lint-deny lint-deploy sbom image \
+	lmi-template
 
 help: ## list the targets
 	@echo "Usage: make <target>"
@@ -89,8 +90,11 @@ lint-deploy: ## hadolint the Containerfiles; render and validate deploy/k8s offl
 image: ## container images of both functions with buildah, from scratch, no base pulled (images/build-local.sh)
 	@bash images/build-local.sh
 
-lint-infra: ## cfn-lint and checkov on the SAM template and infra/ecs.yaml (pinned, in .venv-tools)
+lint-infra: ## cfn-lint and checkov on the SAM template, its LMI variant and infra/ecs.yaml (pinned, in .venv-tools)
 	@bash infra/lint.sh
+
+lmi-template: ## regenerate infra/template-lmi.yaml (Lambda Managed Instances) from infra/template.yaml
+	@.venv-tools/bin/python infra/lmi_variant.py
 
 bench: ## performance budgets against the emulator, release build (prints figures and ratios)
 	@bash scripts/bench.sh

@@ -4,7 +4,10 @@
 #   2. the AWS SAM translator expands it offline (as `sam deploy` would, minus uploads) and
 #      cfn-lint checks the resulting plain CloudFormation, so a template SAM cannot expand, or
 #      that expands into something invalid, fails here and not at deploy time.
-# infra/ecs.yaml (plain CloudFormation: the ECS Fargate services) gets cfn-lint and checkov too.
+# infra/template-lmi.yaml, the Lambda Managed Instances variant that infra/lmi_variant.py derives
+# from template.yaml, must be what the script derives now (regenerate it when not), and gets the
+# same passes. infra/ecs.yaml (plain CloudFormation: the ECS Fargate services) gets cfn-lint and
+# checkov too.
 # Then checkov, the IaC security scanner adopters run, scans both forms (the SAM form sees
 # what we wrote, the expanded one what SAM generates from it, e.g. the API stage). Checks
 # that do not apply are skipped in the template, beside the resource, with the reason.
@@ -20,6 +23,7 @@ CHECKOV_VERSION=3.3.30
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 venv="$root/.venv-tools"
 template="$root/infra/template.yaml"
+lmi="$root/infra/template-lmi.yaml"
 ecs="$root/infra/ecs.yaml"
 
 # shellcheck source-path=SCRIPTDIR source=../scripts/tools-venv.sh
@@ -28,22 +32,31 @@ tools_venv lint "cfn-lint==$CFN_LINT_VERSION" "aws-sam-translator==$SAM_TRANSLAT
   "checkov==$CHECKOV_VERSION"
 
 expanded=$(mktemp --suffix=.json)
-trap 'rm -f "$expanded"' EXIT
+expanded_lmi=$(mktemp --suffix=.json)
+trap 'rm -f "$expanded" "$expanded_lmi"' EXIT
 
-echo "lint: cfn-lint $CFN_LINT_VERSION on $template" >&2
-"$venv/bin/cfn-lint" --include-checks I -- "$template"
+echo "lint: infra/template-lmi.yaml is what infra/lmi_variant.py derives from $template" >&2
+"$venv/bin/python" "$root/infra/lmi_variant.py" --check
 
-echo "lint: expanding the SAM transform (aws-sam-translator $SAM_TRANSLATOR_VERSION) and linting the result" >&2
-"$venv/bin/python" "$root/infra/sam_transform.py" "$template" "$expanded"
-"$venv/bin/cfn-lint" --include-checks I -- "$expanded"
+# lint_sam TEMPLATE EXPANDED: cfn-lint on the SAM form, then on its expansion into EXPANDED.
+lint_sam() {
+  echo "lint: cfn-lint $CFN_LINT_VERSION on $1" >&2
+  "$venv/bin/cfn-lint" --include-checks I -- "$1"
+
+  echo "lint: expanding its SAM transform (aws-sam-translator $SAM_TRANSLATOR_VERSION) and linting the result" >&2
+  "$venv/bin/python" "$root/infra/sam_transform.py" "$1" "$2"
+  "$venv/bin/cfn-lint" --include-checks I -- "$2"
+}
+lint_sam "$template" "$expanded"
+lint_sam "$lmi" "$expanded_lmi"
 
 echo "lint: cfn-lint $CFN_LINT_VERSION on $ecs" >&2
 "$venv/bin/cfn-lint" --include-checks I -- "$ecs"
 
 # Offline: no policy download from the vendor's platform, no PyPI version check. Any failed
 # check fails the script.
-echo "lint: checkov $CHECKOV_VERSION on the template, its expansion and the ECS template" >&2
-for scanned in "$template" "$expanded" "$ecs"; do
+echo "lint: checkov $CHECKOV_VERSION on both templates, their expansions and the ECS template" >&2
+for scanned in "$template" "$expanded" "$lmi" "$expanded_lmi" "$ecs"; do
   CKV_SKIP_PACKAGE_UPDATE_CHECK=true BC_SKIP_MAPPING=TRUE "$venv/bin/checkov" \
     --framework cloudformation --skip-download --quiet --compact --file "$scanned"
 done
