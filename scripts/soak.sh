@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `make soak`: the spike test (tests/tests/soak.rs), minutes long, so not in `make test`.
+# `make soak`: the spike test (tests/tests/binaries/soak.rs), minutes long, so not in `make test`.
 #
 # 100,000 writes (SOAK_WRITES) from 10,000 users by 32 concurrent clients through one ingest
 # binary in server mode onto ONE queue, while 2 worker binaries in poller mode, at their
@@ -34,7 +34,7 @@
 # pollers are built; release by default, fat LTO takes minutes from cold), SOAK_STACK_PARAMS, SOAK_WRITES, SOAK_CLIENTS, SOAK_USERS, SOAK_WORKERS, SOAK_SHARDS,
 # SOAK_SQS_SEND_TIMEOUT_MS, SOAK_BASELINE_SECONDS, SOAK_MIN_RATIO, SOAK_MAX_ATTEMPTS,
 # SOAK_SCAN_SEGMENTS (0: a Query per user, n: a parallel Scan), SOAK_TIMEOUT_SECONDS,
-# SOAK_PROBE_DEPTH, SOAK_BREAK (see tests/tests/soak.rs).
+# SOAK_PROBE_DEPTH, SOAK_BREAK (see tests/tests/binaries/soak.rs).
 # Traffic goes only to 127.0.0.1. The emulator is reused or started (and then stopped)
 # exactly as scripts/test.sh does.
 set -euo pipefail
@@ -76,4 +76,5 @@ case "$SOAK_TARGET" in
 esac
 
 log "running the spike test ($SOAK_TARGET) on $EMULATOR; output also in .run/soak.log"
-bash "$REPO_ROOT/scripts/test.sh" --test soak -- --ignored --nocapture 2>&1 | tee "$RUN_DIR/soak.log"
+bash "$REPO_ROOT/scripts/test.sh" --test binaries -- --ignored --nocapture soak:: 2>&1 |
+  tee "$RUN_DIR/soak.log"

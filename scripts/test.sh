@@ -5,7 +5,7 @@
 #   scripts/test.sh [cargo test args...]      e.g. scripts/test.sh --lib, scripts/test.sh dlq
 # (args go to `cargo test --workspace`: use filters; -p does not narrow it)
 #   TEST_ARGS='-- --nocapture' scripts/test.sh
-#   TEST_AUTH_MODE=jwks scripts/test.sh --test write_api --test read_api   (ingest in jwks mode)
+#   TEST_AUTH_MODE=jwks scripts/test.sh --test api -- write_api:: read_api::   (ingest in jwks mode)
 #
 # After the tests, scripts/scan-test-logs.py looks for the tokens the run minted in every log
 # it produced (the binaries' logs, the in-process apps' logs, cargo test's own output, the
@@ -33,34 +33,36 @@ if [[ -n "${TEST_ARGS:-}" ]]; then
 fi
 args=("$@" "${extra[@]}")
 
-# runs_test_target NAME: true when this run includes tests/tests/NAME.rs (no `--test` filter,
-# or `--test NAME` among the arguments), so the set-up only that target needs can be skipped.
-runs_test_target() {
-  local arg previous="" filtered=0
-  for arg in "${args[@]}"; do
-    [[ "$arg" == "--" ]] && break
-    if [[ "$previous" == "--test" ]]; then
-      filtered=1
-      [[ "$arg" == "$1" ]] && return 0
-    elif [[ "$arg" == --test=* ]]; then
-      filtered=1
-      [[ "${arg#--test=}" == "$1" ]] && return 0
-    fi
-    previous="$arg"
-  done
-  ((filtered == 0))
-}
-
 # End-to-end and Lambda-mode tests start the real binaries; build them first.
 log "cargo build --workspace --bins"
 cargo build --workspace --bins
 
-# The deployed-stack tests (tests/tests/deployed_stack.rs) deploy infra/template.yaml into
-# an emulator that runs Lambda functions; install the pinned deploy tools once, here, not
+# The tests this run selects, `module::test` a line: `--list` with the run's own arguments and
+# filters (it builds the test targets, which the run then reuses). The set-up only some tests
+# need is skipped when none of them is selected; a test binary holds many areas (one module a
+# file in tests/tests/<binary>/), so its name alone does not say whether they run.
+list_args=("${args[@]}" --)
+for arg in "${args[@]}"; do
+  if [[ "$arg" == "--" ]]; then
+    list_args=("${args[@]}") # `--list` goes after the run's own `--`
+    break
+  fi
+done
+log "cargo test --workspace ${list_args[*]} --list (which tests this run selects)"
+selected_tests="$(cargo test --workspace "${list_args[@]}" --list)" ||
+  die "listing the tests failed (do the test targets build?)"
+
+# runs_tests_of MODULE: true when this run selects a test of tests/tests/*/MODULE.rs.
+runs_tests_of() {
+  grep -q "^$1::" <<<"$selected_tests"
+}
+
+# The deployed-stack tests (tests/tests/binaries/deployed_stack.rs) deploy infra/template.yaml
+# into an emulator that runs Lambda functions; install the pinned deploy tools once, here, not
 # from each test at the same time. On moto those tests say they are skipped.
 runs_lambda=0
 emulator_runs_lambda "$AWS_ENDPOINT_URL" && runs_lambda=1
-if ! runs_test_target deployed_stack; then
+if ! runs_tests_of deployed_stack; then
   log "deployed_stack is not in this run: not installing the deploy tools"
 elif ((runs_lambda == 1)); then
   bash "$REPO_ROOT/infra/deploy-local.sh" --ensure-tools
@@ -68,12 +70,12 @@ else
   log "the emulator runs no Lambda functions: the deployed-stack tests will be skipped"
 fi
 
-# The image tests (tests/tests/images.rs) run what `make image` builds: binaries in images
-# from scratch. Here from the debug binaries just built: the images' layout (the libraries
-# ldd lists, the CA bundle, the nonroot user, SIGTERM) is what is tested, and a release build
-# of both would add minutes; `make image` builds the release ones. Without buildah the tests
-# skip with the reason, except under CI=true.
-if ! runs_test_target images; then
+# The image tests (tests/tests/binaries/images.rs) run what `make image` builds: binaries in
+# images from scratch. Here from the debug binaries just built: the images' layout (the
+# libraries ldd lists, the CA bundle, the nonroot user, SIGTERM) is what is tested, and a
+# release build of both would add minutes; `make image` builds the release ones. Without
+# buildah the tests skip with the reason, except under CI=true.
+if ! runs_tests_of images; then
   log "images is not in this run: not building the images"
 elif command -v buildah >/dev/null 2>&1; then
   log "images from the debug binaries (IMAGE_PROFILE=debug images/build-local.sh; needs buildah)"
@@ -116,7 +118,7 @@ fi
 # on an emulator that runs no functions (moto) there is nothing of ours there.
 if ((runs_lambda == 1)); then
   scan_opts+=(--cloudwatch-logs "$AWS_ENDPOINT_URL")
-  if [[ "${REQUIRE_LAMBDA_EMULATOR:-}" == 1 ]] && runs_test_target deployed_stack; then
+  if [[ "${REQUIRE_LAMBDA_EMULATOR:-}" == 1 ]] && runs_tests_of deployed_stack; then
     scan_opts+=(--require-function-logs)
   fi
 fi

@@ -49,7 +49,7 @@ impl Modify for WriteLinks {
 /// printed. The binary serves the file's bytes; it does build the operations' entries at
 /// start-up, as `routes!` registers each route with its entry (see [`super::router`]), but
 /// never serialises them. A test fails when the file and the code drift apart
-/// (`UPDATE_OPENAPI=1 cargo test -p pipeline-tests --test api_docs` rewrites it).
+/// (`UPDATE_OPENAPI=1 cargo test -p pipeline-tests --test api api_docs::` rewrites it).
 pub fn openapi_text() -> String {
     let mut text = serde_json::to_string_pretty(&openapi_json()).unwrap_or_default();
     text.push('\n');

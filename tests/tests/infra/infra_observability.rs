@@ -15,7 +15,7 @@ use serde_yaml_ng::{Mapping, Value};
 use shared::metrics::{names, DEFAULT_NAMESPACE};
 
 /// Embedded at compile time, so editing the template re-runs these tests.
-const TEMPLATE: &str = include_str!("../../infra/template.yaml");
+const TEMPLATE: &str = include_str!("../../../infra/template.yaml");
 const TEMPLATE_PATH: &str = "infra/template.yaml";
 
 const INGEST: &str = "IngestFunction";

@@ -9,13 +9,13 @@ use pipeline_tests::{
 };
 use serde_json::Value;
 
-const REST_V1: &str = include_str!("fixtures/apigw_v1_rest_post_score.json");
-const HTTP_V2: &str = include_str!("fixtures/apigw_v2_http_post_score.json");
-const SQS_MIXED: &str = include_str!("fixtures/sqs_mixed_batch.json");
+const REST_V1: &str = include_str!("../fixtures/apigw_v1_rest_post_score.json");
+const HTTP_V2: &str = include_str!("../fixtures/apigw_v2_http_post_score.json");
+const SQS_MIXED: &str = include_str!("../fixtures/sqs_mixed_batch.json");
 /// API Gateway events with a bad host, path, query, header, method or body, each with the
 /// status and field expected, and why lambda_http's own conversion could not take it.
-const APIGW_MALFORMED: &str = include_str!("fixtures/apigw_malformed_events.json");
-const SQS_MALFORMED: &str = include_str!("fixtures/sqs_malformed_records.json");
+const APIGW_MALFORMED: &str = include_str!("../fixtures/apigw_malformed_events.json");
+const SQS_MALFORMED: &str = include_str!("../fixtures/sqs_malformed_records.json");
 
 struct LambdaIngest {
     runtime: FakeRuntimeApi,

@@ -16,7 +16,7 @@ use shared::metrics::names;
 const NAMESPACE: &str = "ObservabilityTest";
 /// The trace the fake Runtime API hands every invocation (`Lambda-Runtime-Trace-Id`).
 const TRACE_ID: &str = DEFAULT_TRACE_ID;
-const HTTP_V2: &str = include_str!("fixtures/apigw_v2_http_post_score.json");
+const HTTP_V2: &str = include_str!("../fixtures/apigw_v2_http_post_score.json");
 /// The fixture's `requestContext.requestId`.
 const GATEWAY_REQUEST_ID: &str = "JKJaXmPLvHcESHA=";
 

@@ -112,11 +112,15 @@ fn copies_by_original_id(dead: &[Message]) -> BTreeMap<String, Copies<'_>> {
 #[tokio::test]
 async fn a_thousand_producer_messages_end_as_exactly_the_valid_items_and_the_invalid_in_the_dlq() {
     // The worker's warnings (a dead-lettered record's line names its receive count) go to the
-    // test's output: shown when it fails, or with --nocapture.
-    let _ = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::WARN)
-        .with_test_writer()
-        .try_init();
+    // test's output: shown when it fails, or with --nocapture. Set for this test's thread only,
+    // where its pollers run: the other tests in this binary keep the process's subscriber
+    // (`pipeline_tests::capture_in_process_logs`, whose file the log scan reads).
+    let _subscriber = tracing::subscriber::set_default(
+        tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::WARN)
+            .with_test_writer()
+            .finish(),
+    );
     let emulator = Emulator::connect().await;
     let mut sets: Vec<(TestResources, Vec<Sent>)> = Vec::new();
     for q in 0..QUEUES {

@@ -102,7 +102,7 @@ fn the_checked_in_document_is_what_the_code_generates() {
     assert!(
         checked_in == generated,
         "ingest/openapi.json is out of date with the code; regenerate it with \
-         `UPDATE_OPENAPI=1 cargo test -p pipeline-tests --test api_docs` and commit it"
+         `UPDATE_OPENAPI=1 cargo test -p pipeline-tests --test api api_docs::` and commit it"
     );
 }
 

@@ -9,7 +9,7 @@ use pipeline_tests::runtime_api::LambdaFunction;
 use pipeline_tests::{run_with_timeout, workspace_binary, Emulator, TestResources};
 use serde_json::{json, Value};
 
-const HTTP_V2: &str = include_str!("fixtures/apigw_v2_http_post_score.json");
+const HTTP_V2: &str = include_str!("../fixtures/apigw_v2_http_post_score.json");
 const VALID_BODY: &str = r#"{"bureau":"experian","score":742,"reportedAt":"2026-11-28T10:00:00Z"}"#;
 /// What the authorizer leaves in the header; ingest never reads it in this mode.
 const UNREAD_TOKEN: &str = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ2ZXJpZmllZC1ieS1hcGlndyJ9.c2ln";

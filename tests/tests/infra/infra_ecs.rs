@@ -9,8 +9,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_yaml_ng::Value;
 
-const ECS: &str = include_str!("../../infra/ecs.yaml");
-const K8S_WORKER: &str = include_str!("../../deploy/k8s/base/worker.yaml");
+const ECS: &str = include_str!("../../../infra/ecs.yaml");
+const K8S_WORKER: &str = include_str!("../../../deploy/k8s/base/worker.yaml");
 
 fn template() -> Value {
     serde_yaml_ng::from_str(ECS).unwrap_or_else(|e| panic!("infra/ecs.yaml is not YAML: {e}"))
@@ -224,7 +224,7 @@ fn ecs_backlog_per_task_and_keda_queue_length_are_the_same_documented_target() {
         ecs_target, queue_length,
         "one figure, derived once in docs/beyond-lambda.md"
     );
-    let doc = include_str!("../../docs/beyond-lambda.md");
+    let doc = include_str!("../../../docs/beyond-lambda.md");
     let written = format!("{:},{:03}", queue_length / 1000, queue_length % 1000);
     assert!(
         doc.contains(&written) || doc.contains(&queue_length.to_string()),
@@ -250,7 +250,7 @@ fn ecs_and_keda_cap_the_worker_at_the_same_documented_replica_count() {
         max_tasks, max_replicas,
         "one figure, derived once in docs/beyond-lambda.md"
     );
-    let doc = include_str!("../../docs/beyond-lambda.md");
+    let doc = include_str!("../../../docs/beyond-lambda.md");
     assert!(
         doc.contains(&format!("= {max_replicas}.**")),
         "docs/beyond-lambda.md derives the most replicas, {max_replicas}"

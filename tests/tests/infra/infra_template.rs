@@ -14,7 +14,7 @@ use std::collections::BTreeSet;
 use serde_yaml_ng::{Mapping, Value};
 
 /// Embedded at compile time, so editing the template re-runs these tests.
-const TEMPLATE: &str = include_str!("../../infra/template.yaml");
+const TEMPLATE: &str = include_str!("../../../infra/template.yaml");
 const TEMPLATE_PATH: &str = "infra/template.yaml";
 
 const INGEST: &str = "IngestFunction";
