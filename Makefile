@@ -41,13 +41,14 @@ dev-lambda-stop: ## stop the dev User Service and the emulator that `make dev-la
 test: ## all tests against the emulator (started and stopped if not running)
 	@bash scripts/test.sh
 
-lint: lint-rust lint-sh lint-deny lint-infra lint-deploy ## fmt --check, clippy -D warnings, no module import cycles, the contract crate free of AWS/runtime/HTTP dependencies, shellcheck (when installed), cargo-deny, cfn-lint, checkov, hadolint, Kubernetes and KEDA manifests
+lint: lint-rust lint-sh lint-deny lint-infra lint-deploy ## fmt --check, clippy -D warnings, no module import cycles, the contract crate free of AWS/runtime/HTTP dependencies, ports free of HTTP and SDK types, shellcheck (when installed), cargo-deny, cfn-lint, checkov, hadolint, Kubernetes and KEDA manifests
 
 lint-rust:
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	python3 scripts/module-cycles.py --quiet contract/src ingest/src shared/src worker/src
 	bash scripts/check-contract-deps.sh
+	python3 scripts/check-ports.py ingest/src worker/src
 
 lint-sh:
 	@if command -v shellcheck >/dev/null 2>&1; then \
