@@ -131,7 +131,7 @@ impl MetricsSettings {
             Some(v) if v.eq_ignore_ascii_case("off") => false,
             Some(v) => {
                 return Err(SettingsError::Invalid {
-                    name: "METRICS",
+                    name: "METRICS".into(),
                     reason: format!("{v:?}: expected emf or off"),
                 })
             }
@@ -143,7 +143,7 @@ impl MetricsSettings {
             if value.is_empty() || value.len() > 255 || value.starts_with(':') || !value.is_ascii()
             {
                 return Err(SettingsError::Invalid {
-                    name,
+                    name: name.into(),
                     reason: format!(
                         "{value:?}: expected 1 to 255 ASCII characters, not starting with ':'"
                     ),
@@ -154,7 +154,7 @@ impl MetricsSettings {
         let seconds: u64 = parsed(source, "METRICS_FLUSH_SECONDS", 60)?;
         if seconds == 0 || seconds > 3600 {
             return Err(SettingsError::Invalid {
-                name: "METRICS_FLUSH_SECONDS",
+                name: "METRICS_FLUSH_SECONDS".into(),
                 reason: format!("{seconds}: expected 1 to 3600 seconds"),
             });
         }

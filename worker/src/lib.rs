@@ -46,23 +46,13 @@ use crate::store::DynamoScoreStore;
 #[command(
     name = "worker",
     about = "Drains credit-score messages from SQS into DynamoDB; provisioning and DLQ tools.",
-    after_help = ENVIRONMENT_HELP
+    after_help = settings::environment_help()
 )]
 pub struct Cli {
     /// What to do; `run` when left out.
     #[command(subcommand)]
     pub command: Option<Command>,
 }
-
-const ENVIRONMENT_HELP: &str = "\
-Environment: DLQ_URL and TABLE_NAME (required), QUEUE_URL (poller), WRITE_CONCURRENCY,
-RETRY_BASE_DELAY_MS, RETRY_MAX_DELAY_MS, DEADLINE_MARGIN_MS, DYNAMODB_ATTEMPT_TIMEOUT_MS,
-POLLER_RECEIVE_LOOPS (10), POLLER_BATCH_SIZE (100), POLLER_BATCH_WINDOW_MS (100),
-POLLER_BATCHES_IN_FLIGHT (4), FAILURE_VISIBILITY_BASE_SECONDS, HEALTH_PORT (poller: /health and
-/ready; off when unset), SHUTDOWN_GRACE_SECONDS (poller, 25); logs: RUST_LOG or
-AWS_LAMBDA_LOG_LEVEL, LOG_FORMAT or AWS_LAMBDA_LOG_FORMAT (json | text); metrics (CloudWatch
-EMF on stdout): METRICS (emf | off), METRICS_NAMESPACE, METRICS_SERVICE, METRICS_FLUSH_SECONDS
-(poller, 60); plus the standard AWS variables.";
 
 #[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
 pub enum Command {

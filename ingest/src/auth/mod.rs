@@ -23,6 +23,7 @@ use shared::UserId;
 mod cache;
 mod https;
 mod jwks;
+pub mod jwks_settings;
 mod ring_verify;
 mod token;
 mod user_service;
