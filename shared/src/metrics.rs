@@ -109,7 +109,7 @@ pub mod names {
     ];
 }
 
-pub const DEFAULT_NAMESPACE: &str = "CreditScorePipeline";
+pub const DEFAULT_NAMESPACE: &str = crate::settings::DEFAULT_METRICS_NAMESPACE;
 /// The most values one EMF document may hold for a metric.
 pub const MAX_VALUES_PER_METRIC: usize = 100;
 /// Observations kept between flushes per distribution; past it, a uniform sample is kept.

@@ -254,6 +254,9 @@ pub struct LogEnv {
     pub aws_lambda_log_format: Option<String>,
 }
 
+/// `METRICS_NAMESPACE` when unset.
+pub const DEFAULT_METRICS_NAMESPACE: &str = "CreditScorePipeline";
+
 /// The metrics' variables, read by `shared::metrics::MetricsSettings`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct MetricsEnv {
@@ -262,7 +265,7 @@ pub struct MetricsEnv {
     #[arg(long, env)]
     pub metrics: Option<String>,
     /// the metrics' namespace
-    #[arg(long, env, default_value = crate::metrics::DEFAULT_NAMESPACE)]
+    #[arg(long, env, default_value = DEFAULT_METRICS_NAMESPACE)]
     pub metrics_namespace: String,
     /// the metrics' Service dimension (default: the binary's name)
     #[arg(long, env)]
