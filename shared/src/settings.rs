@@ -236,8 +236,8 @@ fn is_variable_name(text: &str) -> bool {
             .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
 }
 
-/// Variables the binaries read through libraries rather than their own settings structs: the
-/// logging set-up, before any setting is read, so even a settings error is logged as asked.
+/// The logging variables. Declared here for `--help` and the docs check; `shared::telemetry`
+/// reads them itself, first thing, so that even a settings error is logged as asked.
 #[derive(Debug, Clone, clap::Args)]
 pub struct LogEnv {
     /// log filter: a level and `target=level` directives (`warn,worker=debug`)
@@ -270,9 +270,9 @@ pub struct MetricsEnv {
     /// the metrics' Service dimension (default: the binary's name)
     #[arg(long, env)]
     pub metrics_service: Option<String>,
-    /// how often metrics are written outside Lambda
-    #[arg(long, env, default_value = "60")]
-    pub metrics_flush_seconds: String,
+    /// how often metrics are written outside Lambda (1 to 3600)
+    #[arg(long, env, default_value_t = 60, value_parser = trimmed::<u64>)]
+    pub metrics_flush_seconds: u64,
 }
 
 /// The variables every binary reads besides its own: logging and metrics.
