@@ -288,27 +288,10 @@ pub struct CommonEnv {
 pub const AWS_FOOTER: &str =
     "plus the standard AWS variables (AWS_REGION, AWS_ENDPOINT_URL, credentials).";
 
-/// Kept for the tools outside the declared settings (`worker provision`, `worker dlq`).
+/// `name` from `source`, or an error naming it; for `worker dlq`, which reads DLQ_URL and
+/// QUEUE_URL only when a subcommand needs them.
 pub fn required(source: &dyn Source, name: &'static str) -> Result<String, SettingsError> {
     source.get(name).ok_or(SettingsError::Missing(name))
-}
-
-pub fn optional(source: &dyn Source, name: &'static str, default: &str) -> String {
-    source.get(name).unwrap_or_else(|| default.to_owned())
-}
-
-pub fn parsed<T>(source: &dyn Source, name: &'static str, default: T) -> Result<T, SettingsError>
-where
-    T: FromStr,
-    T::Err: std::fmt::Display,
-{
-    match source.get(name) {
-        None => Ok(default),
-        Some(raw) => raw
-            .trim()
-            .parse()
-            .map_err(|e: T::Err| SettingsError::invalid(name, e.to_string())),
-    }
 }
 
 #[cfg(test)]

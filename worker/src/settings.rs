@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use clap::Args;
+use shared::provision::ProvisionRequest;
 use shared::settings::{trimmed, CommonEnv, SettingsError, Source};
 
 use crate::processor::ProcessorConfig;
@@ -102,6 +103,46 @@ pub struct WorkerSettings {
     /// orchestrator's own grace (Kubernetes and ECS default to 30 s) so the worker exits
     /// itself rather than being killed.
     pub shutdown_grace: Duration,
+}
+
+/// `worker provision`'s variables: what it creates when missing.
+#[derive(Debug, Clone, Args)]
+pub struct ProvisionEnv {
+    /// the score queue's name
+    #[arg(long, env, default_value = "credit-scores")]
+    pub queue_name: String,
+    /// the dead-letter queue's name
+    #[arg(long, env, default_value = "credit-scores-dlq")]
+    pub dlq_name: String,
+    /// the table's name
+    #[arg(long, env, default_value = "credit-scores")]
+    pub table_name: String,
+    /// receives before a message moves to the dead-letter queue
+    #[arg(long, env, default_value_t = 5, value_parser = trimmed::<u32>)]
+    pub max_receive_count: u32,
+    /// the score queue's visibility timeout
+    #[arg(long, env, default_value_t = 60, value_parser = trimmed::<u32>)]
+    pub visibility_timeout_seconds: u32,
+}
+
+impl From<ProvisionEnv> for ProvisionRequest {
+    fn from(env: ProvisionEnv) -> Self {
+        Self {
+            queue_name: env.queue_name,
+            dlq_name: env.dlq_name,
+            table_name: env.table_name,
+            max_receive_count: env.max_receive_count,
+            visibility_timeout_seconds: env.visibility_timeout_seconds,
+        }
+    }
+}
+
+/// The `Environment:` part of `worker provision --help`.
+pub fn provision_help() -> String {
+    shared::settings::environment_help(
+        &shared::settings::declared::<ProvisionEnv>(),
+        shared::settings::AWS_FOOTER,
+    )
 }
 
 /// The event source mapping's own limit for standard queues.
@@ -340,5 +381,18 @@ mod tests {
             unknown.is_empty(),
             "WorkerFunction sets variables the worker does not declare: {unknown:?}"
         );
+    }
+
+    #[test]
+    fn provisioning_has_defaults_and_names_a_bad_count() {
+        let request: ProvisionRequest = shared::settings::parse::<ProvisionEnv>(&[("X", "1")])
+            .unwrap()
+            .into();
+        assert_eq!(request.queue_name, "credit-scores");
+        assert_eq!(request.max_receive_count, 5);
+        assert_eq!(request.visibility_timeout_seconds, 60);
+        let err =
+            shared::settings::parse::<ProvisionEnv>(&[("MAX_RECEIVE_COUNT", "five")]).unwrap_err();
+        assert_eq!(err.variable(), "MAX_RECEIVE_COUNT");
     }
 }
