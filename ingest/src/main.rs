@@ -3,6 +3,14 @@ use std::process::ExitCode;
 use ingest::settings::IngestSettings;
 
 fn main() -> ExitCode {
+    // Everything comes from the environment: the command line only answers `--help` (exit 0)
+    // and refuses anything else (exit 2), both printed by clap.
+    clap::Command::new("ingest")
+        .about(
+            "The credit-score HTTP API: validates, authorizes and enqueues writes; serves reads.",
+        )
+        .after_help(ingest::settings::environment_help())
+        .get_matches();
     shared::telemetry::init();
     let result = IngestSettings::from_source(&shared::settings::Env)
         .map_err(anyhow::Error::from)

@@ -1,14 +1,92 @@
-//! Ingest configuration, from the environment.
+//! Ingest configuration: every variable ingest reads, declared once ([`IngestEnv`]), and the
+//! rules that make [`IngestSettings`] of them.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 use std::time::Duration;
 
+use clap::Args;
 use http::HeaderValue;
 
-use shared::settings::{http_url, millis, optional, parsed, required, SettingsError, Source};
+use shared::settings::{trimmed, CommonEnv, SettingsError, Source};
 
+use crate::auth::jwks_settings::JwksEnv;
 use crate::auth::JwksConfig;
 use crate::cursor::CursorKey;
+
+/// Ingest's variables: name (the field's, in capitals), default, help. `--help`, the README
+/// check below and [`IngestSettings::from_source`] all read this one declaration.
+#[derive(Debug, Clone, Args)]
+pub struct IngestEnv {
+    /// the score queue (required)
+    #[arg(long, env)]
+    pub queue_url: Option<String>,
+    /// the DynamoDB table (required)
+    #[arg(long, env)]
+    pub table_name: Option<String>,
+    /// listening port (server mode)
+    #[arg(long, env, default_value_t = 4112, value_parser = trimmed::<u16>)]
+    pub port: u16,
+    /// IP address to listen on (server mode; `make dev` uses 127.0.0.1)
+    #[arg(long, env, default_value = "0.0.0.0", value_parser = trimmed::<IpAddr>)]
+    pub bind_address: IpAddr,
+    /// comma-separated browser origins allowed to call the API (server mode; unset: no CORS
+    /// headers)
+    #[arg(long, env)]
+    pub cors_allowed_origins: Option<String>,
+    /// how bearer tokens are checked: user-service, jwks or apigateway-jwt (Lambda only)
+    #[arg(long, env, default_value = "user-service")]
+    pub auth_mode: String,
+    /// base URL of the User Service (required in user-service mode)
+    #[arg(long, env)]
+    pub user_service_url: Option<String>,
+    /// path called with the caller's Authorization header
+    #[arg(long, env, default_value = "/validate")]
+    pub user_service_validate_path: String,
+    /// timeout of that call (then 503)
+    #[arg(long, env, default_value_t = 2000, value_parser = trimmed::<u64>)]
+    pub user_service_timeout_ms: u64,
+    /// reuse a positive validation this long, never past the token's exp; 0: off
+    #[arg(long, env, default_value_t = 0, value_parser = trimmed::<u64>)]
+    pub auth_cache_ttl_seconds: u64,
+    /// the claim holding the caller's user id
+    #[arg(long, env, default_value = "sub")]
+    pub auth_user_claim: String,
+    /// the scope (in scope or scp) that may act for any user
+    #[arg(long, env, default_value = "credit-scores:service")]
+    pub auth_service_scope: String,
+    /// a cognito:groups entry that counts as the service scope
+    #[arg(long, env)]
+    pub auth_service_group: Option<String>,
+    /// bound on enqueueing, retries included (then 503)
+    #[arg(long, env, default_value_t = 3000, value_parser = trimmed::<u64>)]
+    pub sqs_send_timeout_ms: u64,
+    /// bound on a read (then 503)
+    #[arg(long, env, default_value_t = 3000, value_parser = trimmed::<u64>)]
+    pub dynamodb_read_timeout_ms: u64,
+    /// HMAC key (32+ bytes) signing list cursors (unset: random per process; required under
+    /// Lambda)
+    #[arg(long, env)]
+    pub cursor_signing_key: Option<String>,
+    /// Set by the Lambda runtime; apigateway-jwt mode runs only where it is set.
+    #[arg(long, env, hide = true)]
+    pub aws_lambda_runtime_api: Option<String>,
+    #[command(flatten)]
+    pub jwks: JwksEnv,
+}
+
+impl IngestEnv {
+    /// Every variable ingest reads, its own and the logging and metrics ones.
+    pub fn variables() -> Vec<clap::Arg> {
+        let mut all = shared::settings::declared::<IngestEnv>();
+        all.extend(shared::settings::declared::<CommonEnv>());
+        all
+    }
+}
+
+/// The `Environment:` part of `ingest --help`.
+pub fn environment_help() -> String {
+    shared::settings::environment_help(&IngestEnv::variables(), shared::settings::AWS_FOOTER)
+}
 
 /// How bearer tokens are checked (`AUTH_MODE`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,55 +134,10 @@ pub struct IngestSettings {
 }
 
 impl IngestSettings {
+    /// The settings from `source` (the process environment, or pairs in tests) and the
+    /// declared defaults.
     pub fn from_source(source: &dyn Source) -> Result<Self, SettingsError> {
-        // Where the writes go first: a bare start names QUEUE_URL before any auth setting.
-        let queue_url = required(source, "QUEUE_URL")?;
-        let table_name = required(source, "TABLE_NAME")?;
-        let path = optional(source, "USER_SERVICE_VALIDATE_PATH", "/validate");
-        if !path.starts_with('/') {
-            return Err(SettingsError::Invalid {
-                name: "USER_SERVICE_VALIDATE_PATH",
-                reason: "must start with /".into(),
-            });
-        }
-        let auth_mode = auth_mode(source)?;
-        let user_service_url = match auth_mode {
-            AuthMode::UserService => http_url(source, "USER_SERVICE_URL")?,
-            AuthMode::Jwks(_) | AuthMode::GatewayJwt => optional(source, "USER_SERVICE_URL", ""),
-        };
-        Ok(Self {
-            queue_url,
-            table_name,
-            port: parsed(source, "PORT", 4112u16)?,
-            bind_address: parsed(source, "BIND_ADDRESS", IpAddr::V4(Ipv4Addr::UNSPECIFIED))?,
-            cors_allowed_origins: cors_origins(source)?,
-            auth_mode,
-            user_service_url,
-            user_service_validate_path: path,
-            user_service_timeout: millis(
-                source,
-                "USER_SERVICE_TIMEOUT_MS",
-                Duration::from_secs(2),
-            )?,
-            auth_cache_ttl: Duration::from_secs(parsed(source, "AUTH_CACHE_TTL_SECONDS", 0u64)?),
-            user_claim: optional(source, "AUTH_USER_CLAIM", "sub"),
-            service_scope: optional(source, "AUTH_SERVICE_SCOPE", "credit-scores:service"),
-            service_group: source.get("AUTH_SERVICE_GROUP").filter(|g| !g.is_empty()),
-            sqs_send_timeout: millis(source, "SQS_SEND_TIMEOUT_MS", Duration::from_secs(3))?,
-            dynamodb_read_timeout: millis(
-                source,
-                "DYNAMODB_READ_TIMEOUT_MS",
-                Duration::from_secs(3),
-            )?,
-            cursor_signing_key: source
-                .get("CURSOR_SIGNING_KEY")
-                .map(|secret| CursorKey::from_secret(&secret))
-                .transpose()
-                .map_err(|reason| SettingsError::Invalid {
-                    name: "CURSOR_SIGNING_KEY",
-                    reason,
-                })?,
-        })
+        shared::settings::parse::<IngestEnv>(source).and_then(Self::try_from)
     }
 
     pub fn user_service_endpoint(&self) -> String {
@@ -115,127 +148,91 @@ impl IngestSettings {
     }
 }
 
+impl TryFrom<IngestEnv> for IngestSettings {
+    type Error = SettingsError;
+
+    fn try_from(env: IngestEnv) -> Result<Self, SettingsError> {
+        // Where the writes go first: a bare start names QUEUE_URL before any auth setting.
+        let queue_url = env.queue_url.ok_or(SettingsError::Missing("QUEUE_URL"))?;
+        let table_name = env.table_name.ok_or(SettingsError::Missing("TABLE_NAME"))?;
+        if !env.user_service_validate_path.starts_with('/') {
+            return Err(SettingsError::invalid(
+                "USER_SERVICE_VALIDATE_PATH",
+                "must start with /",
+            ));
+        }
+        let auth_mode = auth_mode(
+            &env.auth_mode,
+            env.aws_lambda_runtime_api.is_some(),
+            env.jwks,
+        )?;
+        let user_service_url = match auth_mode {
+            AuthMode::UserService => user_service_url(env.user_service_url)?,
+            AuthMode::Jwks(_) | AuthMode::GatewayJwt => env.user_service_url.unwrap_or_default(),
+        };
+        Ok(Self {
+            queue_url,
+            table_name,
+            port: env.port,
+            bind_address: env.bind_address,
+            cors_allowed_origins: cors_origins(env.cors_allowed_origins.as_deref())?,
+            auth_mode,
+            user_service_url,
+            user_service_validate_path: env.user_service_validate_path,
+            user_service_timeout: Duration::from_millis(env.user_service_timeout_ms),
+            auth_cache_ttl: Duration::from_secs(env.auth_cache_ttl_seconds),
+            user_claim: env.auth_user_claim,
+            service_scope: env.auth_service_scope,
+            service_group: env.auth_service_group,
+            sqs_send_timeout: Duration::from_millis(env.sqs_send_timeout_ms),
+            dynamodb_read_timeout: Duration::from_millis(env.dynamodb_read_timeout_ms),
+            cursor_signing_key: env
+                .cursor_signing_key
+                .map(|secret| CursorKey::from_secret(&secret))
+                .transpose()
+                .map_err(|reason| SettingsError::invalid("CURSOR_SIGNING_KEY", reason))?,
+        })
+    }
+}
+
 /// `AUTH_MODE` and, for `jwks`, its `AUTH_*` settings.
-fn auth_mode(source: &dyn Source) -> Result<AuthMode, SettingsError> {
-    match optional(source, "AUTH_MODE", "user-service").as_str() {
+fn auth_mode(mode: &str, under_lambda: bool, jwks: JwksEnv) -> Result<AuthMode, SettingsError> {
+    match mode.trim() {
         "user-service" => Ok(AuthMode::UserService),
-        "jwks" => jwks_config(source).map(|c| AuthMode::Jwks(Box::new(c))),
-        "apigateway-jwt" if source.get(shared::telemetry::LAMBDA_RUNTIME_API).is_none() => {
-            Err(SettingsError::Invalid {
-                name: "AUTH_MODE",
-                reason: "apigateway-jwt trusts the claims API Gateway's JWT authorizer \
-                         verified, so it runs only under Lambda behind that authorizer \
-                         (AWS_LAMBDA_RUNTIME_API is not set); use jwks or user-service here"
-                    .into(),
-            })
-        }
-        "apigateway-jwt" => Ok(AuthMode::GatewayJwt),
-        other => Err(SettingsError::Invalid {
-            name: "AUTH_MODE",
-            reason: format!("{other:?} is not one of user-service, jwks, apigateway-jwt"),
-        }),
-    }
-}
-
-fn jwks_config(source: &dyn Source) -> Result<JwksConfig, SettingsError> {
-    let issuer = required(source, "AUTH_ISSUER")?;
-    if !(issuer.starts_with("https://") || issuer.starts_with("http://")) {
-        return Err(SettingsError::Invalid {
-            name: "AUTH_ISSUER",
-            reason: "must be the issuer's URL exactly as tokens carry it in iss".into(),
-        });
-    }
-    let jwks_url = match source.get("AUTH_JWKS_URL") {
-        Some(url) if url.starts_with("https://") || url.starts_with("http://") => url,
-        Some(_) => {
-            return Err(SettingsError::Invalid {
-                name: "AUTH_JWKS_URL",
-                reason: "must be an http(s) URL".into(),
-            })
-        }
-        None => format!("{}/.well-known/jwks.json", issuer.trim_end_matches('/')),
-    };
-    let list = |name: &'static str| -> Vec<String> {
-        source
-            .get(name)
-            .map(|raw| {
-                raw.split(',')
-                    .map(str::trim)
-                    .filter(|v| !v.is_empty())
-                    .map(str::to_owned)
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    let audiences = list("AUTH_AUDIENCE");
-    let client_ids = list("AUTH_CLIENT_IDS");
-    if audiences.is_empty() && client_ids.is_empty() {
-        return Err(SettingsError::Invalid {
-            name: "AUTH_AUDIENCE",
-            reason: "AUTH_MODE=jwks needs AUTH_AUDIENCE or AUTH_CLIENT_IDS (or both): without \
-                     one, any token of the issuer, for any application, would pass"
-                .into(),
-        });
-    }
-    let token_use = match optional(source, "AUTH_TOKEN_USE", "access").as_str() {
-        "any" => None,
-        use_ @ ("access" | "id") => Some(use_.to_owned()),
-        other => {
-            return Err(SettingsError::Invalid {
-                name: "AUTH_TOKEN_USE",
-                reason: format!("{other:?} is not one of access, id, any"),
-            })
-        }
-    };
-    let algorithms = list("AUTH_ALGORITHMS")
-        .iter()
-        .map(|name| asymmetric_algorithm(name))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|reason| SettingsError::Invalid {
-            name: "AUTH_ALGORITHMS",
-            reason,
-        })?;
-    let seconds =
-        |name: &'static str, default: u64| parsed(source, name, default).map(Duration::from_secs);
-    Ok(JwksConfig {
-        issuer,
-        jwks_url,
-        audiences,
-        client_ids,
-        token_use,
-        algorithms: if algorithms.is_empty() {
-            vec![jsonwebtoken::Algorithm::RS256]
-        } else {
-            algorithms
-        },
-        leeway: seconds("AUTH_LEEWAY_SECONDS", 60)?,
-        refresh_interval: seconds("AUTH_JWKS_REFRESH_SECONDS", 3600)?,
-        min_refetch_interval: seconds("AUTH_JWKS_MIN_REFETCH_SECONDS", 30)?,
-        fetch_timeout: millis(source, "AUTH_JWKS_TIMEOUT_MS", Duration::from_secs(2))?,
-    })
-}
-
-/// An algorithm a public key can verify: RS*, PS*, ES256, ES384. Never `none`, never HMAC
-/// (an HMAC "verified" with a public key is the algorithm-confusion attack).
-fn asymmetric_algorithm(name: &str) -> Result<jsonwebtoken::Algorithm, String> {
-    use jsonwebtoken::Algorithm::*;
-    match name.parse::<jsonwebtoken::Algorithm>() {
-        Ok(alg @ (RS256 | RS384 | RS512 | PS256 | PS384 | PS512 | ES256 | ES384)) => Ok(alg),
-        _ => Err(format!(
-            "{name:?} is not one of RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384 \
-             (none and HMAC algorithms are never accepted)"
+        "jwks" => JwksConfig::try_from(jwks).map(|c| AuthMode::Jwks(Box::new(c))),
+        "apigateway-jwt" if !under_lambda => Err(SettingsError::invalid(
+            "AUTH_MODE",
+            "apigateway-jwt trusts the claims API Gateway's JWT authorizer verified, so it \
+             runs only under Lambda behind that authorizer (AWS_LAMBDA_RUNTIME_API is not \
+             set); use jwks or user-service here",
         )),
+        "apigateway-jwt" => Ok(AuthMode::GatewayJwt),
+        other => Err(SettingsError::invalid(
+            "AUTH_MODE",
+            format!("{other:?} is not one of user-service, jwks, apigateway-jwt"),
+        )),
+    }
+}
+
+/// `USER_SERVICE_URL` must be http(s): checked here so a typo fails at start-up, not per
+/// request.
+fn user_service_url(url: Option<String>) -> Result<String, SettingsError> {
+    let url = url.ok_or(SettingsError::Missing("USER_SERVICE_URL"))?;
+    if url.starts_with("http://") || url.starts_with("https://") {
+        Ok(url.trim_end_matches('/').to_owned())
+    } else {
+        Err(SettingsError::invalid(
+            "USER_SERVICE_URL",
+            "must start with http:// or https://",
+        ))
     }
 }
 
 /// `CORS_ALLOWED_ORIGINS`: comma-separated origins, each `scheme://host[:port]` exactly as a
 /// browser sends it in `Origin` (no path, no trailing slash, no wildcard).
-fn cors_origins(source: &dyn Source) -> Result<Vec<HeaderValue>, SettingsError> {
-    let invalid = |reason: String| SettingsError::Invalid {
-        name: "CORS_ALLOWED_ORIGINS",
-        reason,
-    };
-    let Some(raw) = source.get("CORS_ALLOWED_ORIGINS") else {
+fn cors_origins(raw: Option<&str>) -> Result<Vec<HeaderValue>, SettingsError> {
+    let invalid = |reason: String| SettingsError::invalid("CORS_ALLOWED_ORIGINS", reason);
+    let Some(raw) = raw else {
         return Ok(Vec::new());
     };
     raw.split(',')
@@ -260,6 +257,9 @@ fn cors_origins(source: &dyn Source) -> Result<Vec<HeaderValue>, SettingsError> 
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeSet;
+    use std::net::Ipv4Addr;
+
     use super::*;
 
     const BASE: [(&str, &str); 3] = [
@@ -334,13 +334,7 @@ mod tests {
         env.push(("CURSOR_SIGNING_KEY", "hunter2"));
         let env: [(&str, &str); 4] = env.try_into().unwrap();
         let err = IngestSettings::from_source(&env).unwrap_err();
-        assert!(matches!(
-            err,
-            SettingsError::Invalid {
-                name: "CURSOR_SIGNING_KEY",
-                ..
-            }
-        ));
+        assert_eq!(err.variable(), "CURSOR_SIGNING_KEY");
         assert!(!err.to_string().contains("hunter2"));
         assert!(IngestSettings::from_source(&BASE)
             .unwrap()
@@ -448,5 +442,115 @@ mod tests {
             IngestSettings::from_source(&env).unwrap_err(),
             SettingsError::Missing("USER_SERVICE_URL")
         );
+    }
+
+    /// Variables the docs list that no settings struct declares: the AWS SDK reads them.
+    const READ_BY_THE_AWS_SDK: [&str; 2] = ["AWS_REGION", "AWS_ENDPOINT_URL"];
+
+    #[test]
+    fn the_readme_and_docs_auth_list_exactly_the_declared_variables() {
+        let in_readme = shared::settings::documented_variables(include_str!("../../README.md"))
+            .into_iter()
+            .filter(|(_, used_by)| used_by.contains("ingest") || used_by.contains("both"));
+        // docs/auth.md's settings table is ingest's alone (its second column is the default).
+        let in_auth_doc =
+            shared::settings::documented_variables(include_str!("../../docs/auth.md"));
+        let documented: BTreeSet<String> = in_readme
+            .chain(in_auth_doc)
+            .map(|(name, _)| name)
+            .filter(|name| !READ_BY_THE_AWS_SDK.contains(&name.as_str()))
+            .collect();
+        let declared: BTreeSet<String> = IngestEnv::variables()
+            .iter()
+            // Hidden: set by the Lambda runtime, not by an operator.
+            .filter(|arg| !arg.is_hide_set())
+            .map(shared::settings::variable_name)
+            .collect();
+        let undocumented: Vec<_> = declared.difference(&documented).collect();
+        let undeclared: Vec<_> = documented.difference(&declared).collect();
+        assert!(
+            undocumented.is_empty(),
+            "declared but in no table of README.md or docs/auth.md: {undocumented:?}"
+        );
+        assert!(
+            undeclared.is_empty(),
+            "documented for ingest but not declared in IngestEnv: {undeclared:?}"
+        );
+    }
+
+    /// Declared variables the template leaves to their defaults, on purpose.
+    const NOT_IN_THE_TEMPLATE: [&str; 17] = [
+        // Server mode only: under Lambda API Gateway listens and answers CORS.
+        "PORT",
+        "BIND_ADDRESS",
+        "CORS_ALLOWED_ORIGINS",
+        "METRICS_FLUSH_SECONDS",
+        // Their defaults are what the stack wants.
+        "USER_SERVICE_TIMEOUT_MS",
+        "AUTH_CACHE_TTL_SECONDS",
+        "SQS_SEND_TIMEOUT_MS",
+        "DYNAMODB_READ_TIMEOUT_MS",
+        "AUTH_ALGORITHMS",
+        "AUTH_LEEWAY_SECONDS",
+        "AUTH_JWKS_REFRESH_SECONDS",
+        "AUTH_JWKS_MIN_REFETCH_SECONDS",
+        "AUTH_JWKS_TIMEOUT_MS",
+        // Lambda's own logging controls set these, and JSON is the default under Lambda.
+        "AWS_LAMBDA_LOG_LEVEL",
+        "AWS_LAMBDA_LOG_FORMAT",
+        "LOG_FORMAT",
+        // Set by the Lambda runtime itself.
+        "AWS_LAMBDA_RUNTIME_API",
+    ];
+
+    /// Template variables for libraries rather than ingest's settings.
+    const FOR_LIBRARIES: [&str; 2] = [
+        // rustls-native-certs: one CA bundle instead of a scan of /etc/ssl/certs.
+        "SSL_CERT_FILE",
+        // lambda_http: routes stay right under a named stage.
+        "AWS_LAMBDA_HTTP_IGNORE_STAGE_IN_PATH",
+    ];
+
+    #[test]
+    fn the_template_sets_every_declared_variable_it_does_not_leave_to_its_default() {
+        let in_template: BTreeSet<String> = shared::settings::template_variables(
+            include_str!("../../infra/template.yaml"),
+            "IngestFunction",
+        )
+        .into_iter()
+        .collect();
+        assert!(in_template.contains("QUEUE_URL"), "{in_template:?}");
+        let declared: BTreeSet<String> = IngestEnv::variables()
+            .iter()
+            .map(shared::settings::variable_name)
+            .collect();
+        let missing: Vec<_> = declared
+            .iter()
+            .filter(|name| !in_template.contains(*name))
+            .filter(|name| !NOT_IN_THE_TEMPLATE.contains(&name.as_str()))
+            .collect();
+        let unknown: Vec<_> = in_template
+            .iter()
+            .filter(|name| !declared.contains(*name))
+            .filter(|name| !FOR_LIBRARIES.contains(&name.as_str()))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "declared, not in IngestFunction's environment nor NOT_IN_THE_TEMPLATE: {missing:?}"
+        );
+        assert!(
+            unknown.is_empty(),
+            "IngestFunction sets variables ingest does not declare: {unknown:?}"
+        );
+    }
+
+    #[test]
+    fn help_lists_the_declared_variables_with_their_defaults() {
+        let help = environment_help();
+        assert!(help.contains("QUEUE_URL"), "{help}");
+        assert!(help.contains("[default: 4112]"), "{help}");
+        assert!(help.contains("AUTH_JWKS_TIMEOUT_MS"), "{help}");
+        assert!(help.contains("RUST_LOG"), "{help}");
+        assert!(!help.contains("AWS_LAMBDA_RUNTIME_API"), "{help}");
     }
 }

@@ -38,7 +38,7 @@ use std::time::Duration;
 use metrics::{Key, Label, Unit};
 use metrics_cloudwatch_embedded::Collector;
 
-use crate::settings::{parsed, SettingsError, Source};
+use crate::settings::{MetricsEnv, SettingsError, Source};
 
 /// Every metric the pipeline emits, one definition each: the code records these, the
 /// template's dashboard and alarms name them, and a test holds the two together.
@@ -109,7 +109,7 @@ pub mod names {
     ];
 }
 
-pub const DEFAULT_NAMESPACE: &str = "CreditScorePipeline";
+pub const DEFAULT_NAMESPACE: &str = crate::settings::DEFAULT_METRICS_NAMESPACE;
 /// The most values one EMF document may hold for a metric.
 pub const MAX_VALUES_PER_METRIC: usize = 100;
 /// Observations kept between flushes per distribution; past it, a uniform sample is kept.
@@ -124,44 +124,50 @@ pub struct MetricsSettings {
 }
 
 impl MetricsSettings {
+    /// The metrics' settings ([`MetricsEnv`]'s variables) from `source`; `default_service`
+    /// names the binary when `METRICS_SERVICE` is unset.
     pub fn from_source(source: &dyn Source, default_service: &str) -> Result<Self, SettingsError> {
-        let enabled = match source.get("METRICS").as_deref().map(str::trim) {
+        Self::from_env(crate::settings::parse(source)?, default_service)
+    }
+
+    pub fn from_env(env: MetricsEnv, default_service: &str) -> Result<Self, SettingsError> {
+        let enabled = match env.metrics.as_deref().map(str::trim) {
             None | Some("") => crate::telemetry::json_logs(),
             Some(v) if v.eq_ignore_ascii_case("emf") => true,
             Some(v) if v.eq_ignore_ascii_case("off") => false,
             Some(v) => {
-                return Err(SettingsError::Invalid {
-                    name: "METRICS",
-                    reason: format!("{v:?}: expected emf or off"),
-                })
+                return Err(SettingsError::invalid(
+                    "METRICS",
+                    format!("{v:?}: expected emf or off"),
+                ))
             }
         };
-        let text = |name: &'static str, default: &str| -> Result<String, SettingsError> {
-            let value = source.get(name).unwrap_or_else(|| default.to_owned());
+        let text = |name: &'static str, value: &str| -> Result<String, SettingsError> {
             let value = value.trim();
             // CloudWatch: 1 to 255 characters, no leading colon; dimension values 1 to 1024.
             if value.is_empty() || value.len() > 255 || value.starts_with(':') || !value.is_ascii()
             {
-                return Err(SettingsError::Invalid {
+                return Err(SettingsError::invalid(
                     name,
-                    reason: format!(
-                        "{value:?}: expected 1 to 255 ASCII characters, not starting with ':'"
-                    ),
-                });
+                    format!("{value:?}: expected 1 to 255 ASCII characters, not starting with ':'"),
+                ));
             }
             Ok(value.to_owned())
         };
-        let seconds: u64 = parsed(source, "METRICS_FLUSH_SECONDS", 60)?;
+        let seconds = env.metrics_flush_seconds;
         if seconds == 0 || seconds > 3600 {
-            return Err(SettingsError::Invalid {
-                name: "METRICS_FLUSH_SECONDS",
-                reason: format!("{seconds}: expected 1 to 3600 seconds"),
-            });
+            return Err(SettingsError::invalid(
+                "METRICS_FLUSH_SECONDS",
+                format!("{seconds}: expected 1 to 3600 seconds"),
+            ));
         }
         Ok(Self {
             enabled,
-            namespace: text("METRICS_NAMESPACE", DEFAULT_NAMESPACE)?,
-            service: text("METRICS_SERVICE", default_service)?,
+            namespace: text("METRICS_NAMESPACE", &env.metrics_namespace)?,
+            service: text(
+                "METRICS_SERVICE",
+                env.metrics_service.as_deref().unwrap_or(default_service),
+            )?,
             flush_interval: Duration::from_secs(seconds),
         })
     }
@@ -635,7 +641,9 @@ mod tests {
         for (name, value) in [
             ("METRICS", "prometheus"),
             ("METRICS_NAMESPACE", ":aws"),
-            ("METRICS_SERVICE", ""),
+            // Blank reads as unset (the binary's name); what CloudWatch refuses does not.
+            ("METRICS_SERVICE", "crédit"),
+            ("METRICS_FLUSH_SECONDS", "soon"),
             ("METRICS_FLUSH_SECONDS", "0"),
         ] {
             let err = MetricsSettings::from_source(&[(name, value)], "ingest").expect_err(name);

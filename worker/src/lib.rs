@@ -30,7 +30,7 @@ use aws_config::SdkConfig;
 use clap::{Parser, Subcommand};
 use lambda_runtime::{service_fn, LambdaEvent};
 use shared::provision::{provision, ProvisionRequest};
-use shared::settings::{optional, parsed, Env};
+use shared::settings::Env;
 use tokio::sync::watch;
 
 use crate::dlq::SqsDeadLetterQueue;
@@ -38,7 +38,7 @@ use crate::dlq_tools::DlqCommand;
 use crate::health::Health;
 use crate::poller::{Poller, PollerConfig};
 use crate::processor::Processor;
-use crate::settings::WorkerSettings;
+use crate::settings::{ProvisionEnv, WorkerSettings};
 use crate::store::DynamoScoreStore;
 
 /// The worker's command line (`worker --help`; every subcommand answers `--help` too).
@@ -46,23 +46,13 @@ use crate::store::DynamoScoreStore;
 #[command(
     name = "worker",
     about = "Drains credit-score messages from SQS into DynamoDB; provisioning and DLQ tools.",
-    after_help = ENVIRONMENT_HELP
+    after_help = settings::environment_help()
 )]
 pub struct Cli {
     /// What to do; `run` when left out.
     #[command(subcommand)]
     pub command: Option<Command>,
 }
-
-const ENVIRONMENT_HELP: &str = "\
-Environment: DLQ_URL and TABLE_NAME (required), QUEUE_URL (poller), WRITE_CONCURRENCY,
-RETRY_BASE_DELAY_MS, RETRY_MAX_DELAY_MS, DEADLINE_MARGIN_MS, DYNAMODB_ATTEMPT_TIMEOUT_MS,
-POLLER_RECEIVE_LOOPS (10), POLLER_BATCH_SIZE (100), POLLER_BATCH_WINDOW_MS (100),
-POLLER_BATCHES_IN_FLIGHT (4), FAILURE_VISIBILITY_BASE_SECONDS, HEALTH_PORT (poller: /health and
-/ready; off when unset), SHUTDOWN_GRACE_SECONDS (poller, 25); logs: RUST_LOG or
-AWS_LAMBDA_LOG_LEVEL, LOG_FORMAT or AWS_LAMBDA_LOG_FORMAT (json | text); metrics (CloudWatch
-EMF on stdout): METRICS (emf | off), METRICS_NAMESPACE, METRICS_SERVICE, METRICS_FLUSH_SECONDS
-(poller, 60); plus the standard AWS variables.";
 
 #[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
 pub enum Command {
@@ -71,10 +61,7 @@ pub enum Command {
     Run,
     /// create the queue, its DLQ (with redrive policy) and the table when missing, and print
     /// QUEUE_URL=, DLQ_URL= and TABLE_NAME= lines
-    #[command(
-        after_help = "QUEUE_NAME, DLQ_NAME, TABLE_NAME, MAX_RECEIVE_COUNT (5) and \
-                      VISIBILITY_TIMEOUT_SECONDS (60) override the defaults."
-    )]
+    #[command(after_help = settings::provision_help())]
     Provision,
     /// operate the dead-letter queue: `worker dlq stats|peek|redrive`
     Dlq {
@@ -188,13 +175,7 @@ async fn wait_for_signal() {
 }
 
 async fn provision_from_env() -> anyhow::Result<()> {
-    let request = ProvisionRequest {
-        queue_name: optional(&Env, "QUEUE_NAME", "credit-scores"),
-        dlq_name: optional(&Env, "DLQ_NAME", "credit-scores-dlq"),
-        table_name: optional(&Env, "TABLE_NAME", "credit-scores"),
-        max_receive_count: parsed(&Env, "MAX_RECEIVE_COUNT", 5u32)?,
-        visibility_timeout_seconds: parsed(&Env, "VISIBILITY_TIMEOUT_SECONDS", 60u32)?,
-    };
+    let request: ProvisionRequest = shared::settings::parse::<ProvisionEnv>(&Env)?.into();
     let sdk = shared::aws::sdk_config().await;
     let done = provision(
         &shared::aws::sqs_client(&sdk),

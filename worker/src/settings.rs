@@ -1,10 +1,78 @@
-//! Worker configuration, from the environment.
+//! Worker configuration: every variable the worker reads, declared once ([`WorkerEnv`]), and
+//! the rules that make [`WorkerSettings`] of them.
 
 use std::time::Duration;
 
-use shared::settings::{millis, parsed, required, SettingsError, Source};
+use clap::Args;
+use shared::provision::ProvisionRequest;
+use shared::settings::{trimmed, CommonEnv, SettingsError, Source};
 
 use crate::processor::ProcessorConfig;
+
+/// The worker's variables: name (the field's, in capitals), default, help. `worker --help`,
+/// the README check below and [`WorkerSettings::from_source`] all read this one declaration.
+#[derive(Debug, Clone, Args)]
+pub struct WorkerEnv {
+    /// the dead-letter queue (required)
+    #[arg(long, env)]
+    pub dlq_url: Option<String>,
+    /// the DynamoDB table (required)
+    #[arg(long, env)]
+    pub table_name: Option<String>,
+    /// the score queue (required by the poller; under Lambda the event source mapping reads it)
+    #[arg(long, env)]
+    pub queue_url: Option<String>,
+    /// BatchWriteItem requests in flight per batch
+    #[arg(long, env, default_value_t = 4, value_parser = at_least_one)]
+    pub write_concurrency: usize,
+    /// first retry delay cap (full jitter below it)
+    #[arg(long, env, default_value_t = 50, value_parser = trimmed::<u64>)]
+    pub retry_base_delay_ms: u64,
+    /// largest retry delay cap
+    #[arg(long, env, default_value_t = 5000, value_parser = trimmed::<u64>)]
+    pub retry_max_delay_ms: u64,
+    /// time kept back from the Lambda deadline / visibility timeout
+    #[arg(long, env, default_value_t = 2000, value_parser = trimmed::<u64>)]
+    pub deadline_margin_ms: u64,
+    /// bound on one DynamoDB call
+    #[arg(long, env, default_value_t = 5000, value_parser = trimmed::<u64>)]
+    pub dynamodb_attempt_timeout_ms: u64,
+    /// poller: long-polling loops, each keeping one ReceiveMessage of 10 in flight
+    #[arg(long, env, default_value_t = 10, value_parser = at_least_one)]
+    pub poller_receive_loops: usize,
+    /// poller: most messages in one batch (1 to 10,000, as the mapping's BatchSize)
+    #[arg(long, env, default_value_t = 100, value_parser = batch_size)]
+    pub poller_batch_size: usize,
+    /// poller: how long a batch gathers after its first message
+    #[arg(long, env, default_value_t = 100, value_parser = trimmed::<u64>)]
+    pub poller_batch_window_ms: u64,
+    /// poller: batches processed at once
+    #[arg(long, env, default_value_t = 4, value_parser = at_least_one)]
+    pub poller_batches_in_flight: usize,
+    /// poller: first redelivery delay of a failed message; doubles per receive
+    #[arg(long, env, default_value_t = 5, value_parser = trimmed::<u64>)]
+    pub failure_visibility_base_seconds: u64,
+    /// poller: port of GET /health and GET /ready (unset: no port)
+    #[arg(long, env, value_parser = port_number)]
+    pub health_port: Option<u16>,
+    /// poller: how long the batches in hand may take after SIGTERM
+    #[arg(long, env, default_value_t = 25, value_parser = trimmed::<u64>)]
+    pub shutdown_grace_seconds: u64,
+}
+
+impl WorkerEnv {
+    /// Every variable the worker reads, its own and the logging and metrics ones.
+    pub fn variables() -> Vec<clap::Arg> {
+        let mut all = shared::settings::declared::<WorkerEnv>();
+        all.extend(shared::settings::declared::<CommonEnv>());
+        all
+    }
+}
+
+/// The `Environment:` part of `worker --help`.
+pub fn environment_help() -> String {
+    shared::settings::environment_help(&WorkerEnv::variables(), shared::settings::AWS_FOOTER)
+}
 
 #[derive(Debug, Clone)]
 pub struct WorkerSettings {
@@ -37,74 +105,75 @@ pub struct WorkerSettings {
     pub shutdown_grace: Duration,
 }
 
+/// `worker provision`'s variables: what it creates when missing.
+#[derive(Debug, Clone, Args)]
+pub struct ProvisionEnv {
+    /// the score queue's name
+    #[arg(long, env, default_value = "credit-scores")]
+    pub queue_name: String,
+    /// the dead-letter queue's name
+    #[arg(long, env, default_value = "credit-scores-dlq")]
+    pub dlq_name: String,
+    /// the table's name
+    #[arg(long, env, default_value = "credit-scores")]
+    pub table_name: String,
+    /// receives before a message moves to the dead-letter queue
+    #[arg(long, env, default_value_t = 5, value_parser = trimmed::<u32>)]
+    pub max_receive_count: u32,
+    /// the score queue's visibility timeout
+    #[arg(long, env, default_value_t = 60, value_parser = trimmed::<u32>)]
+    pub visibility_timeout_seconds: u32,
+}
+
+impl From<ProvisionEnv> for ProvisionRequest {
+    fn from(env: ProvisionEnv) -> Self {
+        Self {
+            queue_name: env.queue_name,
+            dlq_name: env.dlq_name,
+            table_name: env.table_name,
+            max_receive_count: env.max_receive_count,
+            visibility_timeout_seconds: env.visibility_timeout_seconds,
+        }
+    }
+}
+
+/// The `Environment:` part of `worker provision --help`.
+pub fn provision_help() -> String {
+    shared::settings::environment_help(
+        &shared::settings::declared::<ProvisionEnv>(),
+        shared::settings::AWS_FOOTER,
+    )
+}
+
 /// The event source mapping's own limit for standard queues.
 pub const MAX_POLLER_BATCH_SIZE: usize = 10_000;
 
-fn at_least_one(
-    source: &dyn Source,
-    name: &'static str,
-    default: usize,
-) -> Result<usize, SettingsError> {
-    match parsed(source, name, default)? {
-        0 => Err(SettingsError::Invalid {
-            name,
-            reason: "must be at least 1".into(),
-        }),
+fn at_least_one(raw: &str) -> Result<usize, String> {
+    match trimmed::<usize>(raw).map_err(|e| e.to_string())? {
+        0 => Err("must be at least 1".into()),
         n => Ok(n),
     }
 }
 
+fn batch_size(raw: &str) -> Result<usize, String> {
+    match at_least_one(raw)? {
+        n if n > MAX_POLLER_BATCH_SIZE => Err(format!("must be at most {MAX_POLLER_BATCH_SIZE}")),
+        n => Ok(n),
+    }
+}
+
+fn port_number(raw: &str) -> Result<u16, String> {
+    match trimmed::<u16>(raw) {
+        Ok(port) if port > 0 => Ok(port),
+        _ => Err(format!("{raw:?} is not a port number (1..=65535)")),
+    }
+}
+
 impl WorkerSettings {
+    /// The settings from `source` (the process environment, or pairs in tests) and the
+    /// declared defaults.
     pub fn from_source(source: &dyn Source) -> Result<Self, SettingsError> {
-        let write_concurrency = at_least_one(source, "WRITE_CONCURRENCY", 4)?;
-        let receive_loops = at_least_one(source, "POLLER_RECEIVE_LOOPS", 10)?;
-        let batch_size = at_least_one(source, "POLLER_BATCH_SIZE", 100)?;
-        if batch_size > MAX_POLLER_BATCH_SIZE {
-            return Err(SettingsError::Invalid {
-                name: "POLLER_BATCH_SIZE",
-                reason: format!("must be at most {MAX_POLLER_BATCH_SIZE}"),
-            });
-        }
-        let batches_in_flight = at_least_one(source, "POLLER_BATCHES_IN_FLIGHT", 4)?;
-        let health_port = match source.get("HEALTH_PORT") {
-            None => None,
-            Some(raw) => match raw.trim().parse::<u16>() {
-                Ok(port) if port > 0 => Some(port),
-                _ => {
-                    return Err(SettingsError::Invalid {
-                        name: "HEALTH_PORT",
-                        reason: format!("{raw:?} is not a port number (1..=65535)"),
-                    })
-                }
-            },
-        };
-        Ok(Self {
-            queue_url: source.get("QUEUE_URL"),
-            dlq_url: required(source, "DLQ_URL")?,
-            table_name: required(source, "TABLE_NAME")?,
-            processor: ProcessorConfig {
-                write_concurrency,
-                retry_base_delay: millis(source, "RETRY_BASE_DELAY_MS", Duration::from_millis(50))?,
-                retry_max_delay: millis(source, "RETRY_MAX_DELAY_MS", Duration::from_secs(5))?,
-            },
-            deadline_margin: millis(source, "DEADLINE_MARGIN_MS", Duration::from_secs(2))?,
-            dynamodb_attempt_timeout: millis(
-                source,
-                "DYNAMODB_ATTEMPT_TIMEOUT_MS",
-                Duration::from_secs(5),
-            )?,
-            receive_loops,
-            batch_size,
-            batch_window: millis(source, "POLLER_BATCH_WINDOW_MS", Duration::from_millis(100))?,
-            batches_in_flight,
-            failure_visibility_base: Duration::from_secs(parsed(
-                source,
-                "FAILURE_VISIBILITY_BASE_SECONDS",
-                5u64,
-            )?),
-            health_port,
-            shutdown_grace: Duration::from_secs(parsed(source, "SHUTDOWN_GRACE_SECONDS", 25u64)?),
-        })
+        shared::settings::parse::<WorkerEnv>(source).and_then(Self::try_from)
     }
 
     pub fn require_queue_url(&self) -> Result<&str, SettingsError> {
@@ -114,8 +183,36 @@ impl WorkerSettings {
     }
 }
 
+impl TryFrom<WorkerEnv> for WorkerSettings {
+    type Error = SettingsError;
+
+    fn try_from(env: WorkerEnv) -> Result<Self, SettingsError> {
+        Ok(Self {
+            queue_url: env.queue_url,
+            dlq_url: env.dlq_url.ok_or(SettingsError::Missing("DLQ_URL"))?,
+            table_name: env.table_name.ok_or(SettingsError::Missing("TABLE_NAME"))?,
+            processor: ProcessorConfig {
+                write_concurrency: env.write_concurrency,
+                retry_base_delay: Duration::from_millis(env.retry_base_delay_ms),
+                retry_max_delay: Duration::from_millis(env.retry_max_delay_ms),
+            },
+            deadline_margin: Duration::from_millis(env.deadline_margin_ms),
+            dynamodb_attempt_timeout: Duration::from_millis(env.dynamodb_attempt_timeout_ms),
+            receive_loops: env.poller_receive_loops,
+            batch_size: env.poller_batch_size,
+            batch_window: Duration::from_millis(env.poller_batch_window_ms),
+            batches_in_flight: env.poller_batches_in_flight,
+            failure_visibility_base: Duration::from_secs(env.failure_visibility_base_seconds),
+            health_port: env.health_port,
+            shutdown_grace: Duration::from_secs(env.shutdown_grace_seconds),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeSet;
+
     use super::*;
 
     #[test]
@@ -157,13 +254,7 @@ mod tests {
                 ("HEALTH_PORT", bad),
             ];
             assert!(
-                matches!(
-                    WorkerSettings::from_source(&env),
-                    Err(SettingsError::Invalid {
-                        name: "HEALTH_PORT",
-                        ..
-                    })
-                ),
+                WorkerSettings::from_source(&env).is_err_and(|err| err.variable() == "HEALTH_PORT"),
                 "{bad}"
             );
         }
@@ -186,10 +277,7 @@ mod tests {
         ] {
             let env = [("DLQ_URL", "http://q"), ("TABLE_NAME", "t"), (name, bad)];
             assert!(
-                matches!(
-                    WorkerSettings::from_source(&env),
-                    Err(SettingsError::Invalid { name: n, .. }) if n == name
-                ),
+                WorkerSettings::from_source(&env).is_err_and(|err| err.variable() == name),
                 "{name}={bad}"
             );
         }
@@ -203,5 +291,108 @@ mod tests {
             settings.require_queue_url(),
             Err(SettingsError::Missing("QUEUE_URL"))
         );
+    }
+
+    /// Variables the README lists that no settings struct declares: the AWS SDK reads them.
+    const READ_BY_THE_AWS_SDK: [&str; 2] = ["AWS_REGION", "AWS_ENDPOINT_URL"];
+
+    #[test]
+    fn the_readme_lists_exactly_the_declared_variables() {
+        let documented: BTreeSet<String> =
+            shared::settings::documented_variables(include_str!("../../README.md"))
+                .into_iter()
+                .filter(|(_, used_by)| used_by.contains("worker") || used_by.contains("both"))
+                .map(|(name, _)| name)
+                .filter(|name| !READ_BY_THE_AWS_SDK.contains(&name.as_str()))
+                .collect();
+        let declared: BTreeSet<String> = WorkerEnv::variables()
+            .iter()
+            .map(shared::settings::variable_name)
+            .collect();
+        let undocumented: Vec<_> = declared.difference(&documented).collect();
+        let undeclared: Vec<_> = documented.difference(&declared).collect();
+        assert!(
+            undocumented.is_empty(),
+            "declared but in no row of README.md's table for the worker: {undocumented:?}"
+        );
+        assert!(
+            undeclared.is_empty(),
+            "documented for the worker but not declared in WorkerEnv: {undeclared:?}"
+        );
+    }
+
+    /// Declared variables the template leaves to their defaults, on purpose.
+    const NOT_IN_THE_TEMPLATE: [&str; 16] = [
+        // Their defaults are what the stack wants.
+        "WRITE_CONCURRENCY",
+        "RETRY_BASE_DELAY_MS",
+        "RETRY_MAX_DELAY_MS",
+        "DEADLINE_MARGIN_MS",
+        "DYNAMODB_ATTEMPT_TIMEOUT_MS",
+        // Poller mode only: under Lambda the event source mapping polls.
+        "POLLER_RECEIVE_LOOPS",
+        "POLLER_BATCH_SIZE",
+        "POLLER_BATCH_WINDOW_MS",
+        "POLLER_BATCHES_IN_FLIGHT",
+        "FAILURE_VISIBILITY_BASE_SECONDS",
+        "HEALTH_PORT",
+        "SHUTDOWN_GRACE_SECONDS",
+        "METRICS_FLUSH_SECONDS",
+        // Lambda's own logging controls set these, and JSON is the default under Lambda.
+        "AWS_LAMBDA_LOG_LEVEL",
+        "AWS_LAMBDA_LOG_FORMAT",
+        "LOG_FORMAT",
+    ];
+
+    /// Template variables for libraries rather than the worker's settings.
+    const FOR_LIBRARIES: [&str; 1] = [
+        // rustls-native-certs: one CA bundle instead of a scan of /etc/ssl/certs.
+        "SSL_CERT_FILE",
+    ];
+
+    #[test]
+    fn the_template_sets_every_declared_variable_it_does_not_leave_to_its_default() {
+        let in_template: BTreeSet<String> = shared::settings::template_variables(
+            include_str!("../../infra/template.yaml"),
+            "WorkerFunction",
+        )
+        .into_iter()
+        .collect();
+        assert!(in_template.contains("DLQ_URL"), "{in_template:?}");
+        let declared: BTreeSet<String> = WorkerEnv::variables()
+            .iter()
+            .map(shared::settings::variable_name)
+            .collect();
+        let missing: Vec<_> = declared
+            .iter()
+            .filter(|name| !in_template.contains(*name))
+            .filter(|name| !NOT_IN_THE_TEMPLATE.contains(&name.as_str()))
+            .collect();
+        let unknown: Vec<_> = in_template
+            .iter()
+            .filter(|name| !declared.contains(*name))
+            .filter(|name| !FOR_LIBRARIES.contains(&name.as_str()))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "declared, not in WorkerFunction's environment nor NOT_IN_THE_TEMPLATE: {missing:?}"
+        );
+        assert!(
+            unknown.is_empty(),
+            "WorkerFunction sets variables the worker does not declare: {unknown:?}"
+        );
+    }
+
+    #[test]
+    fn provisioning_has_defaults_and_names_a_bad_count() {
+        let request: ProvisionRequest = shared::settings::parse::<ProvisionEnv>(&[("X", "1")])
+            .unwrap()
+            .into();
+        assert_eq!(request.queue_name, "credit-scores");
+        assert_eq!(request.max_receive_count, 5);
+        assert_eq!(request.visibility_timeout_seconds, 60);
+        let err =
+            shared::settings::parse::<ProvisionEnv>(&[("MAX_RECEIVE_COUNT", "five")]).unwrap_err();
+        assert_eq!(err.variable(), "MAX_RECEIVE_COUNT");
     }
 }

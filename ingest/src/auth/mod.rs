@@ -26,6 +26,7 @@ use contract::UserId;
 mod cache;
 mod https;
 mod jwks;
+pub mod jwks_settings;
 mod ring_verify;
 mod token;
 mod user_service;
