@@ -46,7 +46,7 @@ lint: lint-rust lint-sh lint-deny lint-infra lint-deploy ## fmt --check, clippy 
 lint-rust:
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -- -D warnings
-	python3 scripts/module-cycles.py --quiet contract/src ingest/src shared/src worker/src
+	python3 scripts/module-cycles.py --quiet contract/src ingest/src platform/src worker/src
 	bash scripts/check-contract-deps.sh
 	python3 scripts/check-ports.py ingest/src worker/src
 

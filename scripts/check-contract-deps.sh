@@ -2,7 +2,7 @@
 # `make lint`: the contract knows nothing of how it travels or is stored. `contract` may not
 # depend, even indirectly, on an AWS SDK crate, an async runtime or an HTTP stack; the
 # crates that only need the contract (test-support, and the fuzz harness's parsers) may not
-# depend on the infrastructure crate `shared`. Checked on the resolved dependency tree
+# depend on the infrastructure crate `platform`. Checked on the resolved dependency tree
 # (normal and build dependencies), so a feature that drags one in fails too.
 set -euo pipefail
 
@@ -12,7 +12,7 @@ LOG_TAG="contract-deps"
 cd "$REPO_ROOT"
 
 # Crate names (as cargo tree prints them) that mean infrastructure.
-FORBIDDEN='^(aws-[a-z0-9-]+|tokio|tokio-[a-z-]+|mio|hyper|hyper-[a-z-]+|axum|axum-core|reqwest|lambda_runtime|lambda_http|tower|shared|ingest|worker)$'
+FORBIDDEN='^(aws-[a-z0-9-]+|tokio|tokio-[a-z-]+|mio|hyper|hyper-[a-z-]+|axum|axum-core|reqwest|lambda_runtime|lambda_http|tower|platform|ingest|worker)$'
 
 failed=0
 check() {

@@ -1,6 +1,6 @@
 //! Property tests of every parser and validator in the contract: ids, bureau, score,
 //! timestamps, JSON field reading and the v1 queue message (the DynamoDB item mapping's are
-//! in `shared/tests/prop_items.rs`).
+//! in `platform/tests/prop_items.rs`).
 //!
 //! Each property states what must hold for *every* input: arbitrary bytes never panic, valid
 //! values round-trip, invalid ones are rejected naming the field.

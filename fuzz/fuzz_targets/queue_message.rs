@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use libfuzzer_sys::fuzz_target;
 use contract::report::StoredReport;
-use shared::item::{read_report, report_item};
+use platform::item::{read_report, report_item};
 use contract::ScoreMessage;
 use time::macros::datetime;
 use time::OffsetDateTime;

@@ -18,7 +18,7 @@ use aws_sdk_dynamodb::types::KeysAndAttributes;
 use backon::{BackoffBuilder, ExponentialBuilder};
 use contract::report::ReportKey;
 use contract::ScoreReport;
-use shared::item::{key_item, read_report, Item};
+use platform::item::{key_item, read_report, Item};
 
 use crate::coalesce::Coalescer;
 
@@ -30,7 +30,7 @@ pub trait StoredWrites: Send + Sync {
 }
 
 /// [`StoredWrites`] on the DynamoDB table, read back through the one item mapping
-/// (`shared::item`), so the comparison needs nothing on the item but the report. Lookups made
+/// (`platform::item`), so the comparison needs nothing on the item but the report. Lookups made
 /// at the same moment share BatchGetItem calls ([`crate::coalesce`]), as the writes they come
 /// with share SendMessageBatch calls.
 pub struct DynamoStoredWrites {

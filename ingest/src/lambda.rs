@@ -112,7 +112,7 @@ pub fn service(
 
 /// One invocation, as the runtime calls it: with its own metrics, written when it ends and
 /// before its response is sent (Lambda may freeze the process then), and its own trace
-/// header for the messages it sends ([`shared::invocation`]). Several run at once under Lambda
+/// header for the messages it sends ([`platform::invocation`]). Several run at once under Lambda
 /// Managed Instances; nothing of one reaches another's.
 pub async fn handle(
     router: Router,
@@ -120,7 +120,7 @@ pub async fn handle(
 ) -> Result<Value, lambda_http::Error> {
     let request_id = event.context.request_id.clone();
     let trace_id = event.context.xray_trace_id.clone();
-    shared::invocation::scope(
+    platform::invocation::scope(
         request_id,
         trace_id,
         answer(router, event.payload, Some(event.context)),

@@ -79,15 +79,15 @@ pub fn app(state: AppState) -> Router {
 
 /// Serves [`app`] under Lambda when `AWS_LAMBDA_RUNTIME_API` is set, else on `PORT`.
 pub async fn run(settings: IngestSettings) -> anyhow::Result<()> {
-    let metrics = shared::metrics::MetricsSettings::from_source(&shared::settings::Env, "ingest")?;
-    shared::metrics::init(&metrics)?;
-    let sdk = shared::aws::sdk_config().await;
+    let metrics = platform::metrics::MetricsSettings::from_source(&platform::settings::Env, "ingest")?;
+    platform::metrics::init(&metrics)?;
+    let sdk = platform::aws::sdk_config().await;
     let state = AppState::from_settings(&settings, &sdk)?;
     state.auth.warm_up().await;
-    if shared::telemetry::running_in_lambda() {
+    if platform::telemetry::running_in_lambda() {
         lambda::run(app(state)).await
     } else {
-        shared::metrics::spawn_periodic_flush(metrics.flush_interval);
+        platform::metrics::spawn_periodic_flush(metrics.flush_interval);
         let router = server_app(state, &settings);
         let addr = SocketAddr::new(settings.bind_address, settings.port);
         let listener = tokio::net::TcpListener::bind(addr)
@@ -98,7 +98,7 @@ pub async fn run(settings: IngestSettings) -> anyhow::Result<()> {
             .with_graceful_shutdown(shutdown_signal())
             .await
             .context("serving HTTP");
-        shared::metrics::flush();
+        platform::metrics::flush();
         served
     }
 }

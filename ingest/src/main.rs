@@ -11,11 +11,11 @@ fn main() -> ExitCode {
         )
         .after_help(ingest::settings::environment_help())
         .get_matches();
-    shared::telemetry::init();
-    let result = IngestSettings::from_source(&shared::settings::Env)
+    platform::telemetry::init();
+    let result = IngestSettings::from_source(&platform::settings::Env)
         .map_err(anyhow::Error::from)
         .and_then(|settings| {
-            let runtime = shared::runtime::build()?;
+            let runtime = platform::runtime::build()?;
             runtime.block_on(ingest::run(settings))
         });
     match result {

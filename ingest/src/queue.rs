@@ -8,8 +8,8 @@ use anyhow::Context;
 use async_trait::async_trait;
 use contract::message::CORRELATION_ID_ATTRIBUTE;
 use contract::ScoreMessage;
-use shared::metrics::{self, names};
-use shared::sqs_batch::{
+use platform::metrics::{self, names};
+use platform::sqs_batch::{
     current_trace_header, send_all, EntryFailure, EntryResult, OutgoingMessage, MAX_BATCH_ENTRIES,
 };
 

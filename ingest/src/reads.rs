@@ -1,5 +1,5 @@
 //! The port reads go through, and its DynamoDB adapter. Reads need no queue: they query the
-//! table the worker writes, through the indexes of [`shared::item`].
+//! table the worker writes, through the indexes of [`platform::item`].
 
 use std::collections::HashMap;
 
@@ -8,7 +8,7 @@ use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::types::AttributeValue;
 use contract::report::ReportKey;
 use contract::{Bureau, ReportId, ReportedAt, UserId};
-use shared::item::{
+use platform::item::{
     bureau_prefix, by_bureau_reported_at_sk, by_reported_at_sk, key_item, read_report, report_sk,
     user_pk, Item, ItemError, INDEX_BY_BUREAU_REPORTED_AT, INDEX_BY_REPORTED_AT, LSI1_SK, LSI2_SK,
     PK, SK,
@@ -294,7 +294,7 @@ mod tests {
     fn start_key_matches_the_item_written_for_that_report() {
         for bureau in Bureau::ALL {
             let report = stored(bureau);
-            let item = shared::item::report_item(&report);
+            let item = platform::item::report_item(&report);
             let position = Position::of(&report);
             let user = &report.report.user_id;
             let unfiltered = start_key(user, None, &position);

@@ -7,7 +7,7 @@ use std::time::Duration;
 use clap::Args;
 use http::HeaderValue;
 
-use shared::settings::{trimmed, CommonEnv, SettingsError, Source};
+use platform::settings::{trimmed, CommonEnv, SettingsError, Source};
 
 use crate::auth::jwks_settings::JwksEnv;
 use crate::auth::JwksConfig;
@@ -77,15 +77,15 @@ pub struct IngestEnv {
 impl IngestEnv {
     /// Every variable ingest reads, its own and the logging and metrics ones.
     pub fn variables() -> Vec<clap::Arg> {
-        let mut all = shared::settings::declared::<IngestEnv>();
-        all.extend(shared::settings::declared::<CommonEnv>());
+        let mut all = platform::settings::declared::<IngestEnv>();
+        all.extend(platform::settings::declared::<CommonEnv>());
         all
     }
 }
 
 /// The `Environment:` part of `ingest --help`.
 pub fn environment_help() -> String {
-    shared::settings::environment_help(&IngestEnv::variables(), shared::settings::AWS_FOOTER)
+    platform::settings::environment_help(&IngestEnv::variables(), platform::settings::AWS_FOOTER)
 }
 
 /// How bearer tokens are checked (`AUTH_MODE`).
@@ -137,7 +137,7 @@ impl IngestSettings {
     /// The settings from `source` (the process environment, or pairs in tests) and the
     /// declared defaults.
     pub fn from_source(source: &dyn Source) -> Result<Self, SettingsError> {
-        shared::settings::parse::<IngestEnv>(source).and_then(Self::try_from)
+        platform::settings::parse::<IngestEnv>(source).and_then(Self::try_from)
     }
 
     pub fn user_service_endpoint(&self) -> String {
@@ -449,12 +449,12 @@ mod tests {
 
     #[test]
     fn the_readme_and_docs_auth_list_exactly_the_declared_variables() {
-        let in_readme = shared::settings::documented_variables(include_str!("../../README.md"))
+        let in_readme = platform::settings::documented_variables(include_str!("../../README.md"))
             .into_iter()
             .filter(|(_, used_by)| used_by.contains("ingest") || used_by.contains("both"));
         // docs/auth.md's settings table is ingest's alone (its second column is the default).
         let in_auth_doc =
-            shared::settings::documented_variables(include_str!("../../docs/auth.md"));
+            platform::settings::documented_variables(include_str!("../../docs/auth.md"));
         let documented: BTreeSet<String> = in_readme
             .chain(in_auth_doc)
             .map(|(name, _)| name)
@@ -464,7 +464,7 @@ mod tests {
             .iter()
             // Hidden: set by the Lambda runtime, not by an operator.
             .filter(|arg| !arg.is_hide_set())
-            .map(shared::settings::variable_name)
+            .map(platform::settings::variable_name)
             .collect();
         let undocumented: Vec<_> = declared.difference(&documented).collect();
         let undeclared: Vec<_> = documented.difference(&declared).collect();
@@ -513,7 +513,7 @@ mod tests {
 
     #[test]
     fn the_template_sets_every_declared_variable_it_does_not_leave_to_its_default() {
-        let in_template: BTreeSet<String> = shared::settings::template_variables(
+        let in_template: BTreeSet<String> = platform::settings::template_variables(
             include_str!("../../infra/template.yaml"),
             "IngestFunction",
         )
@@ -522,7 +522,7 @@ mod tests {
         assert!(in_template.contains("QUEUE_URL"), "{in_template:?}");
         let declared: BTreeSet<String> = IngestEnv::variables()
             .iter()
-            .map(shared::settings::variable_name)
+            .map(platform::settings::variable_name)
             .collect();
         let missing: Vec<_> = declared
             .iter()

@@ -97,11 +97,11 @@ impl AppState {
     ) -> anyhow::Result<Self> {
         let check = Self::token_check(settings)?;
         let queue = SqsScoreQueue::new(
-            shared::aws::sqs_client_bounded(sdk, settings.sqs_send_timeout),
+            platform::aws::sqs_client_bounded(sdk, settings.sqs_send_timeout),
             settings.queue_url.as_str(),
         );
         let table_client =
-            shared::aws::dynamodb_client_bounded(sdk, settings.dynamodb_read_timeout);
+            platform::aws::dynamodb_client_bounded(sdk, settings.dynamodb_read_timeout);
         let reader = DynamoScoreReader {
             client: table_client.clone(),
             table_name: settings.table_name.clone(),
@@ -111,7 +111,7 @@ impl AppState {
             Some(key) => key.clone(),
             // Lambda runs many short-lived instances at once: with a key per instance, page 2
             // would fail whenever it reached another one. Refuse to start instead.
-            None if shared::telemetry::running_in_lambda() => anyhow::bail!(
+            None if platform::telemetry::running_in_lambda() => anyhow::bail!(
                 "environment variable CURSOR_SIGNING_KEY is required under Lambda: every \
                  instance must sign list cursors with the same key (at least 32 bytes, e.g. \
                  `openssl rand -base64 48`)"

@@ -1,4 +1,4 @@
-//! The proptest strategies that the tests of `shared`, `ingest` and `worker` share: ids,
+//! The proptest strategies that the tests of `platform`, `ingest` and `worker` share: ids,
 //! bureaus, timestamps, valid reports and queue messages, valid write bodies, arbitrary JSON
 //! and objects shaped like a contract. A dev-dependency only (`publish = false`): nothing
 //! here reaches a binary.

@@ -22,7 +22,7 @@ use pipeline_tests::{
     lambda_env, spawn_binary, spawn_binary_at, DevTokens, Emulator, RunningBinary, TestResources,
     UserServiceStub,
 };
-use shared::item::{report_item, Item};
+use platform::item::{report_item, Item};
 use tower::ServiceExt;
 use worker::dlq::{DeadLetter, DeadLetterQueue};
 use worker::processor::{prepare_batch, Processor, ProcessorConfig};
@@ -1040,7 +1040,7 @@ fn wanted(name: &str) -> bool {
 async fn main() {
     // `cargo bench` passes `--bench`; sections are chosen with BENCH_SECTIONS (cpu, requests,
     // drain, poller, ingest, auth, init, zip), everything by default.
-    shared::telemetry::init();
+    platform::telemetry::init();
     let mut verdicts = Verdicts::default();
     println!("# credit-score pipeline benchmarks");
     if wanted("cpu") {

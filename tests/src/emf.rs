@@ -1,5 +1,5 @@
 //! Reading the CloudWatch Embedded Metric Format lines a process writes on stdout
-//! (`METRICS=emf`, see `shared::metrics`), for tests that chart or check what it recorded.
+//! (`METRICS=emf`, see `platform::metrics`), for tests that chart or check what it recorded.
 //!
 //! An EMF document is one JSON object a line with an `_aws` member; the metric values are
 //! top-level members: a counter a number, a distribution an array of values. Any other line
@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use serde_json::Value;
-use shared::metrics::names;
+use platform::metrics::names;
 
 /// What one EMF document says about the write path.
 #[derive(Debug, Clone, PartialEq)]
@@ -20,7 +20,7 @@ pub struct EmfRecord {
     /// The `Written` counter, when the document carries it.
     pub written: Option<f64>,
     /// The `EndToEndLag` values (ms): those observed, or quantiles of them (see
-    /// `shared::metrics::summarise`).
+    /// `platform::metrics::summarise`).
     pub lag_ms: Vec<f64>,
 }
 

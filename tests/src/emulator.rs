@@ -7,8 +7,8 @@ use aws_config::{Region, SdkConfig};
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_sqs::types::{Message, MessageSystemAttributeName, QueueAttributeName};
 use contract::report::StoredReport;
-use shared::item::{read_report, SK};
-use shared::provision::{provision, ProvisionRequest};
+use platform::item::{read_report, SK};
+use platform::provision::{provision, ProvisionRequest};
 
 pub const DEFAULT_ENDPOINT: &str = "http://127.0.0.1:4566";
 
@@ -47,7 +47,7 @@ impl TestResources {
 /// The project's config loader pointed at `endpoint` (the emulator, or a proxy in front of
 /// it) with the emulator's region and dummy credentials; add settings before `.load()`.
 pub fn config_loader_at(endpoint: &str) -> aws_config::ConfigLoader {
-    shared::aws::config_loader()
+    platform::aws::config_loader()
         .endpoint_url(endpoint)
         .region(Region::new("us-east-1"))
         .credentials_provider(aws_sdk_sqs::config::Credentials::new(
@@ -201,7 +201,7 @@ impl Emulator {
 
     /// Sends raw bodies straight to a queue, as a batch producer would.
     pub async fn send_bodies(&self, queue_url: &str, bodies: &[String]) {
-        for chunk in bodies.chunks(shared::sqs_batch::MAX_BATCH_ENTRIES) {
+        for chunk in bodies.chunks(platform::sqs_batch::MAX_BATCH_ENTRIES) {
             let entries = chunk
                 .iter()
                 .enumerate()

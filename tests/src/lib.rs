@@ -252,7 +252,7 @@ async fn start_app(
 
 /// Installs (once per test process) a tracing subscriber writing to
 /// `target/<profile>/test-logs/in-process-<test binary>-<pid>.log`: ingest served in-process
-/// ([`spawn_app`] and friends) logs what it would log in production (`info`, ingest and shared
+/// ([`spawn_app`] and friends) logs what it would log in production (`info`, ingest and platform
 /// at `debug`) to a file that scripts/scan-test-logs.py scans after the suite, as it scans the
 /// started binaries' logs. Without it the in-process apps' log lines went nowhere, and a token
 /// they logged could not be caught.
@@ -282,7 +282,7 @@ pub fn capture_in_process_logs() {
         let filter = Targets::new()
             .with_default(LevelFilter::INFO)
             .with_target("ingest", LevelFilter::DEBUG)
-            .with_target("shared", LevelFilter::DEBUG);
+            .with_target("platform", LevelFilter::DEBUG);
         let layer = tracing_subscriber::fmt::layer()
             .with_ansi(false)
             .with_writer(std::sync::Mutex::new(file))
@@ -430,7 +430,7 @@ pub fn workspace_binary(name: &str) -> std::path::PathBuf {
 
 /// A reqwest client builder for tests (reqwest needs the process's rustls provider first).
 pub fn http_client_builder() -> reqwest::ClientBuilder {
-    shared::aws::install_crypto_provider();
+    platform::aws::install_crypto_provider();
     reqwest::Client::builder()
 }
 

@@ -96,7 +96,7 @@ pub async fn process_messages(
     processor: &Processor,
 ) -> BatchOutcome {
     let mut total = BatchOutcome::default();
-    for chunk in messages.chunks(shared::sqs_batch::MAX_BATCH_ENTRIES) {
+    for chunk in messages.chunks(platform::sqs_batch::MAX_BATCH_ENTRIES) {
         let inbound: Vec<_> = chunk.iter().map(inbound_from_sqs).collect();
         let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
         let outcome = processor.process_batch(&inbound, deadline).await;

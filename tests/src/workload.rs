@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use aws_sdk_dynamodb::types::AttributeValue;
 use contract::message::ScoreMessageV1;
 use contract::rfc3339::format_utc_millis;
-use shared::item::{read_report, LSI2_SK, SK};
+use platform::item::{read_report, LSI2_SK, SK};
 use time::OffsetDateTime;
 
 use crate::Emulator;

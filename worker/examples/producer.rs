@@ -16,7 +16,7 @@
 
 use std::process::ExitCode;
 
-use shared::sqs_batch::OutgoingMessage;
+use platform::sqs_batch::OutgoingMessage;
 use worker::producer::{read_ndjson, send_with_retries, NdjsonLine, RetryPolicy};
 
 #[tokio::main]
@@ -69,8 +69,8 @@ async fn run() -> anyhow::Result<bool> {
         }
     }
 
-    let sdk = shared::aws::sdk_config().await;
-    let sqs = shared::aws::sqs_client(&sdk);
+    let sdk = platform::aws::sdk_config().await;
+    let sqs = platform::aws::sqs_client(&sdk);
     let results = send_with_retries(&sqs, &queue_url, &messages, &RetryPolicy::default()).await;
     let mut failed = 0;
     for (line, result) in lines.iter().zip(&results) {

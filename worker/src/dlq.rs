@@ -126,7 +126,7 @@ impl SqsDeadLetterQueue {
         match &self.client {
             DlqClient::Ready(client) => client,
             DlqClient::OnFirstUse { sdk, client } => {
-                client.get_or_init(|| shared::aws::sqs_client(sdk))
+                client.get_or_init(|| platform::aws::sqs_client(sdk))
             }
         }
     }

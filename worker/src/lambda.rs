@@ -386,7 +386,7 @@ pub async fn handle_sqs_event(
 ) -> Result<SqsBatchResponse, lambda_runtime::Error> {
     let request_id = event.context.request_id.clone();
     let trace_id = event.context.xray_trace_id.clone();
-    shared::invocation::scope(request_id, trace_id, handle_batch(processor, margin, event)).await
+    platform::invocation::scope(request_id, trace_id, handle_batch(processor, margin, event)).await
 }
 
 async fn handle_batch(

@@ -29,8 +29,8 @@ use anyhow::Context;
 use aws_config::SdkConfig;
 use clap::{Parser, Subcommand};
 use lambda_runtime::{service_fn, LambdaEvent};
-use shared::provision::{provision, ProvisionRequest};
-use shared::settings::Env;
+use platform::provision::{provision, ProvisionRequest};
+use platform::settings::Env;
 use tokio::sync::watch;
 
 use crate::dlq::SqsDeadLetterQueue;
@@ -88,7 +88,7 @@ pub async fn main_with(cli: Cli) -> anyhow::Result<()> {
 /// Builds the processor once, with clients from one `SdkConfig`.
 pub fn build_processor(settings: &WorkerSettings, sdk: &SdkConfig) -> Arc<Processor> {
     let store = DynamoScoreStore {
-        client: shared::aws::dynamodb_client_single_attempt(sdk, settings.dynamodb_attempt_timeout),
+        client: platform::aws::dynamodb_client_single_attempt(sdk, settings.dynamodb_attempt_timeout),
         table_name: settings.table_name.clone(),
     };
     let dlq = SqsDeadLetterQueue::on_first_use(sdk, settings.dlq_url.clone());
@@ -101,11 +101,11 @@ pub fn build_processor(settings: &WorkerSettings, sdk: &SdkConfig) -> Arc<Proces
 
 async fn run() -> anyhow::Result<()> {
     let settings = WorkerSettings::from_source(&Env)?;
-    let metrics = shared::metrics::MetricsSettings::from_source(&Env, "worker")?;
-    shared::metrics::init(&metrics)?;
-    let sdk = shared::aws::sdk_config().await;
+    let metrics = platform::metrics::MetricsSettings::from_source(&Env, "worker")?;
+    platform::metrics::init(&metrics)?;
+    let sdk = platform::aws::sdk_config().await;
     let processor = build_processor(&settings, &sdk);
-    if shared::telemetry::running_in_lambda() {
+    if platform::telemetry::running_in_lambda() {
         let margin = settings.deadline_margin;
         // AWS_LAMBDA_MAX_CONCURRENCY batches at once under Lambda Managed Instances, one at a
         // time under standard Lambda. They share the processor (clients, settings; no
@@ -118,14 +118,14 @@ async fn run() -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!(e))
     } else {
         let config = PollerConfig::from_settings(settings.require_queue_url()?, &settings);
-        let poller = Poller::new(shared::aws::sqs_client(&sdk), processor, config)
+        let poller = Poller::new(platform::aws::sqs_client(&sdk), processor, config)
             .with_shutdown_grace(settings.shutdown_grace);
         // Batches here are many: their metrics go out on a timer, and the last
         // partial interval on the way out.
-        shared::metrics::spawn_periodic_flush(metrics.flush_interval);
+        platform::metrics::spawn_periodic_flush(metrics.flush_interval);
         let Some(port) = settings.health_port else {
             let result = poller.run(shutdown_signal()).await;
-            shared::metrics::flush();
+            platform::metrics::flush();
             return result;
         };
         let health = Health::new();
@@ -133,7 +133,7 @@ async fn run() -> anyhow::Result<()> {
         let addr = std::net::SocketAddr::from(([0, 0, 0, 0], port));
         let server = health::serve(addr, health.clone(), health_stopped).await?;
         let result = poller.with_health(health).run(shutdown_signal()).await;
-        shared::metrics::flush();
+        platform::metrics::flush();
         // Probes keep their answers until the batches are done, then the process ends.
         let _ = stop_health.send(true);
         let _ = server.await;
@@ -175,11 +175,11 @@ async fn wait_for_signal() {
 }
 
 async fn provision_from_env() -> anyhow::Result<()> {
-    let request: ProvisionRequest = shared::settings::parse::<ProvisionEnv>(&Env)?.into();
-    let sdk = shared::aws::sdk_config().await;
+    let request: ProvisionRequest = platform::settings::parse::<ProvisionEnv>(&Env)?.into();
+    let sdk = platform::aws::sdk_config().await;
     let done = provision(
-        &shared::aws::sqs_client(&sdk),
-        &shared::aws::dynamodb_client(&sdk),
+        &platform::aws::sqs_client(&sdk),
+        &platform::aws::dynamodb_client(&sdk),
         &request,
     )
     .await

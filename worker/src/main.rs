@@ -9,8 +9,8 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() -> ExitCode {
     // clap prints help (exit 0) or a usage error (exit 2) itself.
     let cli = worker::Cli::parse();
-    shared::telemetry::init();
-    let result = shared::runtime::build()
+    platform::telemetry::init();
+    let result = platform::runtime::build()
         .map_err(anyhow::Error::from)
         .and_then(|runtime| runtime.block_on(worker::main_with(cli)));
     match result {
@@ -18,7 +18,7 @@ fn main() -> ExitCode {
         Err(e) => {
             tracing::error!(error = %format!("{e:#}"), "worker stopped");
             eprintln!("worker: {e:#}");
-            if let Some(hint) = shared::aws::emulator_hint(&e) {
+            if let Some(hint) = platform::aws::emulator_hint(&e) {
                 eprintln!("worker: {hint}");
             }
             ExitCode::FAILURE

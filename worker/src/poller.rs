@@ -36,7 +36,7 @@ use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use shared::sqs_batch::{delete_entries, MAX_BATCH_ENTRIES};
+use platform::sqs_batch::{delete_entries, MAX_BATCH_ENTRIES};
 
 use crate::health::Health;
 use crate::processor::Processor;

@@ -9,7 +9,7 @@ use std::time::Duration;
 use backon::{BackoffBuilder, ExponentialBuilder};
 use contract::message::CORRELATION_ID_ATTRIBUTE;
 use contract::ScoreMessage;
-use shared::sqs_batch::{send_all, BatchEntry, EntryResult, OutgoingMessage};
+use platform::sqs_batch::{send_all, BatchEntry, EntryResult, OutgoingMessage};
 use time::OffsetDateTime;
 
 /// How failed entries are retried.
@@ -140,7 +140,7 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     use super::*;
-    use shared::sqs_batch::EntryFailure;
+    use platform::sqs_batch::EntryFailure;
     use time::macros::datetime;
 
     fn policy() -> RetryPolicy {

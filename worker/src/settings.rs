@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use clap::Args;
-use shared::provision::ProvisionRequest;
-use shared::settings::{trimmed, CommonEnv, SettingsError, Source};
+use platform::provision::ProvisionRequest;
+use platform::settings::{trimmed, CommonEnv, SettingsError, Source};
 
 use crate::processor::ProcessorConfig;
 
@@ -63,15 +63,15 @@ pub struct WorkerEnv {
 impl WorkerEnv {
     /// Every variable the worker reads, its own and the logging and metrics ones.
     pub fn variables() -> Vec<clap::Arg> {
-        let mut all = shared::settings::declared::<WorkerEnv>();
-        all.extend(shared::settings::declared::<CommonEnv>());
+        let mut all = platform::settings::declared::<WorkerEnv>();
+        all.extend(platform::settings::declared::<CommonEnv>());
         all
     }
 }
 
 /// The `Environment:` part of `worker --help`.
 pub fn environment_help() -> String {
-    shared::settings::environment_help(&WorkerEnv::variables(), shared::settings::AWS_FOOTER)
+    platform::settings::environment_help(&WorkerEnv::variables(), platform::settings::AWS_FOOTER)
 }
 
 #[derive(Debug, Clone)]
@@ -139,9 +139,9 @@ impl From<ProvisionEnv> for ProvisionRequest {
 
 /// The `Environment:` part of `worker provision --help`.
 pub fn provision_help() -> String {
-    shared::settings::environment_help(
-        &shared::settings::declared::<ProvisionEnv>(),
-        shared::settings::AWS_FOOTER,
+    platform::settings::environment_help(
+        &platform::settings::declared::<ProvisionEnv>(),
+        platform::settings::AWS_FOOTER,
     )
 }
 
@@ -173,7 +173,7 @@ impl WorkerSettings {
     /// The settings from `source` (the process environment, or pairs in tests) and the
     /// declared defaults.
     pub fn from_source(source: &dyn Source) -> Result<Self, SettingsError> {
-        shared::settings::parse::<WorkerEnv>(source).and_then(Self::try_from)
+        platform::settings::parse::<WorkerEnv>(source).and_then(Self::try_from)
     }
 
     pub fn require_queue_url(&self) -> Result<&str, SettingsError> {
@@ -299,7 +299,7 @@ mod tests {
     #[test]
     fn the_readme_lists_exactly_the_declared_variables() {
         let documented: BTreeSet<String> =
-            shared::settings::documented_variables(include_str!("../../README.md"))
+            platform::settings::documented_variables(include_str!("../../README.md"))
                 .into_iter()
                 .filter(|(_, used_by)| used_by.contains("worker") || used_by.contains("both"))
                 .map(|(name, _)| name)
@@ -307,7 +307,7 @@ mod tests {
                 .collect();
         let declared: BTreeSet<String> = WorkerEnv::variables()
             .iter()
-            .map(shared::settings::variable_name)
+            .map(platform::settings::variable_name)
             .collect();
         let undocumented: Vec<_> = declared.difference(&documented).collect();
         let undeclared: Vec<_> = documented.difference(&declared).collect();
@@ -352,7 +352,7 @@ mod tests {
 
     #[test]
     fn the_template_sets_every_declared_variable_it_does_not_leave_to_its_default() {
-        let in_template: BTreeSet<String> = shared::settings::template_variables(
+        let in_template: BTreeSet<String> = platform::settings::template_variables(
             include_str!("../../infra/template.yaml"),
             "WorkerFunction",
         )
@@ -361,7 +361,7 @@ mod tests {
         assert!(in_template.contains("DLQ_URL"), "{in_template:?}");
         let declared: BTreeSet<String> = WorkerEnv::variables()
             .iter()
-            .map(shared::settings::variable_name)
+            .map(platform::settings::variable_name)
             .collect();
         let missing: Vec<_> = declared
             .iter()
@@ -385,14 +385,14 @@ mod tests {
 
     #[test]
     fn provisioning_has_defaults_and_names_a_bad_count() {
-        let request: ProvisionRequest = shared::settings::parse::<ProvisionEnv>(&[("X", "1")])
+        let request: ProvisionRequest = platform::settings::parse::<ProvisionEnv>(&[("X", "1")])
             .unwrap()
             .into();
         assert_eq!(request.queue_name, "credit-scores");
         assert_eq!(request.max_receive_count, 5);
         assert_eq!(request.visibility_timeout_seconds, 60);
         let err =
-            shared::settings::parse::<ProvisionEnv>(&[("MAX_RECEIVE_COUNT", "five")]).unwrap_err();
+            platform::settings::parse::<ProvisionEnv>(&[("MAX_RECEIVE_COUNT", "five")]).unwrap_err();
         assert_eq!(err.variable(), "MAX_RECEIVE_COUNT");
     }
 }

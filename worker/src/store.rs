@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
 use contract::report::StoredReport;
-use shared::item::{key_parts, report_item};
+use platform::item::{key_parts, report_item};
 
 /// The most items one BatchWriteItem request may carry.
 pub const MAX_BATCH_WRITE_ITEMS: usize = 25;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 use serde_json::Value;
-use shared::item::{read_report, report_item};
+use platform::item::{read_report, report_item};
 use test_support::{config, json_value, valid_message_json, NOW};
 use time::OffsetDateTime;
 use worker::poller::failure_visibility;

@@ -246,7 +246,7 @@ pub async fn submit_batch(
         tracing::warn!(failed = result.failed, codes = ?codes, reasons = ?reasons, "the queue did not take some entries");
     }
     tracing::info!("batch handled");
-    shared::metrics::count(shared::metrics::names::ACCEPTED_WRITES, result.accepted);
+    platform::metrics::count(platform::metrics::names::ACCEPTED_WRITES, result.accepted);
 
     Ok((result.status(), Json(result)).into_response())
 }

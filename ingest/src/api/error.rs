@@ -6,8 +6,8 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use contract::{FieldError, ValidationErrors};
 use serde::Serialize;
-use shared::metrics::{self, names};
-use shared::telemetry::ErrorChain;
+use platform::metrics::{self, names};
+use platform::telemetry::ErrorChain;
 
 use crate::auth::{AuthError, Rejection};
 use crate::reads::ReadError;

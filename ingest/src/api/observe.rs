@@ -10,7 +10,7 @@ use axum::extract::{MatchedPath, Request};
 use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::Response;
-use shared::metrics::{self, names};
+use platform::metrics::{self, names};
 use tracing::Instrument;
 
 use super::extract::{correlation_id, CORRELATION_ID_HEADER};

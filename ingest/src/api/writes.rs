@@ -99,7 +99,7 @@ pub async fn submit_score(
                 source,
             })?;
         tracing::info!(messageId = %message_id, "score accepted");
-        shared::metrics::count(shared::metrics::names::ACCEPTED_WRITES, 1);
+        platform::metrics::count(platform::metrics::names::ACCEPTED_WRITES, 1);
     }
 
     let mut response = (

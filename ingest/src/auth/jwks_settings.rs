@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use jsonwebtoken::Algorithm;
-use shared::settings::{trimmed, SettingsError};
+use platform::settings::{trimmed, SettingsError};
 
 use super::JwksConfig;
 
@@ -146,7 +146,7 @@ mod tests {
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
-        shared::settings::parse::<JwksEnv>(&env).and_then(JwksConfig::try_from)
+        platform::settings::parse::<JwksEnv>(&env).and_then(JwksConfig::try_from)
     }
 
     #[test]

@@ -6,7 +6,7 @@ use anyhow::Context as _;
 use async_trait::async_trait;
 use http::StatusCode;
 
-use shared::metrics::{self, names};
+use platform::metrics::{self, names};
 
 use super::https::{get, https_client, HttpsClient};
 use super::token::{AuthError, BearerToken, TokenValidator};

@@ -277,7 +277,7 @@ async fn records_that_fail_come_back_through_the_mapping_and_are_written_once_th
         "failed records stay on the queue"
     );
 
-    shared::provision::ensure_table(&emulator.dynamodb, &table)
+    platform::provision::ensure_table(&emulator.dynamodb, &table)
         .await
         .expect("create the table again");
     let written = emulator

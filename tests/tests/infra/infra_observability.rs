@@ -1,5 +1,5 @@
 //! Observability invariants of `infra/template.yaml`: the dashboard and the alarms read the
-//! metrics the code emits (names from `shared::metrics::names::ALL`, in the namespace the
+//! metrics the code emits (names from `platform::metrics::names::ALL`, in the namespace the
 //! functions are given, with the `Service` dimension each function emits), and X-Ray tracing
 //! follows the `Tracing` parameter, permissions included.
 //!
@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value as Json;
 use serde_yaml_ng::{Mapping, Value};
-use shared::metrics::{names, DEFAULT_NAMESPACE};
+use platform::metrics::{names, DEFAULT_NAMESPACE};
 
 /// Embedded at compile time, so editing the template re-runs these tests.
 const TEMPLATE: &str = include_str!("../../../infra/template.yaml");
@@ -625,7 +625,7 @@ fn assert_named_by_the_code(uses: &[MetricUse], what: &str) {
     for u in ours {
         assert!(
             names::ALL.contains(&u.name.as_str()),
-            "{}: reads metric {:?}, which the code never emits (shared::metrics::names::ALL: {:?})",
+            "{}: reads metric {:?}, which the code never emits (platform::metrics::names::ALL: {:?})",
             u.place,
             u.name,
             names::ALL
@@ -666,7 +666,7 @@ fn every_metric_the_code_emits_is_listed_here_once_with_its_service_and_dimensio
     let all: BTreeSet<&str> = names::ALL.iter().copied().collect();
     assert_eq!(
         unique, all,
-        "EMITTED (this test) and shared::metrics::names::ALL (the code) should list the same metrics"
+        "EMITTED (this test) and platform::metrics::names::ALL (the code) should list the same metrics"
     );
 }
 

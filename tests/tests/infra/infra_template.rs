@@ -20,7 +20,7 @@ const TEMPLATE_PATH: &str = "infra/template.yaml";
 const INGEST: &str = "IngestFunction";
 const WORKER: &str = "WorkerFunction";
 
-/// The table shape shared/src/item.rs derives keys for.
+/// The table shape platform/src/item.rs derives keys for.
 const PARTITION_KEY: &str = "pk";
 const SORT_KEY: &str = "sk";
 const LOCAL_INDEXES: [(&str, &str); 2] =
@@ -702,7 +702,7 @@ fn table_keys_and_local_secondary_indexes_match_what_the_code_derives() {
     assert_eq!(
         key_schema(prop(table, &["KeySchema"]), "Table"),
         vec![key(PARTITION_KEY, "HASH"), key(SORT_KEY, "RANGE")],
-        "the table's key schema should be pk (HASH), sk (RANGE), as shared/src/item.rs derives keys"
+        "the table's key schema should be pk (HASH), sk (RANGE), as platform/src/item.rs derives keys"
     );
 
     let indexes = prop(table, &["LocalSecondaryIndexes"])

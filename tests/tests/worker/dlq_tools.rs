@@ -109,7 +109,7 @@ async fn redrive_after_the_table_exists_stores_every_dead_lettered_message_exact
     assert_eq!(stats.by_reason.get(EXHAUSTED_RETRIES), Some(&24));
 
     // Fix the cause, then redrive in two goes (a limited run, then the rest).
-    shared::provision::ensure_table(&emulator.dynamodb, &late_table)
+    platform::provision::ensure_table(&emulator.dynamodb, &late_table)
         .await
         .unwrap();
     let first = redrive(&tools, Some(10), never()).await;

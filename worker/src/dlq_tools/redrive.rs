@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use anyhow::Context;
 use aws_sdk_sqs::error::BuildError;
 use aws_sdk_sqs::types::{MessageAttributeValue, SendMessageBatchRequestEntry};
-use shared::sqs_batch::BatchEntry;
+use platform::sqs_batch::BatchEntry;
 use tokio::sync::watch;
 
 use super::message::{carried_attributes, is_poison, DlqMessage};
@@ -170,7 +170,7 @@ impl DlqTools {
 }
 
 /// A DLQ message on its way back to the main queue: unlike a producer's
-/// [`shared::sqs_batch::OutgoingMessage`], it keeps each attribute's data type.
+/// [`platform::sqs_batch::OutgoingMessage`], it keeps each attribute's data type.
 #[derive(Debug, Clone)]
 struct Outgoing {
     body: String,

@@ -6,7 +6,7 @@ use anyhow::Context;
 use aws_sdk_sqs::types::{
     ChangeMessageVisibilityBatchRequestEntry, MessageSystemAttributeName, QueueAttributeName,
 };
-use shared::sqs_batch::{delete_entries, MAX_BATCH_ENTRIES};
+use platform::sqs_batch::{delete_entries, MAX_BATCH_ENTRIES};
 
 use super::message::DlqMessage;
 use super::report::DlqStats;

@@ -12,12 +12,12 @@ use crate::producer::RetryPolicy;
 
 /// `worker dlq ...`: reads DLQ_URL (and QUEUE_URL for redrive) from the environment.
 pub async fn run(command: DlqCommand, shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
-    use shared::settings::{required, Env, Source};
+    use platform::settings::{required, Env, Source};
     use std::io::{IsTerminal, Write};
 
     let dlq_url = required(&Env, "DLQ_URL")?;
-    let sdk = shared::aws::sdk_config().await;
-    let tools = DlqTools::new(shared::aws::sqs_client(&sdk), dlq_url, Env.get("QUEUE_URL"));
+    let sdk = platform::aws::sdk_config().await;
+    let tools = DlqTools::new(platform::aws::sqs_client(&sdk), dlq_url, Env.get("QUEUE_URL"));
     let now = OffsetDateTime::now_utc();
     let tty = std::io::stderr().is_terminal();
     match command {

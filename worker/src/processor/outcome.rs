@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use shared::metrics::{self, names};
+use platform::metrics::{self, names};
 use time::OffsetDateTime;
 
 /// What one batch came to. `failed` holds the message ids SQS must deliver again.
@@ -30,7 +30,7 @@ pub struct BatchOutcome {
 }
 
 impl BatchOutcome {
-    /// The batch's one log line and its metrics (see `shared::metrics::names`).
+    /// The batch's one log line and its metrics (see `platform::metrics::names`).
     pub fn report(&self) {
         tracing::info!(
             records = self.records,

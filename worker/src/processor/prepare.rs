@@ -1,6 +1,6 @@
 //! The CPU-only steps of a batch: decode, validate, set poison aside, deduplicate.
 
-use shared::telemetry::ErrorChain;
+use platform::telemetry::ErrorChain;
 use time::OffsetDateTime;
 
 use super::dead_letter::dead_letter;

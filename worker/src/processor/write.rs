@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use backon::{BackoffBuilder, ExponentialBuilder};
 use contract::report::StoredReport;
 use futures::stream::{self, StreamExt};
-use shared::telemetry::ErrorChain;
+use platform::telemetry::ErrorChain;
 use time::OffsetDateTime;
 use tokio::time::Instant;
 

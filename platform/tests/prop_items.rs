@@ -5,7 +5,7 @@
 use contract::report::StoredReport;
 use proptest::prelude::*;
 use serde_json::Value;
-use shared::item::{read_report, report_item, LSI1_SK, LSI2_SK, PK, SK};
+use platform::item::{read_report, report_item, LSI1_SK, LSI2_SK, PK, SK};
 use test_support::{config, json_value, plausible_reported_at, score_report, source};
 
 fn stored_report() -> impl Strategy<Value = StoredReport> {

@@ -236,7 +236,7 @@ fn is_variable_name(text: &str) -> bool {
             .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
 }
 
-/// The logging variables. Declared here for `--help` and the docs check; `shared::telemetry`
+/// The logging variables. Declared here for `--help` and the docs check; `platform::telemetry`
 /// reads them itself, first thing, so that even a settings error is logged as asked.
 #[derive(Debug, Clone, clap::Args)]
 pub struct LogEnv {
@@ -257,7 +257,7 @@ pub struct LogEnv {
 /// `METRICS_NAMESPACE` when unset.
 pub const DEFAULT_METRICS_NAMESPACE: &str = "CreditScorePipeline";
 
-/// The metrics' variables, read by `shared::metrics::MetricsSettings`.
+/// The metrics' variables, read by `platform::metrics::MetricsSettings`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct MetricsEnv {
     /// emf | off: CloudWatch Embedded Metric Format lines on stdout (default: emf with JSON
