@@ -79,7 +79,8 @@ pub fn app(state: AppState) -> Router {
 
 /// Serves [`app`] under Lambda when `AWS_LAMBDA_RUNTIME_API` is set, else on `PORT`.
 pub async fn run(settings: IngestSettings) -> anyhow::Result<()> {
-    let metrics = platform::metrics::MetricsSettings::from_source(&platform::settings::Env, "ingest")?;
+    let metrics =
+        platform::metrics::MetricsSettings::from_source(&platform::settings::Env, "ingest")?;
     platform::metrics::init(&metrics)?;
     let sdk = platform::aws::sdk_config().await;
     let state = AppState::from_settings(&settings, &sdk)?;

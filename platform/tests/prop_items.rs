@@ -3,9 +3,9 @@
 //! attribute is named, never panicked on.
 
 use contract::report::StoredReport;
+use platform::item::{read_report, report_item, LSI1_SK, LSI2_SK, PK, SK};
 use proptest::prelude::*;
 use serde_json::Value;
-use platform::item::{read_report, report_item, LSI1_SK, LSI2_SK, PK, SK};
 use test_support::{config, json_value, plausible_reported_at, score_report, source};
 
 fn stored_report() -> impl Strategy<Value = StoredReport> {

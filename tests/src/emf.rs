@@ -9,8 +9,8 @@ use std::io::{BufRead, BufReader, Read};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use serde_json::Value;
 use platform::metrics::names;
+use serde_json::Value;
 
 /// What one EMF document says about the write path.
 #[derive(Debug, Clone, PartialEq)]

@@ -88,7 +88,10 @@ pub async fn main_with(cli: Cli) -> anyhow::Result<()> {
 /// Builds the processor once, with clients from one `SdkConfig`.
 pub fn build_processor(settings: &WorkerSettings, sdk: &SdkConfig) -> Arc<Processor> {
     let store = DynamoScoreStore {
-        client: platform::aws::dynamodb_client_single_attempt(sdk, settings.dynamodb_attempt_timeout),
+        client: platform::aws::dynamodb_client_single_attempt(
+            sdk,
+            settings.dynamodb_attempt_timeout,
+        ),
         table_name: settings.table_name.clone(),
     };
     let dlq = SqsDeadLetterQueue::on_first_use(sdk, settings.dlq_url.clone());

@@ -391,8 +391,8 @@ mod tests {
         assert_eq!(request.queue_name, "credit-scores");
         assert_eq!(request.max_receive_count, 5);
         assert_eq!(request.visibility_timeout_seconds, 60);
-        let err =
-            platform::settings::parse::<ProvisionEnv>(&[("MAX_RECEIVE_COUNT", "five")]).unwrap_err();
+        let err = platform::settings::parse::<ProvisionEnv>(&[("MAX_RECEIVE_COUNT", "five")])
+            .unwrap_err();
         assert_eq!(err.variable(), "MAX_RECEIVE_COUNT");
     }
 }

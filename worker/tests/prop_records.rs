@@ -4,9 +4,9 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use platform::item::{read_report, report_item};
 use proptest::prelude::*;
 use serde_json::Value;
-use platform::item::{read_report, report_item};
 use test_support::{config, json_value, valid_message_json, NOW};
 use time::OffsetDateTime;
 use worker::poller::failure_visibility;

@@ -5,9 +5,9 @@
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use contract::{FieldError, ValidationErrors};
-use serde::Serialize;
 use platform::metrics::{self, names};
 use platform::telemetry::ErrorChain;
+use serde::Serialize;
 
 use crate::auth::{AuthError, Rejection};
 use crate::reads::ReadError;

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use pipeline_tests::runtime_api::{LambdaFunction, DEFAULT_TRACE_ID};
 use pipeline_tests::{AuthUnderTest, Emulator, FaultProxy, RunningBinary, TestResources};
-use serde_json::{json, Value};
 use platform::metrics::names;
+use serde_json::{json, Value};
 
 const NAMESPACE: &str = "ObservabilityTest";
 /// The trace the fake Runtime API hands every invocation (`Lambda-Runtime-Trace-Id`).

@@ -10,9 +10,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use platform::metrics::{names, DEFAULT_NAMESPACE};
 use serde_json::Value as Json;
 use serde_yaml_ng::{Mapping, Value};
-use platform::metrics::{names, DEFAULT_NAMESPACE};
 
 /// Embedded at compile time, so editing the template re-runs these tests.
 const TEMPLATE: &str = include_str!("../../../infra/template.yaml");

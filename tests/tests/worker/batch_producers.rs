@@ -13,8 +13,8 @@ use pipeline_tests::worker_harness::{
 };
 use pipeline_tests::{Emulator, TestResources};
 use pipeline_tests::{FaultProxy, Faults};
-use serde_json::json;
 use platform::sqs_batch::OutgoingMessage;
+use serde_json::json;
 use worker::dlq::{
     DETAIL_ATTRIBUTE, FAILED_AT_ATTRIBUTE, ORIGINAL_MESSAGE_ID_ATTRIBUTE, REASON_ATTRIBUTE,
 };

@@ -17,7 +17,11 @@ pub async fn run(command: DlqCommand, shutdown: watch::Receiver<bool>) -> anyhow
 
     let dlq_url = required(&Env, "DLQ_URL")?;
     let sdk = platform::aws::sdk_config().await;
-    let tools = DlqTools::new(platform::aws::sqs_client(&sdk), dlq_url, Env.get("QUEUE_URL"));
+    let tools = DlqTools::new(
+        platform::aws::sqs_client(&sdk),
+        dlq_url,
+        Env.get("QUEUE_URL"),
+    );
     let now = OffsetDateTime::now_utc();
     let tty = std::io::stderr().is_terminal();
     match command {
