@@ -257,7 +257,6 @@ fn cors_origins(raw: Option<&str>) -> Result<Vec<HeaderValue>, SettingsError> {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeSet;
     use std::net::Ipv4Addr;
 
     use super::*;
@@ -455,19 +454,17 @@ mod tests {
         // docs/auth.md's settings table is ingest's alone (its second column is the default).
         let in_auth_doc =
             platform::settings::documented_variables(include_str!("../../docs/auth.md"));
-        let documented: BTreeSet<String> = in_readme
-            .chain(in_auth_doc)
-            .map(|(name, _)| name)
-            .filter(|name| !READ_BY_THE_AWS_SDK.contains(&name.as_str()))
-            .collect();
-        let declared: BTreeSet<String> = IngestEnv::variables()
-            .iter()
-            // Hidden: set by the Lambda runtime, not by an operator.
+        // Hidden: set by the Lambda runtime, not by an operator.
+        let declared: Vec<clap::Arg> = IngestEnv::variables()
+            .into_iter()
             .filter(|arg| !arg.is_hide_set())
-            .map(platform::settings::variable_name)
             .collect();
-        let undocumented: Vec<_> = declared.difference(&documented).collect();
-        let undeclared: Vec<_> = documented.difference(&declared).collect();
+        let (undocumented, undeclared) = platform::settings::disagreement(
+            &declared,
+            in_readme.chain(in_auth_doc).map(|(name, _)| name),
+            &[],
+            &READ_BY_THE_AWS_SDK,
+        );
         assert!(
             undocumented.is_empty(),
             "declared but in no table of README.md or docs/auth.md: {undocumented:?}"
@@ -513,27 +510,20 @@ mod tests {
 
     #[test]
     fn the_template_sets_every_declared_variable_it_does_not_leave_to_its_default() {
-        let in_template: BTreeSet<String> = platform::settings::template_variables(
+        let in_template = platform::settings::template_variables(
             include_str!("../../infra/template.yaml"),
             "IngestFunction",
-        )
-        .into_iter()
-        .collect();
-        assert!(in_template.contains("QUEUE_URL"), "{in_template:?}");
-        let declared: BTreeSet<String> = IngestEnv::variables()
-            .iter()
-            .map(platform::settings::variable_name)
-            .collect();
-        let missing: Vec<_> = declared
-            .iter()
-            .filter(|name| !in_template.contains(*name))
-            .filter(|name| !NOT_IN_THE_TEMPLATE.contains(&name.as_str()))
-            .collect();
-        let unknown: Vec<_> = in_template
-            .iter()
-            .filter(|name| !declared.contains(*name))
-            .filter(|name| !FOR_LIBRARIES.contains(&name.as_str()))
-            .collect();
+        );
+        assert!(
+            in_template.iter().any(|name| name == "QUEUE_URL"),
+            "{in_template:?}"
+        );
+        let (missing, unknown) = platform::settings::disagreement(
+            &IngestEnv::variables(),
+            in_template,
+            &NOT_IN_THE_TEMPLATE,
+            &FOR_LIBRARIES,
+        );
         assert!(
             missing.is_empty(),
             "declared, not in IngestFunction's environment nor NOT_IN_THE_TEMPLATE: {missing:?}"

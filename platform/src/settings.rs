@@ -179,6 +179,31 @@ pub fn trimmed<T: FromStr>(raw: &str) -> Result<T, T::Err> {
     raw.trim().parse()
 }
 
+/// Where a declaration and a list of variables (a document's tables, a template's
+/// environment) part: the names declared but not listed, then those listed but not declared.
+/// `not_listed` are declared names left out of the list on purpose, `not_declared` listed
+/// names that belong to someone else (the AWS SDK, a library).
+pub fn disagreement(
+    declared: &[Arg],
+    listed: impl IntoIterator<Item = String>,
+    not_listed: &[&str],
+    not_declared: &[&str],
+) -> (Vec<String>, Vec<String>) {
+    let listed: std::collections::BTreeSet<String> = listed.into_iter().collect();
+    let declared: std::collections::BTreeSet<String> = declared.iter().map(variable_name).collect();
+    let unlisted = declared
+        .difference(&listed)
+        .filter(|name| !not_listed.contains(&name.as_str()))
+        .cloned()
+        .collect();
+    let undeclared = listed
+        .difference(&declared)
+        .filter(|name| !not_declared.contains(&name.as_str()))
+        .cloned()
+        .collect();
+    (unlisted, undeclared)
+}
+
 /// The variables a Markdown document's settings tables list (tables whose first heading cell
 /// is `variable` or `setting`), each with its row's second cell (the README's `used by`).
 pub fn documented_variables(markdown: &str) -> Vec<(String, String)> {
