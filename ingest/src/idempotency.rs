@@ -8,7 +8,7 @@
 //! This is a read before the enqueue, not a lock: two different bodies under one key that are
 //! both queued before either is written still end as the later one (docs/api.md says why).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -74,7 +74,7 @@ async fn batch_lookup(
     let mut wanted: Vec<&ReportKey> = keys.iter().collect();
     wanted.sort();
     wanted.dedup();
-    let mut found: HashMap<ReportKey, Lookup> = HashMap::with_capacity(wanted.len());
+    let mut found: HashMap<ReportKey, ScoreReport> = HashMap::with_capacity(wanted.len());
     let mut pending: Vec<Item> = wanted.iter().map(|k| key_item(k)).collect();
     let mut delays = ExponentialBuilder::default()
         .with_min_delay(Duration::from_millis(10))
@@ -108,7 +108,7 @@ async fn batch_lookup(
             // An item that does not read back is reported against no key: its key then
             // counts as not stored, and the write is enqueued (as for a failed lookup).
             if let Ok(stored) = read_report(&item) {
-                found.insert(stored.key(), Ok(Some(stored.report)));
+                found.insert(stored.key(), stored.report);
             }
         }
         pending = out
@@ -130,20 +130,13 @@ async fn batch_lookup(
             }
         }
     };
-    // Keys still pending when the lookup failed have no answer: they get the failure.
-    let unanswered: HashSet<ReportKey> = match &failure {
-        Some(_) => wanted
-            .iter()
-            .filter(|k| !found.contains_key(**k))
-            .map(|k| (*k).clone())
-            .collect(),
-        None => HashSet::new(),
-    };
+    // A key DynamoDB returned no item for is not stored, unless the lookup failed before
+    // every key was answered: then it gets the failure.
     keys.iter()
-        .map(|key| match found.get(key) {
-            Some(result) => result.clone(),
-            None if unanswered.contains(key) => Err(failure.clone().unwrap_or_default()),
-            None => Ok(None),
+        .map(|key| match (found.get(key), &failure) {
+            (Some(report), _) => Ok(Some(report.clone())),
+            (None, Some(failure)) => Err(failure.clone()),
+            (None, None) => Ok(None),
         })
         .collect()
 }
