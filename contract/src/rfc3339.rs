@@ -86,7 +86,7 @@ pub(crate) fn clamped_utc_millis(t: OffsetDateTime) -> OffsetDateTime {
 }
 
 /// The length of [`format_utc_millis`]'s text: `2026-11-28T10:00:00.000Z`.
-pub const UTC_MILLIS_LEN: usize = 24;
+const UTC_MILLIS_LEN: usize = 24;
 
 /// Formats an instant as fixed-width RFC 3339 UTC with milliseconds (clamped to the years
 /// 0000..=9999, see [`ReportedAt::from_datetime`]).
@@ -98,7 +98,7 @@ pub fn format_utc_millis(t: OffsetDateTime) -> String {
 
 /// [`format_utc_millis`] appended to `out`: item keys are built from it once per record,
 /// so it writes digits directly instead of going through `format!`.
-pub fn push_utc_millis(out: &mut String, t: OffsetDateTime) {
+fn push_utc_millis(out: &mut String, t: OffsetDateTime) {
     let t = clamped_utc_millis(t);
     // Clamping keeps the year in 0..=9999; every other part is in range by construction.
     let year = u32::try_from(t.year()).unwrap_or_default();

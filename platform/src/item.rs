@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::types::AttributeValue;
 use contract::domain::{Bureau, ReportId, ReportedAt, Score, ScoreReport, UserId};
 use contract::report::{ReportKey, StoredReport};
-use contract::rfc3339::{format_utc_millis, push_utc_millis, UTC_MILLIS_LEN};
+use contract::rfc3339::format_utc_millis;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
@@ -81,9 +81,14 @@ pub fn bureau_prefix(bureau: Bureau) -> String {
 
 /// `lsi1sk` (`byReportedAt`): `<reportedAt>#<reportId>`, time-ordered text.
 pub fn by_reported_at_sk(reported_at: &ReportedAt, report_id: &ReportId) -> String {
+    order_key(&format_utc_millis(reported_at.datetime()), report_id)
+}
+
+/// `<reportedAt text>#<reportId>`: [`by_reported_at_sk`] from the timestamp already written.
+fn order_key(reported_at: &str, report_id: &ReportId) -> String {
     let report_id = report_id.as_str();
-    let mut key = String::with_capacity(UTC_MILLIS_LEN + 1 + report_id.len());
-    push_utc_millis(&mut key, reported_at.datetime());
+    let mut key = String::with_capacity(reported_at.len() + 1 + report_id.len());
+    key.push_str(reported_at);
     key.push(SEPARATOR);
     key.push_str(report_id);
     key
@@ -112,7 +117,9 @@ pub fn key_item(key: &ReportKey) -> Item {
 pub fn report_item(stored: &StoredReport) -> Item {
     use attribute::*;
     let r = &stored.report;
-    let lsi1 = by_reported_at_sk(&r.reported_at, &r.report_id);
+    // The timestamp is written once: it is an attribute and the start of both sort keys.
+    let reported_at = format_utc_millis(r.reported_at.datetime());
+    let lsi1 = order_key(&reported_at, &r.report_id);
     let lsi2 = by_bureau_reported_at_sk(r.bureau, &lsi1);
     let mut item = HashMap::with_capacity(11);
     item.insert(PK.to_owned(), AttributeValue::S(user_pk(&r.user_id)));
@@ -127,10 +134,7 @@ pub fn report_item(stored: &StoredReport) -> Item {
         SCORE.to_owned(),
         AttributeValue::N(r.score.value().to_string()),
     );
-    item.insert(
-        REPORTED_AT.to_owned(),
-        AttributeValue::S(format_utc_millis(r.reported_at.datetime())),
-    );
+    item.insert(REPORTED_AT.to_owned(), AttributeValue::S(reported_at));
     item.insert(SOURCE.to_owned(), text(&stored.source));
     item.insert(
         RECEIVED_AT.to_owned(),
