@@ -11,3 +11,18 @@ mod cors;
 mod idempotency_key;
 mod read_api;
 mod write_api;
+
+use serde_json::Value;
+
+/// The fields a problem document's `errors` name, in order.
+fn named_fields(problem: &Value) -> Vec<String> {
+    problem["errors"]
+        .as_array()
+        .map(|errors| {
+            errors
+                .iter()
+                .filter_map(|e| e["field"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}

@@ -15,6 +15,8 @@ use worker::processor::{BatchOutcome, Processor};
 use worker::record::InboundMessage;
 use worker::settings::WorkerSettings;
 
+use crate::named_fields;
+
 const SCORES: &str = "/v1/users/alice/credit-scores";
 const SIGNING_KEY: &str = "test-signing-key-of-at-least-32-bytes!";
 
@@ -135,18 +137,6 @@ async fn all_pages(app: &TestApp, first: &str, token: &str) -> Vec<Vec<String>> 
             }
         }
     }
-}
-
-fn named_fields(problem: &Value) -> Vec<String> {
-    problem["errors"]
-        .as_array()
-        .map(|errors| {
-            errors
-                .iter()
-                .filter_map(|e| e["field"].as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 fn assert_problem_naming(status: StatusCode, problem: &Value, field: &str) {

@@ -11,6 +11,8 @@ use pipeline_tests::{
 };
 use serde_json::{json, Value};
 
+use crate::named_fields;
+
 async fn problem(response: reqwest::Response) -> (u16, Value) {
     let status = response.status().as_u16();
     let content_type = response
@@ -23,18 +25,6 @@ async fn problem(response: reqwest::Response) -> (u16, Value) {
     assert_eq!(content_type, "application/problem+json", "{body}");
     assert_eq!(body["status"], status, "{body}");
     (status, body)
-}
-
-fn named_fields(problem: &Value) -> Vec<String> {
-    problem["errors"]
-        .as_array()
-        .map(|errors| {
-            errors
-                .iter()
-                .filter_map(|e| e["field"].as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 #[tokio::test]
