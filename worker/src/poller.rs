@@ -11,15 +11,19 @@
 //!   failed messages get their visibility pushed out (exponential in the receive count) so
 //!   they come back later.
 //! * The loops take messages only while the batches in hand leave room (one semaphore permit
-//!   per message held, released when its batch is done), so nothing waits in the worker long
-//!   enough for its visibility to run out; a batch still working at half its visibility
-//!   timeout has its messages' visibility extended, so they do not reappear mid-write.
+//!   per message held, released when its batch is done).
+//! * Every message held is leased ([`leases`]): from the receive until its batch deleted or
+//!   delayed it, its visibility is renewed each time half of it has gone, so it does not
+//!   reappear while it waits for a batch slot, while its batch writes, or while its delete is
+//!   on the way.
 //!
 //! On SIGTERM/Ctrl-C the receives stop, what was received is gathered and finished before
 //! exit, within the shutdown grace period when one is set (shorter than the orchestrator's,
 //! so the worker exits before it is killed). A `kill -9`, or a grace period running out, loses
 //! nothing: unfinished messages reappear after the visibility timeout and are rewritten to the
 //! same items.
+
+mod leases;
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -34,7 +38,7 @@ use aws_sdk_sqs::types::{
 use futures::stream::{self, StreamExt};
 use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
-use tokio::time::Instant;
+use tokio::time::{Instant, MissedTickBehavior};
 
 use platform::sqs_batch::{delete_entries, MAX_BATCH_ENTRIES};
 
@@ -42,6 +46,7 @@ use crate::health::Health;
 use crate::processor::Processor;
 use crate::record::{parse_sent_timestamp, InboundMessage, MessageAttribute};
 use crate::settings::WorkerSettings;
+use leases::{Lease, Leases};
 
 const MAX_VISIBILITY_SECONDS: u64 = 12 * 60 * 60;
 const MAX_FAILURE_DELAY_SECONDS: u64 = 300;
@@ -101,19 +106,22 @@ pub struct Poller {
     shutdown_grace: Option<Duration>,
 }
 
-/// What one ReceiveMessage brought, with a permit per message.
+/// What one ReceiveMessage brought, with a permit and a lease per message.
 struct Received {
     messages: Vec<Message>,
     at: Instant,
     permits: OwnedSemaphorePermit,
+    lease: Lease,
 }
 
-/// Messages gathered for one batch. Its permits go back when it is dropped.
+/// Messages gathered for one batch. Its permits go back, and its lease ends, when it is
+/// dropped.
 struct Batch {
     messages: Vec<Message>,
-    /// When its first messages were received: their visibility timeout runs from then.
+    /// When its first messages were received: its gathering window runs from then.
     first_received: Instant,
     permits: OwnedSemaphorePermit,
+    lease: Lease,
 }
 
 impl Batch {
@@ -122,6 +130,7 @@ impl Batch {
             messages: received.messages,
             first_received: received.at,
             permits: received.permits,
+            lease: received.lease,
         }
     }
 
@@ -131,6 +140,7 @@ impl Batch {
         if received.messages.len() <= room {
             self.messages.append(&mut received.messages);
             self.permits.merge(received.permits);
+            self.lease.merge(received.lease);
             return None;
         }
         let rest = received.messages.split_off(room);
@@ -138,10 +148,13 @@ impl Batch {
         if let Some(taken) = received.permits.split(room) {
             self.permits.merge(taken);
         }
+        let rest_lease = received.lease.split_off(&rest);
+        self.lease.merge(received.lease);
         Some(Received {
             messages: rest,
             at: received.at,
             permits: received.permits,
+            lease: rest_lease,
         })
     }
 }
@@ -186,13 +199,17 @@ impl Poller {
             "poller started"
         );
         let this = Arc::new(self);
+        let leases = Leases::new(visibility);
+        // Renews what is held for as long as the poller runs (dropping the set aborts it).
+        let mut keeper = JoinSet::new();
+        keeper.spawn(this.clone().keep_hidden(leases.clone()));
         let permits = Arc::new(Semaphore::new(this.config.messages_in_hand()));
         let (received_tx, received_rx) = mpsc::channel(this.config.receive_loops.max(1) * 2);
         let mut receivers = JoinSet::new();
         for _ in 0..this.config.receive_loops.max(1) {
             let (this, permits, tx) = (this.clone(), permits.clone(), received_tx.clone());
-            let shutdown = shutdown.clone();
-            receivers.spawn(async move { this.receive_loop(permits, tx, shutdown).await });
+            let (leases, shutdown) = (leases.clone(), shutdown.clone());
+            receivers.spawn(async move { this.receive_loop(permits, leases, tx, shutdown).await });
         }
         // The gatherer ends once every loop has ended and what they sent is done.
         drop(received_tx);
@@ -272,6 +289,7 @@ impl Poller {
     async fn receive_loop(
         &self,
         permits: Arc<Semaphore>,
+        leases: Arc<Leases>,
         received_tx: mpsc::Sender<Received>,
         mut shutdown: watch::Receiver<bool>,
     ) {
@@ -326,10 +344,12 @@ impl Poller {
             let Some(kept) = room.split(messages.len()) else {
                 continue;
             };
+            let lease = leases.hold(&messages, at);
             let received = Received {
                 messages,
                 at,
                 permits: kept,
+                lease,
             };
             if received_tx.send(received).await.is_err() {
                 // The gatherer is gone (aborted): these return after the visibility timeout.
@@ -376,10 +396,12 @@ impl Poller {
             if batch.messages.len() > batch_size {
                 let rest = batch.messages.split_off(batch_size);
                 let permits = batch.permits.split(rest.len());
+                let lease = batch.lease.split_off(&rest);
                 carried = permits.map(|permits| Received {
                     messages: rest,
                     at: batch.first_received,
                     permits,
+                    lease,
                 });
             }
             // Reap what finished, so the set does not grow with the run.
@@ -400,9 +422,10 @@ impl Poller {
         }
     }
 
-    async fn handle(&self, batch: Batch, visibility: Duration) {
-        let deadline =
-            batch.first_received + visibility.saturating_sub(self.config.deadline_margin);
+    async fn handle(&self, mut batch: Batch, visibility: Duration) {
+        // The batch's lease keeps its messages hidden however long it waited for its slot, so
+        // its time to write runs from now.
+        let deadline = Instant::now() + visibility.saturating_sub(self.config.deadline_margin);
         let mut receipts: HashMap<String, (String, u32)> =
             HashMap::with_capacity(batch.messages.len());
         let inbound: Vec<InboundMessage> = batch
@@ -415,52 +438,55 @@ impl Poller {
                 Some(message)
             })
             .collect();
-        let work = async {
-            let outcome = self.processor.process_batch(&inbound, deadline).await;
-            outcome.report();
-            let mut failed = Vec::with_capacity(outcome.failed.len());
-            for id in &outcome.failed {
-                if let Some(entry) = receipts.remove(id) {
-                    failed.push(entry);
-                }
+        let outcome = self.processor.process_batch(&inbound, deadline).await;
+        outcome.report();
+        let mut failed = Vec::with_capacity(outcome.failed.len());
+        for id in &outcome.failed {
+            if let Some(entry) = receipts.remove(id) {
+                failed.push(entry);
             }
-            let done: Vec<String> = receipts.into_values().map(|(receipt, _)| receipt).collect();
-            tokio::join!(self.delete(&done), self.delay_retries(&failed));
-        };
-        tokio::select! {
-            () = work => {}
-            never = self.keep_hidden(&batch.messages, batch.first_received, visibility) => match never {},
         }
+        // What is deleted stays leased until the delete is done: a slow delete must not let
+        // it reappear. What is delayed is not: a renewal would cut the delay short.
+        batch.lease.end(
+            &failed
+                .iter()
+                .map(|(receipt, _)| receipt)
+                .collect::<Vec<_>>(),
+        );
+        let done: Vec<String> = receipts.into_values().map(|(receipt, _)| receipt).collect();
+        tokio::join!(self.delete(&done), self.delay_retries(&failed));
         // The batch's permits go back here, making room for the next receives.
         drop(batch);
     }
 
-    /// While a batch works, extends its messages' visibility each time half of it has gone,
-    /// so a slow batch's messages are not delivered again while they are being written.
-    async fn keep_hidden(
-        &self,
-        messages: &[Message],
-        since: Instant,
-        visibility: Duration,
-    ) -> Infallible {
-        // Read from the messages only when it fires: most batches end long before.
-        let half = (visibility / 2).max(Duration::from_secs(1));
-        let mut next = since + half;
+    /// Renews the visibility of every message held once half of it has gone, until the
+    /// poller stops.
+    async fn keep_hidden(self: Arc<Self>, leases: Arc<Leases>) -> Infallible {
+        let visibility = leases.visibility();
+        let seconds = i32::try_from(visibility.as_secs()).unwrap_or(i32::MAX);
+        let mut check = tokio::time::interval(leases.check_every());
+        check.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        // Renewals run beside the checks, so a slow one does not hold back the next.
+        let mut renewing = JoinSet::new();
         loop {
-            tokio::time::sleep_until(next).await;
-            let seconds = i32::try_from(visibility.as_secs()).unwrap_or(i32::MAX);
-            let entries: Vec<(&String, i32)> = messages
-                .iter()
-                .filter_map(|m| Some((m.receipt_handle.as_ref()?, seconds)))
-                .collect();
+            check.tick().await;
+            while renewing.try_join_next().is_some() {}
+            let due = leases.due(Instant::now());
+            if due.is_empty() {
+                continue;
+            }
             tracing::info!(
-                messages = entries.len(),
+                messages = due.len(),
                 visibility_timeout_s = visibility.as_secs(),
-                "batch still working at half its visibility timeout; extending it"
+                "messages still held at half their visibility timeout; extending it"
             );
-            self.change_visibility(&entries, "extend the visibility of a working batch")
-                .await;
-            next += half;
+            let this = self.clone();
+            renewing.spawn(async move {
+                let entries: Vec<(&String, i32)> = due.iter().map(|r| (r, seconds)).collect();
+                this.change_visibility(&entries, "extend the visibility of messages still held")
+                    .await;
+            });
         }
     }
 

@@ -193,6 +193,47 @@ async fn a_batch_still_working_at_half_its_visibility_has_it_extended_and_is_not
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn batches_waiting_for_a_slot_longer_than_the_visibility_timeout_are_not_delivered_twice() {
+    const MESSAGES: usize = 30;
+    const VISIBILITY_SECONDS: u32 = 2;
+    let emulator = Emulator::connect().await;
+    let resources = emulator.create_resources_with(VISIBILITY_SECONDS, 5).await;
+    let sent = score_messages("queued", MESSAGES, MESSAGES);
+    emulator
+        .send_bodies(&resources.queue_url, &bodies(&sent))
+        .await;
+    let proxy = FaultProxy::start(&emulator.endpoint).await;
+    // One batch at a time, each held up by deletes longer than the visibility timeout: the
+    // batches gathered behind it wait past their messages' visibility before they start.
+    proxy.set_faults(
+        &sqs("DeleteMessageBatch"),
+        Faults::latency(Duration::from_secs(3)),
+    );
+    let through_proxy = proxy.sdk_config().await;
+    let poller = RunningPoller::start_with(&resources, &through_proxy, &through_proxy, |s| {
+        s.batch_size = 10;
+        s.batches_in_flight = 1;
+    });
+    assert!(
+        wait_until_drained(&emulator, &resources.queue_url, Duration::from_secs(90)).await,
+        "the queue did not drain"
+    );
+    poller.stop().await;
+    assert_exactly_once(&emulator, &resources.table_name, &sent).await;
+
+    let stats = proxy.stats();
+    assert!(
+        stats.op(&sqs("ChangeMessageVisibilityBatch")).calls > 0,
+        "no visibility was extended: {stats:?}"
+    );
+    assert_eq!(
+        stats.redeliveries, 0,
+        "messages waiting for their batch to start came back ({} of {} received)",
+        stats.redeliveries, stats.messages_received
+    );
+}
+
 /// One uniform draw per call: 20% of BatchWriteItem calls (the worker's only DynamoDB
 /// write) are faulted, in a mix of every kind the proxy has.
 fn twenty_percent_faults() -> Faults {
