@@ -4,13 +4,16 @@ use ingest::settings::IngestSettings;
 
 fn main() -> ExitCode {
     // Everything comes from the environment: the command line only answers `--help` (exit 0)
-    // and refuses anything else (exit 2), both printed by clap.
-    clap::Command::new("ingest")
-        .about(
-            "The credit-score HTTP API: validates, authorizes and enqueues writes; serves reads.",
-        )
-        .after_help(ingest::settings::environment_help())
-        .get_matches();
+    // and refuses anything else (exit 2), both printed by clap. Lambda and the containers pass
+    // no arguments: the help text is not built on every cold start.
+    if std::env::args_os().len() > 1 {
+        clap::Command::new("ingest")
+            .about(
+                "The credit-score HTTP API: validates, authorizes and enqueues writes; serves reads.",
+            )
+            .after_help(ingest::settings::environment_help())
+            .get_matches();
+    }
     platform::telemetry::init();
     let result = IngestSettings::from_source(&platform::settings::Env)
         .map_err(anyhow::Error::from)

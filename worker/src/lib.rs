@@ -54,6 +54,18 @@ pub struct Cli {
     pub command: Option<Command>,
 }
 
+impl Cli {
+    /// The process's command line. With no arguments, which is how Lambda and the containers
+    /// start the worker, it is `run`, without building the command tree and its help texts:
+    /// that work would count against every cold start.
+    pub fn from_command_line() -> Self {
+        if std::env::args_os().len() <= 1 {
+            return Self { command: None };
+        }
+        Self::parse()
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
 pub enum Command {
     /// (default) process the queue: the Lambda SQS handler when AWS_LAMBDA_RUNTIME_API is

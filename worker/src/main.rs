@@ -1,14 +1,12 @@
 use std::process::ExitCode;
 
-use clap::Parser;
-
 // See the workspace Cargo.toml: per-record strings and maps, and the SDK's per-request ones.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     // clap prints help (exit 0) or a usage error (exit 2) itself.
-    let cli = worker::Cli::parse();
+    let cli = worker::Cli::from_command_line();
     platform::telemetry::init();
     let result = platform::runtime::build()
         .map_err(anyhow::Error::from)
