@@ -160,32 +160,7 @@ async fn the_poller_gathers_batches_of_a_hundred_and_writes_them_in_requests_of_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_batch_still_working_at_half_its_visibility_has_it_extended_and_is_not_delivered_twice() {
-    const MESSAGES: usize = 40;
-    const VISIBILITY_SECONDS: u32 = 2;
-    let emulator = Emulator::connect().await;
-    let resources = emulator.create_resources_with(VISIBILITY_SECONDS, 5).await;
-    let sent = score_messages("lease", MESSAGES, MESSAGES);
-    emulator
-        .send_bodies(&resources.queue_url, &bodies(&sent))
-        .await;
-    let proxy = FaultProxy::start(&emulator.endpoint).await;
-    // Each batch's deletes take longer than the whole visibility timeout.
-    proxy.set_faults(
-        &sqs("DeleteMessageBatch"),
-        Faults::latency(Duration::from_secs(3)),
-    );
-    let through_proxy = proxy.sdk_config().await;
-    let poller = RunningPoller::start(&resources, &through_proxy, &through_proxy);
-    assert!(
-        wait_until_drained(&emulator, &resources.queue_url, Duration::from_secs(60)).await,
-        "the queue did not drain"
-    );
-    poller.stop().await;
-    assert_exactly_once(&emulator, &resources.table_name, &sent).await;
-
-    let stats = proxy.stats();
-    let extensions = stats.op(&sqs("ChangeMessageVisibilityBatch")).calls;
-    assert!(extensions > 0, "no visibility was extended: {stats:?}");
+    let stats = drain_with_deletes_slower_than_the_visibility("lease", 40, |_| {}).await;
     assert_eq!(
         stats.redeliveries, 0,
         "messages whose batch was still working came back ({} of {} received)",
@@ -195,26 +170,41 @@ async fn a_batch_still_working_at_half_its_visibility_has_it_extended_and_is_not
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn batches_waiting_for_a_slot_longer_than_the_visibility_timeout_are_not_delivered_twice() {
-    const MESSAGES: usize = 30;
-    const VISIBILITY_SECONDS: u32 = 2;
+    // One batch at a time: the batches gathered behind a slow one wait past their messages'
+    // visibility before they start.
+    let stats = drain_with_deletes_slower_than_the_visibility("queued", 30, |s| {
+        s.batch_size = 10;
+        s.batches_in_flight = 1;
+    })
+    .await;
+    assert_eq!(
+        stats.redeliveries, 0,
+        "messages waiting for their batch to start came back ({} of {} received)",
+        stats.redeliveries, stats.messages_received
+    );
+}
+
+/// Drains `messages` through a poller on a queue with a 2 s visibility timeout whose
+/// deletes take 3 s, asserts they landed exactly once and that visibility was extended, and
+/// returns what the proxy saw.
+async fn drain_with_deletes_slower_than_the_visibility(
+    prefix: &str,
+    messages: usize,
+    configure: impl FnOnce(&mut WorkerSettings),
+) -> ProxyStats {
     let emulator = Emulator::connect().await;
-    let resources = emulator.create_resources_with(VISIBILITY_SECONDS, 5).await;
-    let sent = score_messages("queued", MESSAGES, MESSAGES);
+    let resources = emulator.create_resources_with(2, 5).await;
+    let sent = score_messages(prefix, messages, messages);
     emulator
         .send_bodies(&resources.queue_url, &bodies(&sent))
         .await;
     let proxy = FaultProxy::start(&emulator.endpoint).await;
-    // One batch at a time, each held up by deletes longer than the visibility timeout: the
-    // batches gathered behind it wait past their messages' visibility before they start.
     proxy.set_faults(
         &sqs("DeleteMessageBatch"),
         Faults::latency(Duration::from_secs(3)),
     );
     let through_proxy = proxy.sdk_config().await;
-    let poller = RunningPoller::start_with(&resources, &through_proxy, &through_proxy, |s| {
-        s.batch_size = 10;
-        s.batches_in_flight = 1;
-    });
+    let poller = RunningPoller::start_with(&resources, &through_proxy, &through_proxy, configure);
     assert!(
         wait_until_drained(&emulator, &resources.queue_url, Duration::from_secs(90)).await,
         "the queue did not drain"
@@ -227,11 +217,7 @@ async fn batches_waiting_for_a_slot_longer_than_the_visibility_timeout_are_not_d
         stats.op(&sqs("ChangeMessageVisibilityBatch")).calls > 0,
         "no visibility was extended: {stats:?}"
     );
-    assert_eq!(
-        stats.redeliveries, 0,
-        "messages waiting for their batch to start came back ({} of {} received)",
-        stats.redeliveries, stats.messages_received
-    );
+    stats
 }
 
 /// One uniform draw per call: 20% of BatchWriteItem calls (the worker's only DynamoDB
