@@ -464,6 +464,10 @@ impl Poller {
     /// poller stops.
     async fn keep_hidden(self: Arc<Self>, leases: Arc<Leases>) -> Infallible {
         let visibility = leases.visibility();
+        if visibility.is_zero() {
+            // A queue without a visibility timeout hides nothing: there is nothing to renew.
+            return std::future::pending().await;
+        }
         let seconds = i32::try_from(visibility.as_secs()).unwrap_or(i32::MAX);
         let mut check = tokio::time::interval(leases.check_every());
         check.set_missed_tick_behavior(MissedTickBehavior::Delay);
