@@ -136,25 +136,27 @@ impl Batch {
 
     /// Adds what fits of `received`; returns the rest, which starts the next batch.
     fn take(&mut self, mut received: Received, batch_size: usize) -> Option<Received> {
-        let room = batch_size.saturating_sub(self.messages.len());
-        if received.messages.len() <= room {
-            self.messages.append(&mut received.messages);
-            self.permits.merge(received.permits);
-            self.lease.merge(received.lease);
-            return None;
-        }
-        let rest = received.messages.split_off(room);
+        let rest = received.split_off(batch_size.saturating_sub(self.messages.len()));
         self.messages.append(&mut received.messages);
-        if let Some(taken) = received.permits.split(room) {
-            self.permits.merge(taken);
-        }
-        let rest_lease = received.lease.split_off(&rest);
+        self.permits.merge(received.permits);
         self.lease.merge(received.lease);
+        rest
+    }
+}
+
+impl Received {
+    /// Keeps the first `keep` messages; returns the rest with their permits and lease, or
+    /// `None` when all of them fit.
+    fn split_off(&mut self, keep: usize) -> Option<Received> {
+        let rest = self.messages.len().checked_sub(keep).filter(|&n| n > 0)?;
+        let permits = self.permits.split(rest)?;
+        let messages = self.messages.split_off(keep);
+        let lease = self.lease.split_off(&messages);
         Some(Received {
-            messages: rest,
-            at: received.at,
-            permits: received.permits,
-            lease: rest_lease,
+            messages,
+            at: self.at,
+            permits,
+            lease,
         })
     }
 }
@@ -370,13 +372,15 @@ impl Poller {
         let mut running = JoinSet::new();
         let mut carried: Option<Received> = None;
         loop {
-            let first = match carried.take() {
+            let mut first = match carried.take() {
                 Some(rest) => rest,
                 None => match received_rx.recv().await {
                     Some(received) => received,
                     None => break,
                 },
             };
+            // A receive can bring more than a small batch holds.
+            carried = first.split_off(batch_size);
             let mut batch = Batch::start(first);
             let window_closes = batch.first_received + self.config.batch_window;
             while batch.messages.len() < batch_size {
@@ -392,17 +396,6 @@ impl Poller {
                     },
                     _ = tokio::time::sleep_until(window_closes) => break,
                 }
-            }
-            if batch.messages.len() > batch_size {
-                let rest = batch.messages.split_off(batch_size);
-                let permits = batch.permits.split(rest.len());
-                let lease = batch.lease.split_off(&rest);
-                carried = permits.map(|permits| Received {
-                    messages: rest,
-                    at: batch.first_received,
-                    permits,
-                    lease,
-                });
             }
             // Reap what finished, so the set does not grow with the run.
             while let Some(done) = running.try_join_next() {

@@ -159,6 +159,36 @@ async fn the_poller_gathers_batches_of_a_hundred_and_writes_them_in_requests_of_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn batches_smaller_than_a_receive_split_it_and_write_each_message_once() {
+    const MESSAGES: usize = 30;
+    const BATCH: usize = 3;
+    let emulator = Emulator::connect().await;
+    let resources = emulator.create_resources_with(30, 5).await;
+    let sent = score_messages("split", MESSAGES, MESSAGES);
+    emulator
+        .send_bodies(&resources.queue_url, &bodies(&sent))
+        .await;
+    let proxy = FaultProxy::start(&emulator.endpoint).await;
+    let through_proxy = proxy.sdk_config().await;
+    let poller = RunningPoller::start_with(&resources, &through_proxy, &through_proxy, |s| {
+        s.batch_size = BATCH;
+    });
+    assert!(
+        wait_until_drained(&emulator, &resources.queue_url, Duration::from_secs(60)).await,
+        "the queue did not drain"
+    );
+    poller.stop().await;
+    assert_exactly_once(&emulator, &resources.table_name, &sent).await;
+    // Each batch of at most three distinct keys is one request: fewer requests would mean a
+    // batch larger than its size.
+    let writes = proxy.stats().op(&dynamodb("BatchWriteItem")).calls;
+    assert!(
+        writes >= MESSAGES.div_ceil(BATCH) as u64,
+        "{writes} BatchWriteItem requests for {MESSAGES} messages in batches of {BATCH}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_batch_still_working_at_half_its_visibility_has_it_extended_and_is_not_delivered_twice() {
     let stats = drain_with_deletes_slower_than_the_visibility("lease", 40, |_| {}).await;
     assert_eq!(
