@@ -113,6 +113,8 @@ pub struct OpStats {
     pub outage_failures: u64,
     /// Time spent waiting for the emulator on forwarded calls, in microseconds.
     pub upstream_micros: u64,
+    /// The slowest of those waits, in microseconds.
+    pub max_upstream_micros: u64,
 }
 
 impl OpStats {
@@ -137,11 +139,17 @@ impl OpStats {
         self.held_back_items += other.held_back_items;
         self.outage_failures += other.outage_failures;
         self.upstream_micros += other.upstream_micros;
+        self.max_upstream_micros = self.max_upstream_micros.max(other.max_upstream_micros);
     }
 
     /// Mean time the emulator took per forwarded call.
     pub fn mean_upstream(&self) -> Duration {
         Duration::from_micros(self.upstream_micros / self.forwarded.max(1))
+    }
+
+    /// The longest the emulator took to answer one forwarded call.
+    pub fn max_upstream(&self) -> Duration {
+        Duration::from_micros(self.max_upstream_micros)
     }
 }
 
@@ -675,7 +683,10 @@ async fn forward(
     let started = std::time::Instant::now();
     let response = send_upstream(request).await;
     let micros = started.elapsed().as_micros() as u64;
-    count(shared, target, |s| s.upstream_micros += micros);
+    count(shared, target, |s| {
+        s.upstream_micros += micros;
+        s.max_upstream_micros = s.max_upstream_micros.max(micros);
+    });
     response
 }
 
