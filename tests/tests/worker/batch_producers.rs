@@ -111,6 +111,7 @@ fn copies_by_original_id(dead: &[Message]) -> BTreeMap<String, Copies<'_>> {
 
 #[tokio::test]
 async fn a_thousand_producer_messages_end_as_exactly_the_valid_items_and_the_invalid_in_the_dlq() {
+    let _alone = crate::EMULATOR_LOAD.lock().await;
     // The worker's warnings (a dead-lettered record's line names its receive count) go to the
     // test's output: shown when it fails, or with --nocapture. Set for this test's thread only,
     // where its pollers run: the other tests in this binary keep the process's subscriber

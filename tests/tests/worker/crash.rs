@@ -50,6 +50,7 @@ impl Drop for Running {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_killed_mid_drain_loses_and_doubles_nothing() {
+    let _alone = crate::EMULATOR_LOAD.lock().await;
     let emulator = Emulator::connect().await;
     let resources = emulator.create_resources_with(VISIBILITY_SECONDS, 10).await;
     let sent = score_messages("crash", MESSAGES, 20);
