@@ -107,6 +107,39 @@ async fn wait_for_stats(
     }
 }
 
+/// Sends `messages` scores with distinct keys straight to a new queue, drains it within
+/// `within` through a poller whose every call passes a fault proxy (`faults` set, `configure`
+/// applied to the test settings), asserts each landed exactly once, and returns what the
+/// proxy saw.
+async fn drain_through_proxy(
+    prefix: &str,
+    messages: usize,
+    visibility_seconds: u32,
+    within: Duration,
+    faults: &[(String, Faults)],
+    configure: impl FnOnce(&mut WorkerSettings),
+) -> ProxyStats {
+    let emulator = Emulator::connect().await;
+    let resources = emulator.create_resources_with(visibility_seconds, 5).await;
+    let sent = score_messages(prefix, messages, messages);
+    emulator
+        .send_bodies(&resources.queue_url, &bodies(&sent))
+        .await;
+    let proxy = FaultProxy::start(&emulator.endpoint).await;
+    for (target, faults) in faults {
+        proxy.set_faults(target, *faults);
+    }
+    let through_proxy = proxy.sdk_config().await;
+    let poller = RunningPoller::start_with(&resources, &through_proxy, &through_proxy, configure);
+    assert!(
+        wait_until_drained(&emulator, &resources.queue_url, within).await,
+        "the queue did not drain"
+    );
+    poller.stop().await;
+    assert_exactly_once(&emulator, &resources.table_name, &sent).await;
+    proxy.stats()
+}
+
 async fn dlq_depth(emulator: &Emulator, resources: &TestResources) -> u64 {
     let (visible, in_flight) = emulator.queue_depth(&resources.dlq_url).await;
     visible + in_flight
@@ -117,30 +150,15 @@ async fn the_poller_gathers_batches_of_a_hundred_and_writes_them_in_requests_of_
     let _alone = EMULATOR_LOAD.lock().await;
     // moto's receives slow down with a queue's depth: 500 keeps this quick on both emulators.
     const MESSAGES: usize = 500;
-    let emulator = Emulator::connect().await;
-    let resources = emulator.create_resources_with(30, 5).await;
-    let sent = score_messages("gather", MESSAGES, MESSAGES);
-    emulator
-        .send_bodies(&resources.queue_url, &bodies(&sent))
-        .await;
-    let proxy = FaultProxy::start(&emulator.endpoint).await;
-    let through_proxy = proxy.sdk_config().await;
     let defaults = WorkerSettings::from_source(&[("DLQ_URL", "-"), ("TABLE_NAME", "-")])
         .expect("the default settings are valid");
     // A window wide enough that batches close on size however slow the emulator's receives
     // are: this test is about the gathering, not the window.
-    let poller = RunningPoller::start_with(&resources, &through_proxy, &through_proxy, |s| {
+    let stats = drain_through_proxy("gather", MESSAGES, 30, Duration::from_secs(120), &[], |s| {
         s.receive_loops = defaults.receive_loops;
         s.batch_window = Duration::from_secs(5);
-    });
-    assert!(
-        wait_until_drained(&emulator, &resources.queue_url, Duration::from_secs(120)).await,
-        "the queue did not drain"
-    );
-    poller.stop().await;
-    assert_exactly_once(&emulator, &resources.table_name, &sent).await;
-
-    let stats = proxy.stats();
+    })
+    .await;
     let writes = stats.op(&dynamodb("BatchWriteItem")).calls;
     let deletes = stats.op(&sqs("DeleteMessageBatch")).calls;
     let ideal = MESSAGES.div_ceil(25) as u64;
@@ -165,26 +183,13 @@ async fn the_poller_gathers_batches_of_a_hundred_and_writes_them_in_requests_of_
 async fn batches_smaller_than_a_receive_split_it_and_write_each_message_once() {
     const MESSAGES: usize = 30;
     const BATCH: usize = 3;
-    let emulator = Emulator::connect().await;
-    let resources = emulator.create_resources_with(30, 5).await;
-    let sent = score_messages("split", MESSAGES, MESSAGES);
-    emulator
-        .send_bodies(&resources.queue_url, &bodies(&sent))
-        .await;
-    let proxy = FaultProxy::start(&emulator.endpoint).await;
-    let through_proxy = proxy.sdk_config().await;
-    let poller = RunningPoller::start_with(&resources, &through_proxy, &through_proxy, |s| {
+    let stats = drain_through_proxy("split", MESSAGES, 30, Duration::from_secs(60), &[], |s| {
         s.batch_size = BATCH;
-    });
-    assert!(
-        wait_until_drained(&emulator, &resources.queue_url, Duration::from_secs(60)).await,
-        "the queue did not drain"
-    );
-    poller.stop().await;
-    assert_exactly_once(&emulator, &resources.table_name, &sent).await;
+    })
+    .await;
     // Each batch of at most three distinct keys is one request: fewer requests would mean a
     // batch larger than its size.
-    let writes = proxy.stats().op(&dynamodb("BatchWriteItem")).calls;
+    let writes = stats.op(&dynamodb("BatchWriteItem")).calls;
     assert!(
         writes >= MESSAGES.div_ceil(BATCH) as u64,
         "{writes} BatchWriteItem requests for {MESSAGES} messages in batches of {BATCH}"
@@ -245,27 +250,19 @@ async fn drain_with_deletes_slower_than_the_visibility(
     configure: impl FnOnce(&mut WorkerSettings),
 ) -> ProxyStats {
     let _alone = EMULATOR_LOAD.lock().await;
-    let emulator = Emulator::connect().await;
-    let resources = emulator.create_resources_with(4, 5).await;
-    let sent = score_messages(prefix, messages, messages);
-    emulator
-        .send_bodies(&resources.queue_url, &bodies(&sent))
-        .await;
-    let proxy = FaultProxy::start(&emulator.endpoint).await;
-    proxy.set_faults(
-        &sqs("DeleteMessageBatch"),
+    let slow_deletes = [(
+        sqs("DeleteMessageBatch"),
         Faults::latency(Duration::from_secs(5)),
-    );
-    let through_proxy = proxy.sdk_config().await;
-    let poller = RunningPoller::start_with(&resources, &through_proxy, &through_proxy, configure);
-    assert!(
-        wait_until_drained(&emulator, &resources.queue_url, Duration::from_secs(90)).await,
-        "the queue did not drain"
-    );
-    poller.stop().await;
-    assert_exactly_once(&emulator, &resources.table_name, &sent).await;
-
-    let stats = proxy.stats();
+    )];
+    let stats = drain_through_proxy(
+        prefix,
+        messages,
+        4,
+        Duration::from_secs(90),
+        &slow_deletes,
+        configure,
+    )
+    .await;
     assert!(
         stats.op(&sqs("ChangeMessageVisibilityBatch")).calls > 0,
         "no visibility was extended: {stats:?}"
